@@ -1,0 +1,195 @@
+//! Repositories: the store's operations, grouped by the data they touch.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
+use domain::order::{Order, PricedOrder};
+use domain::points::{Balance, PointEntry, PointEntryKind};
+use domain::product::{NewProduct, Product, Quantity};
+use domain::ranking::{RankedProduct, SalesWindow};
+use domain::user::{User, UserName};
+use domain::{CouponId, Money, OrderId, PaymentId, ProductId, UserId};
+
+use super::StoreError;
+
+/// A ledger line to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPointEntry {
+    pub user_id: UserId,
+    pub kind: PointEntryKind,
+    pub amount: Money,
+    pub balance_after: Balance,
+    pub order_id: Option<OrderId>,
+    pub at: DateTime<Utc>,
+}
+
+/// Users, their balances and their ledgers.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send {
+    async fn create(&mut self, name: &UserName) -> Result<User, StoreError>;
+
+    async fn find(&mut self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    async fn exists(&mut self, id: UserId) -> Result<bool, StoreError>;
+
+    /// The user's balance, read under a row lock that MUST be held until the work ends,
+    /// so that read-decide-write on the balance cannot lose an update.
+    async fn lock_balance(&mut self, id: UserId) -> Result<Option<Balance>, StoreError>;
+
+    /// Stores a balance previously read with [`Self::lock_balance`] in this work.
+    async fn set_balance(&mut self, id: UserId, balance: Balance) -> Result<(), StoreError>;
+
+    async fn append_entry(&mut self, entry: &NewPointEntry) -> Result<PointEntry, StoreError>;
+
+    /// Up to `limit` ledger lines, newest first, older than entry `before` when given.
+    async fn entries(&mut self, id: UserId, before: Option<i64>, limit: u16) -> Result<Vec<PointEntry>, StoreError>;
+}
+
+/// The catalog and its stock.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ProductRepository: Send {
+    async fn create(&mut self, product: &NewProduct) -> Result<Product, StoreError>;
+
+    /// Up to `limit` products in ascending id, after `after` when given. One statement:
+    /// stock is as committed when it ran.
+    async fn page(&mut self, after: Option<ProductId>, limit: u16) -> Result<Vec<Product>, StoreError>;
+
+    /// The existing products among `ids` (ascending), each row locked, locks taken in
+    /// ascending id so that two works locking overlapping sets cannot deadlock.
+    async fn lock_many(&mut self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
+
+    /// Takes `quantity` from each product's stock. Callers MUST hold the rows' locks
+    /// (see [`Self::lock_many`]) and have checked the stock; a shortfall still fails on
+    /// the store's constraint rather than going negative.
+    async fn take_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError>;
+
+    /// Gives `quantity` back to each product's stock.
+    async fn return_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError>;
+}
+
+/// Outcome of recording that a user holds a coupon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueRecord {
+    Recorded { issued_at: DateTime<Utc> },
+    AlreadyHeld,
+    UnknownCoupon,
+    UnknownUser,
+}
+
+/// Coupon campaigns and the coupons users hold.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CouponRepository: Send {
+    async fn create(&mut self, coupon: &NewCoupon) -> Result<Coupon, StoreError>;
+
+    async fn find(&mut self, id: CouponId) -> Result<Option<Coupon>, StoreError>;
+
+    /// Records that `user` holds `coupon` from `at`. At most one record per (user,
+    /// coupon) ever exists, whatever the concurrency: the second is `AlreadyHeld`.
+    async fn record_issue(&mut self, coupon: CouponId, user: UserId, at: DateTime<Utc>) -> Result<IssueRecord, StoreError>;
+
+    /// Takes one from the campaign's remaining quantity if, atomically,
+    /// [`Coupon::check_issuable`] holds at `at`; returns the campaign after the
+    /// decrement, or `None` when it does not hold (or the campaign does not exist).
+    /// Concurrent calls never take more than the remaining quantity.
+    async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError>;
+
+    /// The coupons `user` holds, oldest issue first.
+    async fn held_by(&mut self, user: UserId) -> Result<Vec<IssuedCoupon>, StoreError>;
+
+    /// The coupon `user` holds, its row locked until the work ends.
+    async fn lock_held(&mut self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, StoreError>;
+
+    /// Marks a held coupon used by `order` at `at`.
+    async fn mark_used(&mut self, user: UserId, coupon: CouponId, order: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Makes the coupon that `order` used usable again; returns how many were released.
+    async fn release_used_by(&mut self, order: OrderId) -> Result<u64, StoreError>;
+}
+
+/// An order to insert, already priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub user_id: UserId,
+    pub coupon_id: Option<CouponId>,
+    pub priced: PricedOrder,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Orders and their lines.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrderRepository: Send {
+    /// Inserts a `NOT_PAID` order and its lines.
+    async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError>;
+
+    async fn find(&mut self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// The order, its row locked until the work ends. A work that waited for the lock
+    /// sees the order as the previous holder committed it.
+    async fn lock(&mut self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    async fn mark_paid(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Up to `limit` `NOT_PAID` orders whose deadline is at or before `at`, each locked;
+    /// rows locked by another work are skipped, so concurrent sweepers never take the
+    /// same order.
+    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16) -> Result<Vec<Order>, StoreError>;
+
+    async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// A payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Payments.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PaymentRepository: Send {
+    /// Records the payment of an order; an order has at most one payment.
+    async fn insert(&mut self, order: OrderId, user: UserId, amount: Money, at: DateTime<Utc>) -> Result<Payment, StoreError>;
+}
+
+/// One ranked product with its catalog details as of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestProduct {
+    pub ranked: RankedProduct,
+    pub product: Product,
+}
+
+/// A stored ranking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestProducts {
+    pub window: SalesWindow,
+    pub calculated_at: DateTime<Utc>,
+    pub items: Vec<BestProduct>,
+}
+
+/// Sales aggregates and best-product snapshots.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RankingRepository: Send {
+    /// Whether a snapshot for `window` is stored.
+    async fn has_snapshot(&mut self, window: &SalesWindow) -> Result<bool, StoreError>;
+
+    /// Units sold per product in `PAID` orders paid inside `window`, best first (the
+    /// store may cut the list at [`domain::ranking::TOP_N`]).
+    async fn sales_in(&mut self, window: &SalesWindow) -> Result<Vec<domain::ranking::ProductSales>, StoreError>;
+
+    /// Stores `ranked` as the one snapshot of `window`, replacing any earlier one.
+    /// Concurrent saves of one window serialise and leave exactly one snapshot.
+    async fn save_snapshot(&mut self, window: &SalesWindow, ranked: &[RankedProduct], at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The snapshot whose window ends latest, with current product details.
+    async fn latest(&mut self) -> Result<Option<BestProducts>, StoreError>;
+}

@@ -1,0 +1,71 @@
+use async_trait::async_trait;
+
+use super::repositories::{
+    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
+};
+
+/// The store failed for a reason that has nothing to do with the request.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached now (no connection, pool exhausted, shutting down);
+    /// the same request may succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else: a bug or a broken invariant. Logged in full, reported opaquely.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Opens units of work. The use case owns the transaction boundary: it begins a
+/// [`Work`], uses its repositories, and commits or rolls back.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Begins a transaction (READ COMMITTED). Everything done through the returned
+    /// [`Work`] becomes visible to others at [`Work::commit`], or never.
+    async fn begin(&self) -> Result<Box<dyn Work>, StoreError>;
+
+    /// A session for reads that need no transaction: each statement sees the latest
+    /// committed state. `commit` and `rollback` end it without further effect.
+    async fn read(&self) -> Result<Box<dyn Work>, StoreError>;
+}
+
+/// One open unit of work and the repositories bound to it.
+///
+/// Dropping a `Work` without committing MUST discard its changes.
+#[async_trait]
+pub trait Work: Send {
+    fn users(&mut self) -> &mut dyn UserRepository;
+    fn products(&mut self) -> &mut dyn ProductRepository;
+    fn coupons(&mut self) -> &mut dyn CouponRepository;
+    fn orders(&mut self) -> &mut dyn OrderRepository;
+    fn payments(&mut self) -> &mut dyn PaymentRepository;
+    fn rankings(&mut self) -> &mut dyn RankingRepository;
+
+    /// Makes the work's changes durable and visible, and releases its locks.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// Discards the work's changes and releases its locks.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Ends `work` according to `outcome`: commits on `Ok`, rolls back on `Err`. A failed
+/// commit turns the outcome into that failure; a failed rollback is only logged, since
+/// the store discards an unfinished transaction anyway.
+pub(crate) async fn finish<T, E>(work: Box<dyn Work>, outcome: Result<T, E>) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    match outcome {
+        Ok(value) => {
+            work.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = work.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed; the transaction is discarded with its connection");
+            }
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Coupons: limited first-come campaigns, and what a held coupon takes off an order.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{CouponId, UserId};
+use crate::money::Money;
+
+/// How a coupon discounts an order total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscountPolicy {
+    /// A fixed amount off, never more than the total.
+    Fixed(Money),
+    /// A percentage (1..=100) off, rounded down to the won.
+    Percent(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDiscount {
+    #[error("a fixed discount must be at least 1 KRW, got {0}")]
+    FixedNotPositive(i64),
+    #[error("a percent discount must be between 1 and 100, got {0}")]
+    PercentOutOfRange(i64),
+}
+
+impl DiscountPolicy {
+    pub fn fixed(krw: i64) -> Result<Self, InvalidDiscount> {
+        match Money::new(krw) {
+            Ok(amount) if krw >= 1 => Ok(Self::Fixed(amount)),
+            _ => Err(InvalidDiscount::FixedNotPositive(krw)),
+        }
+    }
+
+    pub fn percent(value: i64) -> Result<Self, InvalidDiscount> {
+        u8::try_from(value)
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(Self::Percent)
+            .ok_or(InvalidDiscount::PercentOutOfRange(value))
+    }
+
+    /// The amount taken off `total`: never more than `total` itself.
+    pub fn discount_for(self, total: Money) -> Money {
+        match self {
+            Self::Fixed(amount) => amount.min(total),
+            Self::Percent(percent) => {
+                // i128 keeps total × percent exact for any i64 total.
+                let off = i128::from(total.krw()) * i128::from(percent) / 100;
+                // off <= total, so it fits back into an i64.
+                Money::new(i64::try_from(off).unwrap_or(total.krw())).unwrap_or(total)
+            }
+        }
+    }
+}
+
+/// The inclusive instant range `[from, until]` in which a coupon may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidityWindow {
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("validUntil ({until}) must be after validFrom ({from})")]
+pub struct InvalidValidityWindow {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl ValidityWindow {
+    pub fn new(from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Self, InvalidValidityWindow> {
+        if until > from { Ok(Self { from, until }) } else { Err(InvalidValidityWindow { from, until }) }
+    }
+
+    pub const fn from(&self) -> DateTime<Utc> {
+        self.from
+    }
+
+    pub const fn until(&self) -> DateTime<Utc> {
+        self.until
+    }
+
+    /// Both ends are inclusive.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at <= self.until
+    }
+
+    /// Whether `until` has passed at `at`.
+    pub fn has_ended(&self, at: DateTime<Utc>) -> bool {
+        at > self.until
+    }
+}
+
+/// A coupon campaign: how it discounts, for whom, and how many are left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub id: CouponId,
+    pub name: String,
+    pub discount: DiscountPolicy,
+    pub min_order_amount: Money,
+    pub total_quantity: i32,
+    pub remaining_quantity: i32,
+    pub validity: ValidityWindow,
+}
+
+/// Why a coupon cannot be issued to one more user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IssueRefusal {
+    #[error("coupon {0} has no remaining quantity")]
+    SoldOut(CouponId),
+    #[error("coupon {0} is no longer valid")]
+    Expired(CouponId),
+}
+
+impl Coupon {
+    /// The rule of a first-come issue: the campaign has not ended and one remains.
+    /// An ended campaign is reported as expired even when it also sold out.
+    ///
+    /// Stores that decide the race with a conditional update apply exactly this
+    /// predicate in the database and use this function to name the refusal.
+    pub fn check_issuable(&self, at: DateTime<Utc>) -> Result<(), IssueRefusal> {
+        if self.validity.has_ended(at) {
+            Err(IssueRefusal::Expired(self.id))
+        } else if self.remaining_quantity <= 0 {
+            Err(IssueRefusal::SoldOut(self.id))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A campaign to be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCoupon {
+    pub name: String,
+    pub discount: DiscountPolicy,
+    pub min_order_amount: Money,
+    pub total_quantity: i32,
+    pub validity: ValidityWindow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCoupon {
+    #[error("a coupon name must be 1..=200 characters and not blank")]
+    Name,
+    #[error("totalQuantity must be between 1 and {max}, got {0}", max = i32::MAX)]
+    TotalQuantity(i64),
+    #[error("minOrderAmount cannot be negative, got {0}")]
+    MinOrderAmount(i64),
+}
+
+impl NewCoupon {
+    pub fn new(
+        name: &str,
+        discount: DiscountPolicy,
+        min_order_amount: i64,
+        total_quantity: i64,
+        validity: ValidityWindow,
+    ) -> Result<Self, InvalidCoupon> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(InvalidCoupon::Name);
+        }
+        let total_quantity = i32::try_from(total_quantity)
+            .ok()
+            .filter(|q| *q >= 1)
+            .ok_or(InvalidCoupon::TotalQuantity(total_quantity))?;
+        let min_order_amount =
+            Money::new(min_order_amount).map_err(|_| InvalidCoupon::MinOrderAmount(min_order_amount))?;
+        Ok(Self { name: name.to_owned(), discount, min_order_amount, total_quantity, validity })
+    }
+}
+
+/// A coupon issued to one user, with its campaign's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    pub coupon: Coupon,
+    pub user_id: UserId,
+    pub issued_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// Why a held coupon cannot be applied to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CouponRefusal {
+    #[error("coupon {0} was already used")]
+    AlreadyUsed(CouponId),
+    #[error("coupon {0} is not valid at this time")]
+    OutsideValidity(CouponId),
+    #[error("coupon {coupon} needs an order of at least {minimum}, the order totals {total}")]
+    BelowMinimum { coupon: CouponId, minimum: Money, total: Money },
+}
+
+impl IssuedCoupon {
+    /// What this coupon takes off an order of `total` placed at `at`:
+    /// unused, inside its validity window, and `total` at least the minimum.
+    pub fn discount_for(&self, total: Money, at: DateTime<Utc>) -> Result<Money, CouponRefusal> {
+        let id = self.coupon.id;
+        if self.used_at.is_some() {
+            return Err(CouponRefusal::AlreadyUsed(id));
+        }
+        if !self.coupon.validity.contains(at) {
+            return Err(CouponRefusal::OutsideValidity(id));
+        }
+        if total < self.coupon.min_order_amount {
+            return Err(CouponRefusal::BelowMinimum { coupon: id, minimum: self.coupon.min_order_amount, total });
+        }
+        Ok(self.coupon.discount.discount_for(total))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    pub(crate) fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn money(krw: i64) -> Money {
+        Money::new(krw).unwrap()
+    }
+
+    pub(crate) fn coupon(discount: DiscountPolicy, min: i64, remaining: i32) -> Coupon {
+        Coupon {
+            id: CouponId::new(7).unwrap(),
+            name: "welcome".into(),
+            discount,
+            min_order_amount: money(min),
+            total_quantity: 100,
+            remaining_quantity: remaining,
+            validity: ValidityWindow::new(at(0), at(100)).unwrap(),
+        }
+    }
+
+    pub(crate) fn held(discount: DiscountPolicy, min: i64) -> IssuedCoupon {
+        IssuedCoupon { coupon: coupon(discount, min, 10), user_id: UserId::new(1).unwrap(), issued_at: at(0), used_at: None }
+    }
+
+    #[test]
+    fn fixed_discount_is_capped_at_the_total() {
+        let policy = DiscountPolicy::fixed(3_000).unwrap();
+        assert_eq!(policy.discount_for(money(10_000)), money(3_000));
+        assert_eq!(policy.discount_for(money(2_000)), money(2_000));
+        assert_eq!(policy.discount_for(Money::ZERO), Money::ZERO);
+    }
+
+    #[test]
+    fn percent_discount_rounds_down() {
+        let ten = DiscountPolicy::percent(10).unwrap();
+        assert_eq!(ten.discount_for(money(1_999)), money(199));
+        assert_eq!(DiscountPolicy::percent(33).unwrap().discount_for(money(100)), money(33));
+        assert_eq!(DiscountPolicy::percent(1).unwrap().discount_for(money(99)), Money::ZERO);
+    }
+
+    #[test]
+    fn a_hundred_percent_takes_the_whole_total() {
+        let all = DiscountPolicy::percent(100).unwrap();
+        assert_eq!(all.discount_for(money(12_345)), money(12_345));
+        assert_eq!(all.discount_for(Money::new(i64::MAX).unwrap()), Money::new(i64::MAX).unwrap());
+    }
+
+    #[test]
+    fn discount_values_are_validated() {
+        assert_eq!(DiscountPolicy::percent(0), Err(InvalidDiscount::PercentOutOfRange(0)));
+        assert_eq!(DiscountPolicy::percent(101), Err(InvalidDiscount::PercentOutOfRange(101)));
+        assert_eq!(DiscountPolicy::fixed(0), Err(InvalidDiscount::FixedNotPositive(0)));
+        assert_eq!(DiscountPolicy::fixed(-10), Err(InvalidDiscount::FixedNotPositive(-10)));
+    }
+
+    #[test]
+    fn validity_window_is_inclusive_and_ordered() {
+        let window = ValidityWindow::new(at(0), at(100)).unwrap();
+        assert!(!window.contains(at(-1)));
+        assert!(window.contains(at(0)));
+        assert!(window.contains(at(100)));
+        assert!(!window.contains(at(100) + Duration::nanoseconds(1)));
+        assert!(!window.has_ended(at(100)));
+        assert!(window.has_ended(at(101)));
+        assert!(ValidityWindow::new(at(5), at(5)).is_err());
+        assert!(ValidityWindow::new(at(6), at(5)).is_err());
+    }
+
+    #[test]
+    fn issue_requires_remaining_quantity_and_an_open_campaign() {
+        let fixed = DiscountPolicy::fixed(1_000).unwrap();
+        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(100)), Ok(()));
+        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(-50)), Ok(()), "may be issued before it starts");
+        let id = CouponId::new(7).unwrap();
+        assert_eq!(coupon(fixed, 0, 0).check_issuable(at(50)), Err(IssueRefusal::SoldOut(id)));
+        assert_eq!(coupon(fixed, 0, 5).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));
+        assert_eq!(coupon(fixed, 0, 0).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));
+    }
+
+    #[test]
+    fn held_coupon_applies_only_when_unused_valid_and_above_minimum() {
+        let id = CouponId::new(7).unwrap();
+        let coupon = held(DiscountPolicy::fixed(500).unwrap(), 10_000);
+        assert_eq!(coupon.discount_for(money(10_000), at(50)), Ok(money(500)));
+        assert_eq!(
+            coupon.discount_for(money(9_999), at(50)),
+            Err(CouponRefusal::BelowMinimum { coupon: id, minimum: money(10_000), total: money(9_999) })
+        );
+        assert_eq!(coupon.discount_for(money(20_000), at(-1)), Err(CouponRefusal::OutsideValidity(id)));
+        assert_eq!(coupon.discount_for(money(20_000), at(101)), Err(CouponRefusal::OutsideValidity(id)));
+        assert_eq!(coupon.discount_for(money(20_000), at(0)), Ok(money(500)));
+        assert_eq!(coupon.discount_for(money(20_000), at(100)), Ok(money(500)));
+        let used = IssuedCoupon { used_at: Some(at(10)), ..coupon };
+        assert_eq!(used.discount_for(money(20_000), at(50)), Err(CouponRefusal::AlreadyUsed(id)));
+    }
+
+    #[test]
+    fn new_coupon_validates_its_numbers() {
+        let window = ValidityWindow::new(at(0), at(1)).unwrap();
+        let fixed = DiscountPolicy::fixed(1).unwrap();
+        assert!(NewCoupon::new("ok", fixed, 0, 1, window).is_ok());
+        assert_eq!(NewCoupon::new("ok", fixed, 0, 0, window), Err(InvalidCoupon::TotalQuantity(0)));
+        assert_eq!(NewCoupon::new("ok", fixed, -1, 1, window), Err(InvalidCoupon::MinOrderAmount(-1)));
+        assert_eq!(NewCoupon::new("  ", fixed, 0, 1, window), Err(InvalidCoupon::Name));
+    }
+}

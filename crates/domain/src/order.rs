@@ -1,0 +1,338 @@
+//! Orders: what a basket costs, what a coupon takes off, and until when it can be paid.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::coupon::{CouponRefusal, IssuedCoupon};
+use crate::ids::{CouponId, OrderId, ProductId, UserId};
+use crate::money::Money;
+use crate::product::{OutOfStock, Product, Quantity};
+
+/// The most lines one order may have.
+pub const MAX_ORDER_LINES: usize = 100;
+
+/// One requested line: a product and how many of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+/// The lines of an order as requested: 1..=100 lines, each product at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItems(Vec<RequestedLine>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrderItems {
+    #[error("an order needs at least one item")]
+    Empty,
+    #[error("an order has at most {MAX_ORDER_LINES} lines, got {0}")]
+    TooMany(usize),
+    #[error("product {0} appears more than once")]
+    DuplicateProduct(ProductId),
+}
+
+impl OrderItems {
+    pub fn new(lines: Vec<RequestedLine>) -> Result<Self, InvalidOrderItems> {
+        if lines.is_empty() {
+            return Err(InvalidOrderItems::Empty);
+        }
+        if lines.len() > MAX_ORDER_LINES {
+            return Err(InvalidOrderItems::TooMany(lines.len()));
+        }
+        let mut seen = HashSet::with_capacity(lines.len());
+        if let Some(dup) = lines.iter().find(|line| !seen.insert(line.product_id)) {
+            return Err(InvalidOrderItems::DuplicateProduct(dup.product_id));
+        }
+        Ok(Self(lines))
+    }
+
+    pub fn lines(&self) -> &[RequestedLine] {
+        &self.0
+    }
+
+    /// The products of the order in ascending id: the order in which their rows are
+    /// locked, so that two orders can never wait on each other in a cycle.
+    pub fn product_ids_ascending(&self) -> Vec<ProductId> {
+        let mut ids: Vec<ProductId> = self.0.iter().map(|l| l.product_id).collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// A priced order line, with the name and unit price the product had when ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: Quantity,
+    pub amount: Money,
+}
+
+/// The outcome of pricing a basket: its lines and the three amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedOrder {
+    pub lines: Vec<OrderLine>,
+    pub total_amount: Money,
+    pub discount_amount: Money,
+    pub payment_amount: Money,
+}
+
+/// Why a basket cannot be ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceOrderRefusal {
+    #[error("product {0} does not exist")]
+    ProductNotFound(ProductId),
+    #[error(transparent)]
+    OutOfStock(#[from] OutOfStock),
+    #[error(transparent)]
+    Coupon(#[from] CouponRefusal),
+    #[error("the order total is too large")]
+    TotalOverflow,
+}
+
+/// Prices `items` against the current `products` (any order; missing ones are refused),
+/// checks every line against its stock, and applies `coupon` when given.
+pub fn price_order(
+    items: &OrderItems,
+    products: &[Product],
+    coupon: Option<&IssuedCoupon>,
+    at: DateTime<Utc>,
+) -> Result<PricedOrder, PlaceOrderRefusal> {
+    let mut lines = Vec::with_capacity(items.lines().len());
+    for requested in items.lines() {
+        let product = products
+            .iter()
+            .find(|p| p.id == requested.product_id)
+            .ok_or(PlaceOrderRefusal::ProductNotFound(requested.product_id))?;
+        if !product.stock.covers(requested.quantity) {
+            return Err(OutOfStock {
+                product: product.id,
+                available: product.stock.get(),
+                requested: requested.quantity.get(),
+            }
+            .into());
+        }
+        let amount = product
+            .price
+            .checked_mul(i64::from(requested.quantity.get()))
+            .ok_or(PlaceOrderRefusal::TotalOverflow)?;
+        lines.push(OrderLine {
+            product_id: product.id,
+            name: product.name.as_str().to_owned(),
+            unit_price: product.price,
+            quantity: requested.quantity,
+            amount,
+        });
+    }
+    let total_amount = lines
+        .iter()
+        .try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount))
+        .ok_or(PlaceOrderRefusal::TotalOverflow)?;
+    let discount_amount = match coupon {
+        Some(coupon) => coupon.discount_for(total_amount, at)?,
+        None => Money::ZERO,
+    };
+    let payment_amount = total_amount.checked_sub(discount_amount).ok_or(PlaceOrderRefusal::TotalOverflow)?;
+    Ok(PricedOrder { lines, total_amount, discount_amount, payment_amount })
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Placed: stock reserved, coupon used, waiting for payment until `expires_at`.
+    NotPaid,
+    Paid,
+    /// Not paid in time: its stock and coupon were given back.
+    Failed,
+}
+
+/// How long an order waits for its payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentTimeout(Duration);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the payment timeout must be between 1 second and 1 day")]
+pub struct InvalidPaymentTimeout;
+
+impl PaymentTimeout {
+    pub fn from_secs(secs: u64) -> Result<Self, InvalidPaymentTimeout> {
+        i64::try_from(secs)
+            .ok()
+            .filter(|s| (1..=86_400).contains(s))
+            .map(|s| Self(Duration::seconds(s)))
+            .ok_or(InvalidPaymentTimeout)
+    }
+
+    /// The deadline of an order created at `created_at`.
+    pub fn deadline(self, created_at: DateTime<Utc>) -> DateTime<Utc> {
+        created_at + self.0
+    }
+}
+
+/// A placed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub coupon_id: Option<CouponId>,
+    pub lines: Vec<OrderLine>,
+    pub total_amount: Money,
+    pub discount_amount: Money,
+    pub payment_amount: Money,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// Why an order cannot be paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotPayable {
+    #[error("order {0} is already paid")]
+    AlreadyPaid(OrderId),
+    #[error("order {0} expired before it was paid")]
+    Expired(OrderId),
+}
+
+impl Order {
+    /// An order can be paid while it is `NOT_PAID` and strictly before `expires_at`;
+    /// at `expires_at` itself it has expired, whether or not the sweep has run.
+    pub fn check_payable(&self, at: DateTime<Utc>) -> Result<(), NotPayable> {
+        match self.status {
+            OrderStatus::Paid => Err(NotPayable::AlreadyPaid(self.id)),
+            OrderStatus::Failed => Err(NotPayable::Expired(self.id)),
+            OrderStatus::NotPaid if has_expired(self.expires_at, at) => Err(NotPayable::Expired(self.id)),
+            OrderStatus::NotPaid => Ok(()),
+        }
+    }
+}
+
+/// Whether an order with deadline `expires_at` has expired at `at` (the deadline included).
+pub fn has_expired(expires_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+    at >= expires_at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coupon::DiscountPolicy;
+    use crate::coupon::tests::{at, held};
+    use crate::product::{ProductName, Stock};
+
+    fn pid(raw: i64) -> ProductId {
+        ProductId::new(raw).unwrap()
+    }
+
+    fn line(product: i64, quantity: i64) -> RequestedLine {
+        RequestedLine { product_id: pid(product), quantity: Quantity::new(quantity).unwrap() }
+    }
+
+    fn product(id: i64, price: i64, stock: i64) -> Product {
+        Product {
+            id: pid(id),
+            name: ProductName::new(&format!("product {id}")).unwrap(),
+            price: Money::new(price).unwrap(),
+            stock: Stock::new(stock).unwrap(),
+        }
+    }
+
+    fn money(krw: i64) -> Money {
+        Money::new(krw).unwrap()
+    }
+
+    #[test]
+    fn items_must_be_non_empty_bounded_and_distinct() {
+        assert_eq!(OrderItems::new(vec![]), Err(InvalidOrderItems::Empty));
+        assert_eq!(OrderItems::new(vec![line(1, 1), line(1, 2)]), Err(InvalidOrderItems::DuplicateProduct(pid(1))));
+        let hundred: Vec<_> = (1..=100).map(|i| line(i, 1)).collect();
+        assert!(OrderItems::new(hundred).is_ok());
+        let too_many: Vec<_> = (1..=101).map(|i| line(i, 1)).collect();
+        assert_eq!(OrderItems::new(too_many), Err(InvalidOrderItems::TooMany(101)));
+    }
+
+    #[test]
+    fn products_are_locked_in_ascending_id() {
+        let items = OrderItems::new(vec![line(9, 1), line(2, 1), line(5, 1)]).unwrap();
+        assert_eq!(items.product_ids_ascending(), vec![pid(2), pid(5), pid(9)]);
+    }
+
+    #[test]
+    fn pricing_sums_lines_in_request_order() {
+        let items = OrderItems::new(vec![line(2, 3), line(1, 1)]).unwrap();
+        let priced = price_order(&items, &[product(1, 1_000, 5), product(2, 250, 3)], None, at(0)).unwrap();
+        assert_eq!(priced.lines.iter().map(|l| l.product_id).collect::<Vec<_>>(), vec![pid(2), pid(1)]);
+        assert_eq!(priced.lines[0].amount, money(750));
+        assert_eq!(priced.total_amount, money(1_750));
+        assert_eq!(priced.discount_amount, Money::ZERO);
+        assert_eq!(priced.payment_amount, money(1_750));
+    }
+
+    #[test]
+    fn pricing_refuses_missing_products_and_short_stock() {
+        let items = OrderItems::new(vec![line(1, 4)]).unwrap();
+        assert_eq!(price_order(&items, &[], None, at(0)), Err(PlaceOrderRefusal::ProductNotFound(pid(1))));
+        assert_eq!(
+            price_order(&items, &[product(1, 10, 3)], None, at(0)),
+            Err(PlaceOrderRefusal::OutOfStock(OutOfStock { product: pid(1), available: 3, requested: 4 }))
+        );
+        assert!(price_order(&items, &[product(1, 10, 4)], None, at(0)).is_ok(), "the last units can be ordered");
+    }
+
+    #[test]
+    fn pricing_applies_the_coupon() {
+        let items = OrderItems::new(vec![line(1, 2)]).unwrap();
+        let products = [product(1, 1_000, 10)];
+        let coupon = held(DiscountPolicy::percent(10).unwrap(), 2_000);
+        let priced = price_order(&items, &products, Some(&coupon), at(10)).unwrap();
+        assert_eq!((priced.total_amount, priced.discount_amount, priced.payment_amount), (money(2_000), money(200), money(1_800)));
+
+        let big_fixed = held(DiscountPolicy::fixed(5_000).unwrap(), 0);
+        let priced = price_order(&items, &products, Some(&big_fixed), at(10)).unwrap();
+        assert_eq!((priced.discount_amount, priced.payment_amount), (money(2_000), Money::ZERO));
+
+        let one_line = OrderItems::new(vec![line(1, 1)]).unwrap();
+        assert!(matches!(
+            price_order(&one_line, &products, Some(&coupon), at(10)),
+            Err(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))
+        ));
+    }
+
+    fn order(status: OrderStatus) -> Order {
+        Order {
+            id: OrderId::new(11).unwrap(),
+            user_id: UserId::new(1).unwrap(),
+            status,
+            coupon_id: None,
+            lines: vec![],
+            total_amount: Money::ZERO,
+            discount_amount: Money::ZERO,
+            payment_amount: Money::ZERO,
+            created_at: at(0),
+            expires_at: at(300),
+            paid_at: None,
+        }
+    }
+
+    #[test]
+    fn an_order_is_payable_strictly_before_its_deadline() {
+        let id = OrderId::new(11).unwrap();
+        assert_eq!(order(OrderStatus::NotPaid).check_payable(at(299)), Ok(()));
+        assert_eq!(order(OrderStatus::NotPaid).check_payable(at(300)), Err(NotPayable::Expired(id)));
+        assert_eq!(order(OrderStatus::NotPaid).check_payable(at(301)), Err(NotPayable::Expired(id)));
+        assert_eq!(order(OrderStatus::Paid).check_payable(at(1)), Err(NotPayable::AlreadyPaid(id)));
+        assert_eq!(order(OrderStatus::Failed).check_payable(at(1)), Err(NotPayable::Expired(id)));
+    }
+
+    #[test]
+    fn payment_timeout_sets_the_deadline() {
+        let timeout = PaymentTimeout::from_secs(300).unwrap();
+        assert_eq!(timeout.deadline(at(0)), at(300));
+        assert_eq!(PaymentTimeout::from_secs(0), Err(InvalidPaymentTimeout));
+        assert_eq!(PaymentTimeout::from_secs(86_401), Err(InvalidPaymentTimeout));
+        assert!(has_expired(at(300), at(300)));
+        assert!(!has_expired(at(300), at(299)));
+    }
+}

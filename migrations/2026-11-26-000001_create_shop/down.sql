@@ -1,0 +1,10 @@
+DROP TABLE best_product_snapshot_items;
+DROP TABLE best_product_snapshots;
+DROP TABLE payments;
+DROP TABLE point_history;
+DROP TABLE user_coupons;
+DROP TABLE order_lines;
+DROP TABLE orders;
+DROP TABLE coupons;
+DROP TABLE products;
+DROP TABLE users;
