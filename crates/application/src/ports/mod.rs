@@ -17,5 +17,6 @@ pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent};
 pub use data_platform::MockDataPlatform;
 pub use repositories::*;
 pub use unit_of_work::{StoreError, UnitOfWork, Work};
+pub(crate) use unit_of_work::finish;
 #[cfg(any(test, feature = "mocks"))]
 pub use unit_of_work::MockUnitOfWork;

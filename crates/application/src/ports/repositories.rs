@@ -192,4 +192,7 @@ pub trait RankingRepository: Send {
 
     /// The snapshot whose window ends latest, with current product details.
     async fn latest(&mut self) -> Result<Option<BestProducts>, StoreError>;
+
+    /// The snapshot of `window`, with current product details.
+    async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError>;
 }

@@ -1,0 +1,109 @@
+//! The catalog: listing products page by page, and adding products.
+
+use std::sync::Arc;
+
+use domain::ProductId;
+use domain::product::{NewProduct, Product};
+
+use super::opaque_debug;
+use crate::ports::{StoreError, UnitOfWork, finish};
+
+/// Adds a product to the catalog.
+#[derive(Clone)]
+pub struct CreateProduct {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(CreateProduct);
+
+impl CreateProduct {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn execute(&self, product: NewProduct) -> Result<Product, StoreError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = work.products().create(&product).await;
+        finish(work, outcome).await
+    }
+}
+
+/// One page of products in ascending id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductPage {
+    pub products: Vec<Product>,
+    /// The last id of this page when another page follows.
+    pub next_after: Option<ProductId>,
+}
+
+/// Lists products by keyset paging: a page is the `limit` products after a given id,
+/// so following the pages from the start visits every product exactly once, even
+/// while products are being added.
+#[derive(Clone)]
+pub struct ListProducts {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(ListProducts);
+
+impl ListProducts {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, after: Option<ProductId>, limit: u16) -> Result<ProductPage, StoreError> {
+        let mut work = self.uow.read().await?;
+        // One more than asked tells whether another page follows, in the same query.
+        let outcome = work.products().page(after, limit.saturating_add(1)).await.map(|mut products| {
+            let next_after = if products.len() > usize::from(limit) {
+                products.truncate(usize::from(limit));
+                products.last().map(|p| p.id)
+            } else {
+                None
+            };
+            ProductPage { products, next_after }
+        });
+        finish(work, outcome).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::Money;
+    use domain::product::{ProductName, Stock};
+
+    use super::*;
+    use crate::usecases::test_support::FakeWork;
+
+    fn product(id: i64) -> Product {
+        Product {
+            id: ProductId::new(id).unwrap(),
+            name: ProductName::new("p").unwrap(),
+            price: Money::ZERO,
+            stock: Stock::new(1).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_page_points_at_its_last_product() {
+        let mut work = FakeWork::default();
+        work.products
+            .expect_page()
+            .withf(|after, limit| *after == ProductId::new(4).ok() && *limit == 3)
+            .returning(|_, _| Ok(vec![product(5), product(6), product(7)]));
+        let (uow, _) = work.into_reader();
+        let page = ListProducts::new(uow).execute(ProductId::new(4).ok(), 2).await.unwrap();
+        assert_eq!(page.products.iter().map(|p| p.id.get()).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(page.next_after, ProductId::new(6).ok());
+    }
+
+    #[tokio::test]
+    async fn the_last_page_has_no_next() {
+        let mut work = FakeWork::default();
+        work.products.expect_page().returning(|_, _| Ok(vec![product(1), product(2)]));
+        let (uow, _) = work.into_reader();
+        let page = ListProducts::new(uow).execute(None, 2).await.unwrap();
+        assert_eq!(page.products.len(), 2);
+        assert_eq!(page.next_after, None);
+    }
+}

@@ -1,0 +1,244 @@
+//! Coupons: creating campaigns, the first-come issue, and the coupons a user holds.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::coupon::{Coupon, IssueRefusal, IssuedCoupon, NewCoupon};
+use domain::{CouponId, UserId};
+
+use super::opaque_debug;
+use crate::ports::{Clock, IssueRecord, StoreError, UnitOfWork, Work, finish};
+
+/// Creates a coupon campaign with all of its quantity remaining.
+#[derive(Clone)]
+pub struct CreateCoupon {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(CreateCoupon);
+
+impl CreateCoupon {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn execute(&self, coupon: NewCoupon) -> Result<Coupon, StoreError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = work.coupons().create(&coupon).await;
+        finish(work, outcome).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueCouponError {
+    #[error("coupon {0} does not exist")]
+    CouponNotFound(CouponId),
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error("user {user} already holds coupon {coupon}")]
+    AlreadyIssued { coupon: CouponId, user: UserId },
+    #[error(transparent)]
+    Refused(#[from] IssueRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A coupon just issued, with what remains of its campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub coupon: IssuedCoupon,
+    pub remaining_quantity: i32,
+}
+
+/// Issues one coupon of a limited campaign to a user, first come first served.
+///
+/// The race is decided by the store, in two statements of one short transaction:
+/// 1. record that the user holds the coupon — a unique (user, coupon) key makes a
+///    second record impossible, so one user can never hold it twice;
+/// 2. take one from the remaining quantity with a conditional decrement that applies
+///    [`Coupon::check_issuable`] atomically — it cannot take more than remains.
+///
+/// If step 2 refuses, the transaction rolls back and step 1 leaves no trace. The
+/// campaign row is locked only from step 2 to the commit.
+#[derive(Clone)]
+pub struct IssueCoupon {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+}
+opaque_debug!(IssueCoupon);
+
+impl IssueCoupon {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, clock }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, coupon_id: CouponId, user_id: UserId) -> Result<Issued, IssueCouponError> {
+        let now = self.clock.now();
+        let mut work = self.uow.begin().await?;
+        let outcome = Self::issue(work.as_mut(), coupon_id, user_id, now).await;
+        finish(work, outcome).await
+    }
+
+    async fn issue(
+        work: &mut dyn Work,
+        coupon_id: CouponId,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Issued, IssueCouponError> {
+        let coupons = work.coupons();
+        let issued_at = match coupons.record_issue(coupon_id, user_id, now).await? {
+            IssueRecord::Recorded { issued_at } => issued_at,
+            IssueRecord::AlreadyHeld => return Err(IssueCouponError::AlreadyIssued { coupon: coupon_id, user: user_id }),
+            IssueRecord::UnknownCoupon => return Err(IssueCouponError::CouponNotFound(coupon_id)),
+            IssueRecord::UnknownUser => return Err(IssueCouponError::UserNotFound(user_id)),
+        };
+        let Some(coupon) = coupons.take_one(coupon_id, now).await? else {
+            // Name the refusal with the same rule the store applied.
+            let coupon = coupons.find(coupon_id).await?.ok_or(IssueCouponError::CouponNotFound(coupon_id))?;
+            coupon.check_issuable(now)?;
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "coupon {coupon_id} refused a decrement although it is issuable"
+            ))
+            .into());
+        };
+        let remaining_quantity = coupon.remaining_quantity;
+        Ok(Issued { coupon: IssuedCoupon { coupon, user_id, issued_at, used_at: None }, remaining_quantity })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeldCouponsError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The coupons a user holds, used or not.
+#[derive(Clone)]
+pub struct HeldCoupons {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(HeldCoupons);
+
+impl HeldCoupons {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user_id: UserId) -> Result<Vec<IssuedCoupon>, HeldCouponsError> {
+        let mut work = self.uow.read().await?;
+        let outcome = async {
+            if !work.users().exists(user_id).await? {
+                return Err(HeldCouponsError::UserNotFound(user_id));
+            }
+            Ok(work.coupons().held_by(user_id).await?)
+        }
+        .await;
+        finish(work, outcome).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::Money;
+    use domain::coupon::{DiscountPolicy, ValidityWindow};
+
+    use super::*;
+    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+
+    fn cid() -> CouponId {
+        CouponId::new(7).unwrap()
+    }
+
+    fn campaign(remaining: i32) -> Coupon {
+        Coupon {
+            id: cid(),
+            name: "rush".into(),
+            discount: DiscountPolicy::fixed(1_000).unwrap(),
+            min_order_amount: Money::ZERO,
+            total_quantity: 100,
+            remaining_quantity: remaining,
+            validity: ValidityWindow::new(at(0), at(100)).unwrap(),
+        }
+    }
+
+    async fn issue(work: FakeWork, now: i64) -> (Result<Issued, IssueCouponError>, Option<Ended>) {
+        let (uow, ended) = work.into_uow();
+        let result = IssueCoupon::new(uow, fixed_clock(at(now))).execute(cid(), uid(1)).await;
+        (result, ended.get())
+    }
+
+    #[tokio::test]
+    async fn issue_records_the_holder_and_takes_one() {
+        let mut work = FakeWork::default();
+        work.coupons
+            .expect_record_issue()
+            .times(1)
+            .returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_take_one().times(1).returning(|_, _| Ok(Some(campaign(41))));
+        let (result, ended) = issue(work, 10).await;
+        let issued = result.unwrap();
+        assert_eq!(issued.remaining_quantity, 41);
+        assert_eq!(issued.coupon.issued_at, at(10));
+        assert_eq!(ended, Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn sold_out_is_refused_and_rolled_back() {
+        let mut work = FakeWork::default();
+        work.coupons.expect_record_issue().returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_take_one().returning(|_, _| Ok(None));
+        work.coupons.expect_find().returning(|_| Ok(Some(campaign(0))));
+        let (result, ended) = issue(work, 10).await;
+        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))));
+        assert_eq!(ended, Some(Ended::RolledBack), "the holder record must not survive");
+    }
+
+    #[tokio::test]
+    async fn expired_is_refused_and_rolled_back() {
+        let mut work = FakeWork::default();
+        work.coupons.expect_record_issue().returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_take_one().returning(|_, _| Ok(None));
+        work.coupons.expect_find().returning(|_| Ok(Some(campaign(5))));
+        let (result, ended) = issue(work, 101).await;
+        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::Expired(_)))));
+        assert_eq!(ended, Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn already_issued_takes_nothing() {
+        let mut work = FakeWork::default();
+        work.coupons.expect_record_issue().returning(|_, _, _| Ok(IssueRecord::AlreadyHeld));
+        // No take_one expectation: taking one would panic.
+        let (result, ended) = issue(work, 10).await;
+        assert!(matches!(result, Err(IssueCouponError::AlreadyIssued { .. })));
+        assert_eq!(ended, Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn unknown_coupon_and_unknown_user_take_nothing() {
+        for (record, user_missing) in [(IssueRecord::UnknownCoupon, false), (IssueRecord::UnknownUser, true)] {
+            let mut work = FakeWork::default();
+            work.coupons.expect_record_issue().returning(move |_, _, _| Ok(record));
+            let (result, ended) = issue(work, 10).await;
+            if user_missing {
+                assert!(matches!(result, Err(IssueCouponError::UserNotFound(_))));
+            } else {
+                assert!(matches!(result, Err(IssueCouponError::CouponNotFound(_))));
+            }
+            assert_eq!(ended, Some(Ended::RolledBack));
+        }
+    }
+
+    #[tokio::test]
+    async fn held_coupons_of_an_unknown_user_are_not_found() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(false));
+        let (uow, _) = work.into_reader();
+        let result = HeldCoupons::new(uow).execute(uid(3)).await;
+        assert!(matches!(result, Err(HeldCouponsError::UserNotFound(_))));
+    }
+}

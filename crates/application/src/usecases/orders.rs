@@ -1,0 +1,384 @@
+//! Orders: placing one (stock reserved, coupon used), reading one, and expiring the
+//! ones not paid in time.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::order::{Order, OrderItems, PaymentTimeout, PlaceOrderRefusal, price_order};
+use domain::product::Quantity;
+use domain::{CouponId, OrderId, ProductId, UserId};
+
+use super::opaque_debug;
+use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
+
+/// What a user asks to order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceOrderRequest {
+    pub user_id: UserId,
+    pub coupon_id: Option<CouponId>,
+    pub items: OrderItems,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error("user does not hold coupon {0}")]
+    CouponNotOwned(CouponId),
+    #[error(transparent)]
+    Refused(#[from] PlaceOrderRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Places an order in one transaction: locks the products in ascending id, locks the
+/// user's coupon, lets the domain price and check everything, then takes the stock,
+/// inserts the order and marks the coupon used. Any refusal rolls it all back.
+#[derive(Clone)]
+pub struct PlaceOrder {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+    timeout: PaymentTimeout,
+}
+opaque_debug!(PlaceOrder);
+
+impl PlaceOrder {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, timeout: PaymentTimeout) -> Self {
+        Self { uow, clock, timeout }
+    }
+
+    #[tracing::instrument(skip(self, request), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
+    pub async fn execute(&self, request: PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = self.place(work.as_mut(), &request).await;
+        finish(work, outcome).await
+    }
+
+    async fn place(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
+        let user_id = request.user_id;
+        if !work.users().exists(user_id).await? {
+            return Err(PlaceOrderError::UserNotFound(user_id));
+        }
+        let ids = request.items.product_ids_ascending();
+        let products = work.products().lock_many(&ids).await?;
+        if let Some(missing) = ids.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
+            return Err(PlaceOrderRefusal::ProductNotFound(*missing).into());
+        }
+        let coupon = match request.coupon_id {
+            Some(coupon_id) => Some(
+                work.coupons()
+                    .lock_held(user_id, coupon_id)
+                    .await?
+                    .ok_or(PlaceOrderError::CouponNotOwned(coupon_id))?,
+            ),
+            None => None,
+        };
+        let now = self.clock.now();
+        let priced = price_order(&request.items, &products, coupon.as_ref(), now)?;
+        let taken: Vec<(ProductId, Quantity)> = request.items.lines().iter().map(|l| (l.product_id, l.quantity)).collect();
+        work.products().take_stock(&taken).await?;
+        let order = work
+            .orders()
+            .insert(&NewOrder {
+                user_id,
+                coupon_id: request.coupon_id,
+                priced,
+                created_at: now,
+                expires_at: self.timeout.deadline(now),
+            })
+            .await?;
+        if let Some(coupon) = coupon {
+            work.coupons().mark_used(user_id, coupon.coupon.id, order.id, now).await?;
+        }
+        Ok(order)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GetOrderError {
+    #[error("order {0} does not exist for this user")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads one of a user's orders; another user's order does not exist for them.
+#[derive(Clone)]
+pub struct GetOrder {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(GetOrder);
+
+impl GetOrder {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, order_id: OrderId, user_id: UserId) -> Result<Order, GetOrderError> {
+        let mut work = self.uow.read().await?;
+        let outcome = match work.orders().find(order_id).await {
+            Ok(Some(order)) if order.user_id == user_id => Ok(order),
+            Ok(_) => Err(GetOrderError::OrderNotFound(order_id)),
+            Err(e) => Err(e.into()),
+        };
+        finish(work, outcome).await
+    }
+}
+
+/// Fails the `NOT_PAID` orders whose deadline has passed: each in its own transaction,
+/// status `FAILED`, stock given back (rows locked in ascending id, as when placing),
+/// coupon usable again. Orders locked by someone else — a payment in flight, another
+/// instance's sweep — are skipped, so several sweepers never expire one order twice.
+#[derive(Clone)]
+pub struct ExpireOrders {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+}
+opaque_debug!(ExpireOrders);
+
+impl ExpireOrders {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, clock }
+    }
+
+    /// Expires up to `max` orders; returns how many it expired.
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, max: u16) -> Result<u16, StoreError> {
+        let mut expired = 0;
+        while expired < max {
+            let mut work = self.uow.begin().await?;
+            let outcome = Self::expire_one(work.as_mut(), self.clock.now()).await;
+            match finish(work, outcome).await? {
+                Some(order_id) => {
+                    tracing::info!(%order_id, "order expired unpaid; stock and coupon given back");
+                    expired += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn expire_one(work: &mut dyn Work, now: DateTime<Utc>) -> Result<Option<OrderId>, StoreError> {
+        let Some(order) = work.orders().lock_expired(now, 1).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        work.orders().mark_failed(order.id, now).await?;
+        let mut ids: Vec<ProductId> = order.lines.iter().map(|l| l.product_id).collect();
+        ids.sort_unstable();
+        work.products().lock_many(&ids).await?;
+        let returned: Vec<(ProductId, Quantity)> = order.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        work.products().return_stock(&returned).await?;
+        if order.coupon_id.is_some() {
+            work.coupons().release_used_by(order.id).await?;
+        }
+        Ok(Some(order.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::Money;
+    use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon, ValidityWindow};
+    use domain::order::{OrderLine, OrderStatus, RequestedLine};
+    use domain::product::{Product, ProductName, Stock};
+
+    use super::*;
+    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+
+    fn pid(raw: i64) -> ProductId {
+        ProductId::new(raw).unwrap()
+    }
+
+    fn product(id: i64, price: i64, stock: i64) -> Product {
+        Product { id: pid(id), name: ProductName::new("p").unwrap(), price: Money::new(price).unwrap(), stock: Stock::new(stock).unwrap() }
+    }
+
+    fn request(coupon: Option<i64>, lines: &[(i64, i64)]) -> PlaceOrderRequest {
+        PlaceOrderRequest {
+            user_id: uid(1),
+            coupon_id: coupon.map(|c| CouponId::new(c).unwrap()),
+            items: OrderItems::new(
+                lines.iter().map(|(p, q)| RequestedLine { product_id: pid(*p), quantity: Quantity::new(*q).unwrap() }).collect(),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn held(min: i64, used: bool) -> IssuedCoupon {
+        IssuedCoupon {
+            coupon: domain::coupon::Coupon {
+                id: CouponId::new(7).unwrap(),
+                name: "ten".into(),
+                discount: DiscountPolicy::percent(10).unwrap(),
+                min_order_amount: Money::new(min).unwrap(),
+                total_quantity: 10,
+                remaining_quantity: 0,
+                validity: ValidityWindow::new(at(0), at(1_000)).unwrap(),
+            },
+            user_id: uid(1),
+            issued_at: at(0),
+            used_at: used.then(|| at(1)),
+        }
+    }
+
+    fn stored(order: &NewOrder) -> Order {
+        Order {
+            id: OrderId::new(11).unwrap(),
+            user_id: order.user_id,
+            status: OrderStatus::NotPaid,
+            coupon_id: order.coupon_id,
+            lines: order.priced.lines.clone(),
+            total_amount: order.priced.total_amount,
+            discount_amount: order.priced.discount_amount,
+            payment_amount: order.priced.payment_amount,
+            created_at: order.created_at,
+            expires_at: order.expires_at,
+            paid_at: None,
+        }
+    }
+
+    fn place_order(uow: Arc<crate::ports::MockUnitOfWork>) -> PlaceOrder {
+        PlaceOrder::new(uow, fixed_clock(at(100)), PaymentTimeout::from_secs(300).unwrap())
+    }
+
+    #[tokio::test]
+    async fn placing_locks_ascending_takes_stock_and_uses_the_coupon() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.products
+            .expect_lock_many()
+            .withf(|ids| ids == [pid(2), pid(5)])
+            .returning(|_| Ok(vec![product(2, 1_000, 5), product(5, 500, 1)]));
+        work.coupons.expect_lock_held().returning(|_, _| Ok(Some(held(0, false))));
+        work.products
+            .expect_take_stock()
+            .withf(|lines| lines.len() == 2 && lines.contains(&(pid(5), Quantity::new(1).unwrap())))
+            .times(1)
+            .returning(|_| Ok(()));
+        work.orders
+            .expect_insert()
+            .withf(|o| o.priced.total_amount.krw() == 2_500 && o.priced.discount_amount.krw() == 250 && o.expires_at == at(400))
+            .times(1)
+            .returning(|o| Ok(stored(o)));
+        work.coupons.expect_mark_used().times(1).returning(|_, _, _, _| Ok(()));
+        let (uow, ended) = work.into_uow();
+        let order = place_order(uow).execute(request(Some(7), &[(5, 1), (2, 2)])).await.unwrap();
+        assert_eq!(order.payment_amount.krw(), 2_250);
+        assert_eq!(order.status, OrderStatus::NotPaid);
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn out_of_stock_changes_nothing() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
+        let (uow, ended) = work.into_uow();
+        let error = place_order(uow).execute(request(None, &[(1, 2)])).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::OutOfStock(_))));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_missing_product_is_reported_before_the_coupon() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
+        let (uow, ended) = work.into_uow();
+        let error = place_order(uow).execute(request(Some(7), &[(1, 1), (3, 1)])).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::ProductNotFound(p)) if p == pid(3)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn coupon_refusals_change_nothing() {
+        for (coupon, expected) in [(None, "not owned"), (Some(held(0, true)), "used"), (Some(held(5_000, false)), "minimum")] {
+            let mut work = FakeWork::default();
+            work.users.expect_exists().returning(|_| Ok(true));
+            work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
+            work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
+            let (uow, ended) = work.into_uow();
+            let error = place_order(uow).execute(request(Some(7), &[(1, 1)])).await.unwrap_err();
+            let matched = match expected {
+                "not owned" => matches!(error, PlaceOrderError::CouponNotOwned(_)),
+                "used" => matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_)))),
+                _ => matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))),
+            };
+            assert!(matched, "{expected}: got {error:?}");
+            assert_eq!(ended.get(), Some(Ended::RolledBack));
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_user_locks_nothing() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(false));
+        let (uow, ended) = work.into_uow();
+        let error = place_order(uow).execute(request(None, &[(1, 1)])).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::UserNotFound(_)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn another_users_order_is_not_found() {
+        let mut work = FakeWork::default();
+        work.orders.expect_find().returning(|_| {
+            Ok(Some(Order {
+                id: OrderId::new(11).unwrap(),
+                user_id: uid(2),
+                status: OrderStatus::NotPaid,
+                coupon_id: None,
+                lines: vec![],
+                total_amount: Money::ZERO,
+                discount_amount: Money::ZERO,
+                payment_amount: Money::ZERO,
+                created_at: at(0),
+                expires_at: at(300),
+                paid_at: None,
+            }))
+        });
+        let (uow, _) = work.into_reader();
+        let result = GetOrder::new(uow).execute(OrderId::new(11).unwrap(), uid(1)).await;
+        assert!(matches!(result, Err(GetOrderError::OrderNotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn expiry_fails_the_order_and_gives_back_stock_and_coupon() {
+        let order = Order {
+            id: OrderId::new(11).unwrap(),
+            user_id: uid(1),
+            status: OrderStatus::NotPaid,
+            coupon_id: CouponId::new(7).ok(),
+            lines: vec![
+                OrderLine { product_id: pid(9), name: "b".into(), unit_price: Money::ZERO, quantity: Quantity::new(2).unwrap(), amount: Money::ZERO },
+                OrderLine { product_id: pid(3), name: "a".into(), unit_price: Money::ZERO, quantity: Quantity::new(1).unwrap(), amount: Money::ZERO },
+            ],
+            total_amount: Money::ZERO,
+            discount_amount: Money::ZERO,
+            payment_amount: Money::ZERO,
+            created_at: at(0),
+            expires_at: at(300),
+            paid_at: None,
+        };
+        let mut first = FakeWork::default();
+        first.orders.expect_lock_expired().withf(|now, _| *now == at(300)).return_once(move |_, _| Ok(vec![order]));
+        first.orders.expect_mark_failed().times(1).returning(|_, _| Ok(()));
+        first.products.expect_lock_many().withf(|ids| ids == [pid(3), pid(9)]).times(1).returning(|_| Ok(vec![]));
+        first.products.expect_return_stock().times(1).returning(|_| Ok(()));
+        first.coupons.expect_release_used_by().times(1).returning(|_| Ok(1));
+        let first_ended = first.ended.clone();
+        let mut second = FakeWork::default();
+        second.orders.expect_lock_expired().returning(|_, _| Ok(vec![]));
+        let second_ended = second.ended.clone();
+
+        let mut works = vec![second, first];
+        let mut uow = crate::ports::MockUnitOfWork::new();
+        uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
+        let expired = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300))).execute(10).await.unwrap();
+        assert_eq!(expired, 1);
+        assert_eq!(first_ended.get(), Some(Ended::Committed));
+        assert_eq!(second_ended.get(), Some(Ended::Committed), "an empty sweep ends its work too");
+    }
+}

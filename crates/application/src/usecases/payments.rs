@@ -1,0 +1,236 @@
+//! Payments: paying an order from the balance and telling the data platform.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::order::{NotPayable, Order};
+use domain::points::{Balance, InsufficientBalance, PointEntryKind};
+use domain::{OrderId, UserId};
+
+use super::opaque_debug;
+use crate::ports::{Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work, finish};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayOrderError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error("order {0} does not exist for this user")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    NotPayable(#[from] NotPayable),
+    #[error(transparent)]
+    InsufficientBalance(#[from] InsufficientBalance),
+    #[error(transparent)]
+    DataPlatform(#[from] DataPlatformError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A completed payment and the balance it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paid {
+    pub payment: Payment,
+    pub balance: Balance,
+}
+
+/// Pays an order from its user's balance, all or nothing.
+///
+/// One transaction: lock the order (payable: this user's, `NOT_PAID`, before its
+/// deadline), lock the balance, deduct, append the `USE` ledger line, record the
+/// payment, mark the order `PAID`, and only then hand the order to the data platform.
+/// It commits only when the platform accepted; otherwise everything rolls back and the
+/// order stays payable until it expires. The order's lock makes a second concurrent
+/// payment of it wait and then see it `PAID`; the expiry sweep skips it meanwhile.
+#[derive(Clone)]
+pub struct PayOrder {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+    data_platform: Arc<dyn DataPlatform>,
+}
+opaque_debug!(PayOrder);
+
+impl PayOrder {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, data_platform: Arc<dyn DataPlatform>) -> Self {
+        Self { uow, clock, data_platform }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        finish(work, outcome).await
+    }
+
+    async fn pay(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
+        let order = match work.orders().lock(order_id).await? {
+            Some(order) if order.user_id == user_id => order,
+            _ if !work.users().exists(user_id).await? => return Err(PayOrderError::UserNotFound(user_id)),
+            _ => return Err(PayOrderError::OrderNotFound(order_id)),
+        };
+        // Read the clock once the lock is held: a payment that waited behind the sweep
+        // is judged at the instant it may act.
+        let now = self.clock.now();
+        order.check_payable(now)?;
+        let users = work.users();
+        let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
+        let after = balance.spend(order.payment_amount)?;
+        users.set_balance(user_id, after).await?;
+        users
+            .append_entry(&NewPointEntry {
+                user_id,
+                kind: PointEntryKind::Use,
+                amount: order.payment_amount,
+                balance_after: after,
+                order_id: Some(order_id),
+                at: now,
+            })
+            .await?;
+        let payment = work.payments().insert(order_id, user_id, order.payment_amount, now).await?;
+        work.orders().mark_paid(order_id, now).await?;
+        self.data_platform.send_paid_order(&paid_event(order, now)).await?;
+        Ok(Paid { payment, balance: after })
+    }
+}
+
+fn paid_event(order: Order, paid_at: DateTime<Utc>) -> PaidOrderEvent {
+    PaidOrderEvent {
+        order_id: order.id,
+        user_id: order.user_id,
+        lines: order.lines,
+        total_amount: order.total_amount,
+        discount_amount: order.discount_amount,
+        payment_amount: order.payment_amount,
+        paid_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::Money;
+    use domain::order::OrderStatus;
+    use domain::points::PointEntry;
+    use domain::PaymentId;
+
+    use super::*;
+    use crate::ports::MockDataPlatform;
+    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+
+    fn oid() -> OrderId {
+        OrderId::new(11).unwrap()
+    }
+
+    fn order(status: OrderStatus, amount: i64) -> Order {
+        Order {
+            id: oid(),
+            user_id: uid(1),
+            status,
+            coupon_id: None,
+            lines: vec![],
+            total_amount: Money::new(amount).unwrap(),
+            discount_amount: Money::ZERO,
+            payment_amount: Money::new(amount).unwrap(),
+            created_at: at(0),
+            expires_at: at(300),
+            paid_at: None,
+        }
+    }
+
+    fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
+        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform))
+    }
+
+    /// A work in which the order is payable and every write succeeds.
+    fn payable_work(balance: i64) -> FakeWork {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(move |_| Ok(Some(Balance::new(balance).unwrap())));
+        work.users.expect_set_balance().returning(|_, _| Ok(()));
+        work.users.expect_append_entry().returning(|e| {
+            Ok(PointEntry { id: 1, user_id: e.user_id, kind: e.kind, amount: e.amount, balance_after: e.balance_after, order_id: e.order_id, created_at: e.at })
+        });
+        work.payments.expect_insert().returning(|order_id, user_id, amount, paid_at| {
+            Ok(Payment { id: PaymentId::new(5).unwrap(), order_id, user_id, amount, paid_at })
+        });
+        work.orders.expect_mark_paid().returning(|_, _| Ok(()));
+        work
+    }
+
+    #[tokio::test]
+    async fn payment_deducts_sends_and_commits() {
+        let (uow, ended) = payable_work(15_000).into_uow();
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_send_paid_order()
+            .withf(|e| e.order_id == oid() && e.payment_amount.krw() == 1_800 && e.paid_at == at(10))
+            .times(1)
+            .returning(|_| Ok(()));
+        let paid = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap();
+        assert_eq!(paid.balance.krw(), 13_200);
+        assert_eq!(paid.payment.amount.krw(), 1_800);
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn insufficient_balance_sends_nothing_and_writes_nothing() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
+        let (uow, ended) = work.into_uow();
+        // No expectation on the platform: a send would panic.
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::InsufficientBalance(_)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_is_never_committed() {
+        let (uow, ended) = payable_work(15_000).into_uow();
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_send_paid_order()
+            .times(1)
+            .returning(|e| Err(DataPlatformError { order_id: e.order_id, reason: "answered 500".into() }));
+        let error = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::DataPlatform(_)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn an_order_at_its_deadline_is_expired() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        let (uow, ended) = work.into_uow();
+        let error = pay_order(uow, 300, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_paid_order_is_not_paid_twice() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::Paid, 1_800))));
+        let (uow, _) = work.into_uow();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::NotPayable(NotPayable::AlreadyPaid(_))));
+    }
+
+    #[tokio::test]
+    async fn unknown_user_comes_before_unknown_order() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(None));
+        work.users.expect_exists().returning(|_| Ok(false));
+        let (uow, _) = work.into_uow();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::UserNotFound(_)));
+    }
+
+    #[tokio::test]
+    async fn another_users_order_is_not_found() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
+        work.users.expect_exists().returning(|_| Ok(true));
+        let (uow, _) = work.into_uow();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(2), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::OrderNotFound(_)));
+    }
+}

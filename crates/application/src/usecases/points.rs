@@ -1,0 +1,221 @@
+//! Points: charging a balance, reading it, and reading its ledger.
+
+use std::sync::Arc;
+
+use domain::UserId;
+use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, PointEntryKind};
+
+use super::opaque_debug;
+use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, Work, finish};
+
+/// A user's balance after an operation, or as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceView {
+    pub user_id: UserId,
+    pub balance: Balance,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChargePointsError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    BalanceLimitExceeded(#[from] BalanceLimitExceeded),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Adds a charge to a user's balance and records it in the ledger, atomically.
+///
+/// The balance row is locked for the read-decide-write, so concurrent charges to one
+/// user serialise: none is lost and none can lift the balance above the cap.
+#[derive(Clone)]
+pub struct ChargePoints {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+}
+opaque_debug!(ChargePoints);
+
+impl ChargePoints {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, clock }
+    }
+
+    #[tracing::instrument(skip(self), fields(user_id = %user_id, amount = amount.money().krw()))]
+    pub async fn execute(&self, user_id: UserId, amount: ChargeAmount) -> Result<BalanceView, ChargePointsError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = self.charge(work.as_mut(), user_id, amount).await;
+        finish(work, outcome).await
+    }
+
+    async fn charge(
+        &self,
+        work: &mut dyn Work,
+        user_id: UserId,
+        amount: ChargeAmount,
+    ) -> Result<BalanceView, ChargePointsError> {
+        let users = work.users();
+        let balance = users.lock_balance(user_id).await?.ok_or(ChargePointsError::UserNotFound(user_id))?;
+        let after = balance.charge(amount)?;
+        users.set_balance(user_id, after).await?;
+        users
+            .append_entry(&NewPointEntry {
+                user_id,
+                kind: PointEntryKind::Charge,
+                amount: amount.money(),
+                balance_after: after,
+                order_id: None,
+                at: self.clock.now(),
+            })
+            .await?;
+        Ok(BalanceView { user_id, balance: after })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadPointsError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads a user's balance as last committed.
+#[derive(Clone)]
+pub struct GetBalance {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(GetBalance);
+
+impl GetBalance {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user_id: UserId) -> Result<BalanceView, ReadPointsError> {
+        let mut work = self.uow.read().await?;
+        let user = work.users().find(user_id).await?;
+        let outcome = user.map(|u| BalanceView { user_id, balance: u.balance }).ok_or(ReadPointsError::UserNotFound(user_id));
+        finish(work, outcome).await
+    }
+}
+
+/// One page of a ledger, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<PointEntry>,
+    /// Pass as `before` to read the next (older) page; `None` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Reads a user's ledger, newest first, in pages.
+#[derive(Clone)]
+pub struct PointHistory {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(PointHistory);
+
+impl PointHistory {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user_id: UserId, before: Option<i64>, limit: u16) -> Result<HistoryPage, ReadPointsError> {
+        let mut work = self.uow.read().await?;
+        let outcome = Self::page(work.as_mut(), user_id, before, limit).await;
+        finish(work, outcome).await
+    }
+
+    async fn page(work: &mut dyn Work, user_id: UserId, before: Option<i64>, limit: u16) -> Result<HistoryPage, ReadPointsError> {
+        let users = work.users();
+        if !users.exists(user_id).await? {
+            return Err(ReadPointsError::UserNotFound(user_id));
+        }
+        let mut entries = users.entries(user_id, before, limit.saturating_add(1)).await?;
+        let next_before = if entries.len() > usize::from(limit) {
+            entries.truncate(usize::from(limit));
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(HistoryPage { entries, next_before })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+
+    fn charge(krw: i64) -> ChargeAmount {
+        ChargeAmount::new(krw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn charge_adds_to_the_balance_and_writes_one_entry() {
+        let mut work = FakeWork::default();
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000).unwrap())));
+        work.users
+            .expect_set_balance()
+            .withf(|id, balance| *id == uid(1) && balance.krw() == 11_000)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        work.users
+            .expect_append_entry()
+            .withf(|e| e.kind == PointEntryKind::Charge && e.amount.krw() == 10_000 && e.balance_after.krw() == 11_000 && e.order_id.is_none() && e.at == at(0))
+            .times(1)
+            .returning(|e| {
+                Ok(PointEntry { id: 1, user_id: e.user_id, kind: e.kind, amount: e.amount, balance_after: e.balance_after, order_id: None, created_at: e.at })
+            });
+        let (uow, ended) = work.into_uow();
+        let view = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(10_000)).await.unwrap();
+        assert_eq!(view.balance.krw(), 11_000);
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn unknown_user_writes_nothing() {
+        let mut work = FakeWork::default();
+        work.users.expect_lock_balance().returning(|_| Ok(None));
+        // No expectation for set_balance or append_entry: a call would fail the test.
+        let (uow, ended) = work.into_uow();
+        let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(9), charge(1)).await.unwrap_err();
+        assert!(matches!(error, ChargePointsError::UserNotFound(id) if id == uid(9)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_charge_above_the_cap_writes_nothing() {
+        let mut work = FakeWork::default();
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(4_500_000).unwrap())));
+        let (uow, ended) = work.into_uow();
+        let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(500_001)).await.unwrap_err();
+        assert!(matches!(error, ChargePointsError::BalanceLimitExceeded(_)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn history_pages_report_the_next_cursor_only_when_more_remain() {
+        let entry = |id| PointEntry {
+            id,
+            user_id: uid(1),
+            kind: PointEntryKind::Charge,
+            amount: domain::Money::new(1).unwrap(),
+            balance_after: Balance::new(id).unwrap(),
+            order_id: None,
+            created_at: at(0),
+        };
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.users
+            .expect_entries()
+            .withf(|_, before, limit| *before == Some(10) && *limit == 3)
+            .returning(move |_, _, _| Ok(vec![entry(9), entry(8), entry(7)]));
+        let (uow, _) = work.into_reader();
+        let page = PointHistory::new(uow).execute(uid(1), Some(10), 2).await.unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.id).collect::<Vec<_>>(), vec![9, 8]);
+        assert_eq!(page.next_before, Some(8));
+    }
+}
