@@ -38,6 +38,11 @@ impl SalesWindow {
         }
     }
 
+    /// A window read back from storage: `from` must come before `to`.
+    pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, InvalidSalesWindow> {
+        if from < to { Ok(Self { from, to }) } else { Err(InvalidSalesWindow { from, to }) }
+    }
+
     pub const fn from(&self) -> DateTime<Utc> {
         self.from
     }
@@ -50,6 +55,13 @@ impl SalesWindow {
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.from <= at && at < self.to
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a sales window must start ({from}) before it ends ({to})")]
+pub struct InvalidSalesWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
 /// The first instant of `date` in `tz`: its midnight, or the first instant after a

@@ -1,0 +1,93 @@
+# Developer entry points. `make help` lists the targets.
+#
+# Without DATABASE_URL the targets use a PostgreSQL cluster local to this
+# checkout (scripts/pg.sh: 127.0.0.1:$PGPORT_LOCAL, default 54329); with it,
+# they use that server instead.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# Each recipe runs in one shell, so `export` and `cd` carry over its lines.
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+CARGO     ?= cargo
+PSQL      ?= psql
+PG        := scripts/pg.sh
+# Database `make run` creates and uses on the local cluster.
+DB_NAME   ?= ecommerce
+HTTP_ADDR ?= 127.0.0.1:8080
+
+.PHONY: help run test lint fmt bench db db-stop openapi clean-db
+
+help: ## List the targets
+	@echo "Targets:"
+	awk 'BEGIN { FS = ":.*## " } /^[a-z][a-zA-Z_-]*:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	echo
+	echo "Set DATABASE_URL to use your own PostgreSQL instead of the local cluster."
+
+run: ## Build, migrate, seed and serve the shop on HTTP_ADDR (default 127.0.0.1:8080)
+	@if [[ -n "$${DATABASE_URL:-}" ]]; then
+	  echo "Using DATABASE_URL from the environment"
+	else
+	  admin_url="$$($(PG))"
+	  command -v $(PSQL) >/dev/null || { echo "psql not found: install postgresql-client or set DATABASE_URL" >&2; exit 1; }
+	  if ! $(PSQL) "$$admin_url" -tAc "SELECT 1 FROM pg_database WHERE datname = '$(DB_NAME)'" | grep -q 1; then
+	    echo "Creating database $(DB_NAME)"
+	    $(PSQL) "$$admin_url" -qc 'CREATE DATABASE "$(DB_NAME)"'
+	  fi
+	  export DATABASE_URL="$${admin_url%/*}/$(DB_NAME)"
+	fi
+	if [[ -z "$${ADMIN_TOKEN:-}" ]]; then
+	  ADMIN_TOKEN="$$(openssl rand -hex 16 2>/dev/null || head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	  export ADMIN_TOKEN
+	fi
+	export HTTP_ADDR="$(HTTP_ADDR)"
+	$(CARGO) build --release -p bootstrap --bin ecommerce
+	bin="$${CARGO_TARGET_DIR:-target}/release/ecommerce"
+	"$$bin" migrate
+	"$$bin" seed
+	echo
+	echo "=============================================================="
+	echo "  Swagger UI:  http://$${HTTP_ADDR}/swagger-ui/"
+	echo "  Admin token: $${ADMIN_TOKEN}"
+	echo "=============================================================="
+	echo
+	exec "$$bin" serve
+
+test: ## Start the DB, then fmt check, clippy, layering check and all tests
+	@DATABASE_URL="$$($(PG))"
+	export DATABASE_URL
+	set -x
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-layering.sh
+	# The tests open up to ~3000 files (one pool per test database).
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true
+	$(CARGO) test --workspace --locked
+
+lint: ## fmt check, clippy (-D warnings) and the layering check
+	@set -x
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-layering.sh
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Run the benchmarks against the DB
+	@DATABASE_URL="$$($(PG))"
+	export DATABASE_URL
+	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true
+	$(CARGO) bench --workspace
+
+db: ## Start the local PostgreSQL (if needed) and print its admin URL
+	@$(PG)
+
+db-stop: ## Stop the local PostgreSQL
+	@$(PG) stop
+
+openapi: ## Regenerate openapi/openapi.json
+	UPDATE_OPENAPI=1 $(CARGO) test -p adapter-http --test openapi
+
+clean-db: ## Stop the local PostgreSQL and delete its data
+	@$(PG) clean

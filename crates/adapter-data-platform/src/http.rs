@@ -1,0 +1,164 @@
+//! The HTTP client for the data platform.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent};
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use reqwest::{Client, Url, redirect};
+use serde::Serialize;
+
+/// A [`DataPlatform`] that POSTs each event as JSON to one URL.
+///
+/// The request carries `Idempotency-Key: order-{orderId}`. It is bounded by `timeout`
+/// as a whole (connect, send, and the response head); a 2xx answer is an
+/// acknowledgement, anything else — another status (redirects are not followed), a
+/// connection failure, or no answer in time — is a [`DataPlatformError`].
+///
+/// Cheap to share: one connection pool is built in [`HttpDataPlatform::new`] and reused.
+#[derive(Debug, Clone)]
+pub struct HttpDataPlatform {
+    client: Client,
+    url: Url,
+    timeout: Duration,
+}
+
+impl HttpDataPlatform {
+    /// A client for the platform at `url` (`http` or `https`) that gives up after
+    /// `timeout` (which must not be zero).
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let url = Url::parse(url).with_context(|| format!("invalid data platform URL {url:?}"))?;
+        Self::with_url(url, timeout)
+    }
+
+    /// Like [`HttpDataPlatform::new`], for an already parsed URL.
+    pub fn with_url(url: Url, timeout: Duration) -> anyhow::Result<Self> {
+        ensure!(
+            matches!(url.scheme(), "http" | "https"),
+            "the data platform URL must be http or https, got {url}"
+        );
+        ensure!(
+            !timeout.is_zero(),
+            "the data platform timeout must be positive"
+        );
+        let client = Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(redirect::Policy::none())
+            .build()
+            .context("cannot build the data platform HTTP client")?;
+        Ok(Self {
+            client,
+            url,
+            timeout,
+        })
+    }
+
+    /// Where events are sent.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// How long one delivery may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn describe(&self, err: &reqwest::Error) -> String {
+        if err.is_timeout() {
+            format!("no answer within {} ms", self.timeout.as_millis())
+        } else if err.is_connect() {
+            format!("connection failed: {}", root_cause(err))
+        } else {
+            format!("request failed: {}", root_cause(err))
+        }
+    }
+}
+
+/// The innermost cause of `err`: the informative part (e.g. "Connection refused"),
+/// without the wrappers that repeat the URL.
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[async_trait]
+impl DataPlatform for HttpDataPlatform {
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
+    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
+        let fail = |reason: String| {
+            tracing::warn!(%reason, "the data platform did not accept the paid order");
+            DataPlatformError {
+                order_id: event.order_id,
+                reason,
+            }
+        };
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header("Idempotency-Key", event.idempotency_key())
+            .json(&PaidOrderBody::from(event))
+            .send()
+            .await
+            .map_err(|err| fail(self.describe(&err)))?;
+        let status = response.status();
+        if status.is_success() {
+            tracing::debug!(%status, "the data platform accepted the paid order");
+            Ok(())
+        } else {
+            Err(fail(format!("answered {status}")))
+        }
+    }
+}
+
+/// The JSON body sent for a paid order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaidOrderBody<'a> {
+    order_id: i64,
+    user_id: i64,
+    items: Vec<ItemBody<'a>>,
+    total_amount: i64,
+    discount_amount: i64,
+    payment_amount: i64,
+    /// RFC 3339 in UTC with a `Z`, to the second.
+    paid_at: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemBody<'a> {
+    product_id: i64,
+    name: &'a str,
+    unit_price: i64,
+    quantity: i32,
+    amount: i64,
+}
+
+impl<'a> From<&'a PaidOrderEvent> for PaidOrderBody<'a> {
+    fn from(event: &'a PaidOrderEvent) -> Self {
+        Self {
+            order_id: event.order_id.get(),
+            user_id: event.user_id.get(),
+            items: event
+                .lines
+                .iter()
+                .map(|line| ItemBody {
+                    product_id: line.product_id.get(),
+                    name: &line.name,
+                    unit_price: line.unit_price.krw(),
+                    quantity: line.quantity.get(),
+                    amount: line.amount.krw(),
+                })
+                .collect(),
+            total_amount: event.total_amount.krw(),
+            discount_amount: event.discount_amount.krw(),
+            payment_amount: event.payment_amount.krw(),
+            paid_at: event.paid_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}

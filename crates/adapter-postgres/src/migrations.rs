@@ -1,0 +1,44 @@
+use anyhow::Context;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The project's migrations, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Applies every pending migration; returns how many ran.
+///
+/// diesel's migration harness is synchronous, so it runs on a blocking thread through
+/// `AsyncConnectionWrapper`, away from the async workers.
+pub async fn run_migrations(database_url: &str) -> anyhow::Result<usize> {
+    with_harness(database_url, |conn| {
+        conn.run_pending_migrations(MIGRATIONS).map(|applied| applied.len()).map_err(|e| anyhow::anyhow!(e))
+    })
+    .await
+    .context("applying migrations")
+}
+
+/// Reverts every applied migration (their `down.sql`), newest first; returns how many.
+pub async fn revert_all_migrations(database_url: &str) -> anyhow::Result<usize> {
+    with_harness(database_url, |conn| {
+        conn.revert_all_migrations(MIGRATIONS).map(|reverted| reverted.len()).map_err(|e| anyhow::anyhow!(e))
+    })
+    .await
+    .context("reverting migrations")
+}
+
+async fn with_harness<T, F>(database_url: &str, run: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AsyncConnectionWrapper<AsyncPgConnection>) -> anyhow::Result<T> + Send + 'static,
+{
+    use diesel::Connection;
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).context("connecting to the database")?;
+        run(&mut conn)
+    })
+    .await
+    .context("the migration task panicked")?
+}

@@ -1,0 +1,236 @@
+//! Rows as diesel reads them, and their conversion into domain values. A stored row
+//! that breaks a domain rule becomes `StoreError::Unexpected`.
+
+use application::StoreError;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon, ValidityWindow};
+use domain::order::{Order, OrderLine, OrderStatus};
+use domain::points::{Balance, PointEntry, PointEntryKind};
+use domain::product::{Product, ProductName, Quantity, Stock};
+use domain::user::User;
+use domain::{CouponId, Money, OrderId, ProductId, UserId};
+
+use crate::error::corrupt;
+use crate::schema::{coupons, order_lines, orders, point_history, products, user_coupons, users};
+
+pub(crate) fn user_id(raw: i64) -> Result<UserId, StoreError> {
+    UserId::new(raw).map_err(|e| corrupt("user id", e))
+}
+pub(crate) fn product_id(raw: i64) -> Result<ProductId, StoreError> {
+    ProductId::new(raw).map_err(|e| corrupt("product id", e))
+}
+pub(crate) fn coupon_id(raw: i64) -> Result<CouponId, StoreError> {
+    CouponId::new(raw).map_err(|e| corrupt("coupon id", e))
+}
+pub(crate) fn order_id(raw: i64) -> Result<OrderId, StoreError> {
+    OrderId::new(raw).map_err(|e| corrupt("order id", e))
+}
+pub(crate) fn money(raw: i64) -> Result<Money, StoreError> {
+    Money::new(raw).map_err(|e| corrupt("amount", e))
+}
+pub(crate) fn balance(raw: i64) -> Result<Balance, StoreError> {
+    Balance::new(raw).map_err(|e| corrupt("balance", e))
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    id: i64,
+    name: String,
+    balance: i64,
+}
+
+impl UserRow {
+    pub(crate) fn into_domain(self) -> Result<User, StoreError> {
+        Ok(User { id: user_id(self.id)?, name: self.name, balance: balance(self.balance)? })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = point_history, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct PointEntryRow {
+    id: i64,
+    user_id: i64,
+    kind: String,
+    amount: i64,
+    balance_after: i64,
+    order_id: Option<i64>,
+    created_at: DateTime<Utc>,
+}
+
+pub(crate) fn point_kind_text(kind: PointEntryKind) -> &'static str {
+    match kind {
+        PointEntryKind::Charge => "CHARGE",
+        PointEntryKind::Use => "USE",
+    }
+}
+
+impl PointEntryRow {
+    pub(crate) fn into_domain(self) -> Result<PointEntry, StoreError> {
+        let kind = match self.kind.as_str() {
+            "CHARGE" => PointEntryKind::Charge,
+            "USE" => PointEntryKind::Use,
+            other => return Err(corrupt("point entry kind", other)),
+        };
+        Ok(PointEntry {
+            id: self.id,
+            user_id: user_id(self.user_id)?,
+            kind,
+            amount: money(self.amount)?,
+            balance_after: balance(self.balance_after)?,
+            order_id: self.order_id.map(order_id).transpose()?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ProductRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) price: i64,
+    pub(crate) stock: i32,
+}
+
+impl ProductRow {
+    pub(crate) fn into_domain(self) -> Result<Product, StoreError> {
+        Ok(Product {
+            id: product_id(self.id)?,
+            name: ProductName::new(&self.name).map_err(|e| corrupt("product name", e))?,
+            price: money(self.price)?,
+            stock: Stock::new(i64::from(self.stock)).map_err(|e| corrupt("stock", e))?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = coupons, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct CouponRow {
+    id: i64,
+    name: String,
+    discount_type: String,
+    discount_value: i64,
+    min_order_amount: i64,
+    total_quantity: i32,
+    remaining_quantity: i32,
+    valid_from: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+}
+
+pub(crate) fn discount_columns(policy: DiscountPolicy) -> (&'static str, i64) {
+    match policy {
+        DiscountPolicy::Fixed(amount) => ("FIXED", amount.krw()),
+        DiscountPolicy::Percent(percent) => ("PERCENT", i64::from(percent)),
+    }
+}
+
+impl CouponRow {
+    pub(crate) fn into_domain(self) -> Result<Coupon, StoreError> {
+        let discount = match self.discount_type.as_str() {
+            "FIXED" => DiscountPolicy::fixed(self.discount_value),
+            "PERCENT" => DiscountPolicy::percent(self.discount_value),
+            other => return Err(corrupt("discount type", other)),
+        }
+        .map_err(|e| corrupt("discount", e))?;
+        Ok(Coupon {
+            id: coupon_id(self.id)?,
+            name: self.name,
+            discount,
+            min_order_amount: money(self.min_order_amount)?,
+            total_quantity: self.total_quantity,
+            remaining_quantity: self.remaining_quantity,
+            validity: ValidityWindow::new(self.valid_from, self.valid_until).map_err(|e| corrupt("validity", e))?,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = user_coupons, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct UserCouponRow {
+    user_id: i64,
+    issued_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+}
+
+impl UserCouponRow {
+    pub(crate) fn into_domain(self, coupon: CouponRow) -> Result<IssuedCoupon, StoreError> {
+        Ok(IssuedCoupon {
+            coupon: coupon.into_domain()?,
+            user_id: user_id(self.user_id)?,
+            issued_at: self.issued_at,
+            used_at: self.used_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct OrderRow {
+    pub(crate) id: i64,
+    user_id: i64,
+    coupon_id: Option<i64>,
+    status: String,
+    total_amount: i64,
+    discount_amount: i64,
+    payment_amount: i64,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn status_text(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::NotPaid => "NOT_PAID",
+        OrderStatus::Paid => "PAID",
+        OrderStatus::Failed => "FAILED",
+    }
+}
+
+impl OrderRow {
+    pub(crate) fn into_domain(self, lines: Vec<OrderLineRow>) -> Result<Order, StoreError> {
+        let status = match self.status.as_str() {
+            "NOT_PAID" => OrderStatus::NotPaid,
+            "PAID" => OrderStatus::Paid,
+            "FAILED" => OrderStatus::Failed,
+            other => return Err(corrupt("order status", other)),
+        };
+        Ok(Order {
+            id: order_id(self.id)?,
+            user_id: user_id(self.user_id)?,
+            status,
+            coupon_id: self.coupon_id.map(coupon_id).transpose()?,
+            lines: lines.into_iter().map(OrderLineRow::into_domain).collect::<Result<_, _>>()?,
+            total_amount: money(self.total_amount)?,
+            discount_amount: money(self.discount_amount)?,
+            payment_amount: money(self.payment_amount)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            paid_at: self.paid_at,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct OrderLineRow {
+    pub(crate) order_id: i64,
+    product_id: i64,
+    product_name: String,
+    unit_price: i64,
+    quantity: i32,
+    amount: i64,
+}
+
+impl OrderLineRow {
+    fn into_domain(self) -> Result<OrderLine, StoreError> {
+        Ok(OrderLine {
+            product_id: product_id(self.product_id)?,
+            name: self.product_name,
+            unit_price: money(self.unit_price)?,
+            quantity: Quantity::new(i64::from(self.quantity)).map_err(|e| corrupt("quantity", e))?,
+            amount: money(self.amount)?,
+        })
+    }
+}

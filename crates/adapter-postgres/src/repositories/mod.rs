@@ -1,0 +1,9 @@
+//! Every repository port, implemented on [`crate::work::PgWork`] so that all of a
+//! work's statements run on its one connection and in its one transaction.
+
+mod coupons;
+mod orders;
+mod payments;
+mod products;
+mod rankings;
+mod users;

@@ -1,0 +1,41 @@
+use anyhow::Context;
+use diesel_async::SimpleAsyncConnection;
+
+use crate::pool::PgPool;
+
+/// A small catalog to try every endpoint with: users, products and coupons, each added
+/// only when no row of that name exists, so running it twice adds nothing twice.
+const DEMO_CATALOG: &str = r"
+BEGIN;
+INSERT INTO users (name, balance)
+SELECT v.name, v.balance FROM (VALUES ('kim', 50000), ('lee', 0), ('park', 1000000)) AS v(name, balance)
+WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.name = v.name);
+
+INSERT INTO products (name, price, stock)
+SELECT v.name, v.price, v.stock FROM (VALUES
+    ('Mechanical keyboard', 89000, 12),
+    ('Wireless mouse', 32000, 40),
+    ('27-inch monitor', 329000, 5),
+    ('USB-C hub', 45000, 25),
+    ('Laptop stand', 39000, 18),
+    ('Noise-cancelling headphones', 259000, 7),
+    ('Webcam', 69000, 15),
+    ('Desk lamp', 27000, 30)
+) AS v(name, price, stock)
+WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.name = v.name);
+
+INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, remaining_quantity, valid_from, valid_until)
+SELECT v.name, v.discount_type, v.discount_value, v.min_order_amount, v.quantity, v.quantity, now() - interval '1 day', now() + interval '30 days'
+FROM (VALUES
+    ('Welcome 3,000 KRW off', 'FIXED', 3000, 10000, 100),
+    ('10% off first-come', 'PERCENT', 10, 50000, 10)
+) AS v(name, discount_type, discount_value, min_order_amount, quantity)
+WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
+COMMIT;
+";
+
+/// Loads the demo catalog (see [`DEMO_CATALOG`]).
+pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.get().await.context("connecting to the database")?;
+    conn.batch_execute(DEMO_CATALOG).await.context("loading the demo catalog")
+}

@@ -1,0 +1,126 @@
+use application::ports::{
+    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
+};
+use application::{StoreError, UnitOfWork, Work};
+use async_trait::async_trait;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+
+use crate::error::{StoreContext, pool_error};
+use crate::pool::PgPool;
+
+/// Units of work over pooled PostgreSQL connections.
+#[derive(Clone)]
+pub struct PgUnitOfWork {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgUnitOfWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgUnitOfWork").field("pool", &self.pool.status()).finish()
+    }
+}
+
+impl PgUnitOfWork {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn connection(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for PgUnitOfWork {
+    async fn begin(&self) -> Result<Box<dyn Work>, StoreError> {
+        let mut conn = self.connection().await?;
+        AnsiTransactionManager::begin_transaction(&mut *conn).await.store_context("beginning a transaction")?;
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: true }))
+    }
+
+    async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
+        let conn = self.connection().await?;
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false }))
+    }
+}
+
+/// One pooled connection, inside a transaction or in autocommit mode. Every repository
+/// is implemented on it, so all of a work's statements share its transaction.
+pub(crate) struct PgWork {
+    /// Always `Some` until the work ends or is dropped.
+    conn: Option<Object<AsyncPgConnection>>,
+    in_transaction: bool,
+}
+
+impl PgWork {
+    /// The connection. Only `commit`, `rollback` and `drop` take it out, and they
+    /// consume the work, so it is always there for a repository call.
+    pub(crate) fn conn(&mut self) -> &mut AsyncPgConnection {
+        match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => unreachable!("a work is used after it ended"),
+        }
+    }
+
+    async fn end(mut self: Box<Self>, commit: bool) -> Result<(), StoreError> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        let Some(mut conn) = self.conn.take() else { return Ok(()) };
+        let ended = if commit {
+            AnsiTransactionManager::commit_transaction(&mut *conn).await.store_context("committing")
+        } else {
+            AnsiTransactionManager::rollback_transaction(&mut *conn).await.store_context("rolling back")
+        };
+        if ended.is_err() {
+            // Whatever state the connection is in, it must not serve anyone else.
+            drop(Object::take(conn));
+        }
+        ended
+    }
+}
+
+impl Drop for PgWork {
+    fn drop(&mut self) {
+        // A work dropped mid-transaction (its request was cancelled) must not hand its
+        // locks to the pool: detach the connection and close it; PostgreSQL rolls back.
+        if self.in_transaction {
+            if let Some(conn) = self.conn.take() {
+                tracing::debug!("discarding a connection whose transaction was abandoned");
+                drop(Object::take(conn));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Work for PgWork {
+    fn users(&mut self) -> &mut dyn UserRepository {
+        self
+    }
+    fn products(&mut self) -> &mut dyn ProductRepository {
+        self
+    }
+    fn coupons(&mut self) -> &mut dyn CouponRepository {
+        self
+    }
+    fn orders(&mut self) -> &mut dyn OrderRepository {
+        self
+    }
+    fn payments(&mut self) -> &mut dyn PaymentRepository {
+        self
+    }
+    fn rankings(&mut self) -> &mut dyn RankingRepository {
+        self
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.end(true).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.end(false).await
+    }
+}
