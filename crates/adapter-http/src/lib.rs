@@ -1,1 +1,21 @@
+//! The inbound REST adapter: actix-web handlers and their DTOs, the OpenAPI document,
+//! the admin token check, metrics, and the mapping of every error to RFC 9457
+//! `application/problem+json` (see [`problem`]).
+//!
+//! Handlers turn raw input into domain values first (`try_into_domain`), call one use
+//! case, and turn its result or error into a response. Nothing here decides a rule.
 
+mod auth;
+pub mod cursor;
+mod extract;
+mod handlers;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+mod server;
+mod state;
+
+pub use auth::AdminToken;
+pub use metrics::Metrics;
+pub use server::{HttpSettings, serve};
+pub use state::AppState;

@@ -43,6 +43,10 @@ impl UnitOfWork for PgUnitOfWork {
         let conn = self.connection().await?;
         Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false }))
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        crate::pool::ping(&self.pool).await
+    }
 }
 
 /// One pooled connection, inside a transaction or in autocommit mode. Every repository

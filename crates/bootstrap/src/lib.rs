@@ -1,1 +1,83 @@
+//! Wiring: configuration, the adapters plugged into the use cases, the HTTP server and
+//! the background jobs. The `ecommerce` binary is a thin CLI over this crate, and the
+//! end-to-end tests start the same [`Application`] on port 0.
 
+pub mod config;
+mod jobs;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
+use adapter_http::{AdminToken, AppState, HttpSettings, Metrics};
+use adapter_postgres::{PgUnitOfWork, PoolSettings};
+use anyhow::Context;
+use application::ports::{DataPlatform, SystemClock};
+use application::usecases::{Ports, Settings};
+use application::Shop;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// A started service: the HTTP server bound and the background jobs running.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    jobs: jobs::Jobs,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+/// Builds the use cases over PostgreSQL and the configured data platform.
+pub fn shop(config: &Config) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
+    let pool = adapter_postgres::connect(
+        &config.database_url,
+        PoolSettings { max_size: config.database_pool_size, ..PoolSettings::default() },
+    )?;
+    let data_platform: Arc<dyn DataPlatform> = match &config.data_platform_url {
+        Some(url) => Arc::new(HttpDataPlatform::new(url, config.data_platform_timeout).context("configuring the data platform client")?),
+        None => Arc::new(LoggingDataPlatform::new()),
+    };
+    let ports = Ports { uow: Arc::new(PgUnitOfWork::new(pool.clone())), clock: Arc::new(SystemClock), data_platform };
+    let settings = Settings { payment_timeout: config.payment_timeout, time_zone: config.time_zone };
+    Ok((Shop::new(&ports, settings), pool))
+}
+
+impl Application {
+    /// Applies pending migrations, binds `config.http_addr` (port 0 picks a free one),
+    /// and starts the server and the background jobs.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let applied = adapter_postgres::run_migrations(&config.database_url).await?;
+        tracing::info!(applied, "migrations up to date");
+        let (shop, _pool) = shop(config)?;
+        let listener = TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
+        let port = listener.local_addr().context("reading the bound address")?.port();
+        let state = AppState { shop: shop.clone(), admin_token: config.admin_token.as_deref().and_then(AdminToken::new) };
+        let metrics = Metrics::new().context("registering metrics")?;
+        let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
+        let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;
+        let jobs = jobs::Jobs::start(&shop, config, CancellationToken::new());
+        Ok(Self { port, server, jobs })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server gracefully (as SIGTERM would).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (SIGTERM, SIGINT or [`Self::handle`]), then stops
+    /// the background jobs and waits for them.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("serving HTTP");
+        self.jobs.stop().await;
+        served
+    }
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! `ecommerce`: serve the shop, migrate its database, or load the demo catalog.
+
+use anyhow::Context;
+use bootstrap::{Application, config};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "ecommerce", version, about = "The shop's REST service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve HTTP and run the background jobs until
+    /// SIGTERM or SIGINT (in-flight requests finish first).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Load a small demo catalog (users, products, coupons); running it twice adds
+    /// nothing twice.
+    Seed,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))).init();
+    let config = match config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ecommerce: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ecommerce: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, &config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ecommerce: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::start(config).await?;
+            tracing::info!(addr = %config.http_addr, port = app.port(), "serving; Swagger UI at /swagger-ui/");
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            let applied = adapter_postgres::run_migrations(&config.database_url).await?;
+            println!("applied {applied} migration(s)");
+        }
+        Command::Seed => {
+            adapter_postgres::run_migrations(&config.database_url).await?;
+            let (_, pool) = bootstrap::shop(config)?;
+            adapter_postgres::seed_demo_catalog(&pool).await.context("seeding")?;
+            println!("demo catalog loaded");
+        }
+    }
+    Ok(())
+}

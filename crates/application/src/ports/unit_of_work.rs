@@ -28,6 +28,9 @@ pub trait UnitOfWork: Send + Sync {
     /// A session for reads that need no transaction: each statement sees the latest
     /// committed state. `commit` and `rollback` end it without further effect.
     async fn read(&self) -> Result<Box<dyn Work>, StoreError>;
+
+    /// Whether the store answers now (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// One open unit of work and the repositories bound to it.

@@ -10,6 +10,7 @@ use crate::ports::{Clock, DataPlatform, UnitOfWork};
 pub mod best_products;
 pub mod catalog;
 pub mod coupons;
+pub mod health;
 pub mod orders;
 pub mod payments;
 pub mod points;
@@ -57,6 +58,7 @@ pub struct Shop {
     pub pay_order: payments::PayOrder,
     pub refresh_best_products: best_products::RefreshBestProducts,
     pub best_products: best_products::GetBestProducts,
+    pub readiness: health::CheckReadiness,
 }
 
 impl Shop {
@@ -81,6 +83,7 @@ impl Shop {
                 settings.time_zone,
             ),
             best_products: best_products::GetBestProducts::new(ports.uow.clone()),
+            readiness: health::CheckReadiness::new(ports.uow.clone()),
         }
     }
 }

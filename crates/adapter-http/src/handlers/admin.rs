@@ -1,0 +1,179 @@
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
+use domain::product::{NewProduct, ProductName, Stock, validate_price};
+use domain::user::UserName;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::best_products::BestProductsResponse;
+use super::coupons::{CouponResponse, DiscountType};
+use super::products::ProductResponse;
+use crate::auth::Admin;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+fn invalid(error: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_request(error.to_string())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    #[schema(example = "kim")]
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserResponse {
+    pub user_id: i64,
+    pub name: String,
+    pub balance: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateProductRequest {
+    #[schema(example = "Keyboard")]
+    pub name: String,
+    /// KRW, 0..=100,000,000.
+    #[schema(minimum = 0, maximum = 100_000_000, example = 89000)]
+    pub price: i64,
+    #[schema(minimum = 0, example = 12)]
+    pub stock: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCouponRequest {
+    pub name: String,
+    pub discount_type: DiscountType,
+    /// KRW off for `FIXED` (≥ 1); percent for `PERCENT` (1..=100).
+    #[schema(minimum = 1, example = 3000)]
+    pub discount_value: i64,
+    #[serde(default)]
+    #[schema(minimum = 0, example = 10000)]
+    pub min_order_amount: Option<i64>,
+    #[schema(minimum = 1, example = 100)]
+    pub total_quantity: i64,
+    pub valid_from: DateTime<Utc>,
+    /// Must be after `validFrom`.
+    pub valid_until: DateTime<Utc>,
+}
+
+impl CreateCouponRequest {
+    fn try_into_domain(self) -> Result<NewCoupon, ApiError> {
+        let discount = match self.discount_type {
+            DiscountType::Fixed => DiscountPolicy::fixed(self.discount_value),
+            DiscountType::Percent => DiscountPolicy::percent(self.discount_value),
+        }
+        .map_err(invalid)?;
+        let validity = ValidityWindow::new(self.valid_from, self.valid_until).map_err(invalid)?;
+        NewCoupon::new(&self.name, discount, self.min_order_amount.unwrap_or(0), self.total_quantity, validity).map_err(invalid)
+    }
+}
+
+const UNAUTHORIZED: &str = "`UNAUTHORIZED`: missing or wrong admin bearer token";
+
+/// Create a user with an empty balance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_user(_: Admin, state: web::Data<AppState>, body: web::Json<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
+    let name = UserName::new(&body.name).map_err(invalid)?;
+    let user = state.shop.create_user.execute(name).await?;
+    Ok(HttpResponse::Created().json(UserResponse { user_id: user.id.get(), name: user.name, balance: user.balance.krw() }))
+}
+
+/// Add a product to the catalog.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = CreateProductRequest,
+    responses(
+        (status = 201, description = "Created", body = ProductResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_product(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<CreateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let product = NewProduct {
+        name: ProductName::new(&body.name).map_err(invalid)?,
+        price: validate_price(body.price).map_err(invalid)?,
+        stock: Stock::new(body.stock).map_err(invalid)?,
+    };
+    let product = state.shop.create_product.execute(product).await?;
+    Ok(HttpResponse::Created().json(ProductResponse::from(product)))
+}
+
+/// Create a coupon campaign.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/coupons",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = CreateCouponRequest,
+    responses(
+        (status = 201, description = "Created, all of its quantity remaining", body = CouponResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_coupon(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<CreateCouponRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let coupon = body.into_inner().try_into_domain()?;
+    let coupon = state.shop.create_coupon.execute(coupon).await?;
+    Ok(HttpResponse::Created().json(CouponResponse::from(coupon)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RefreshQuery {
+    /// The window ends at 00:00 of this date in the service time zone (default: today).
+    #[param(value_type = Option<String>, format = Date, example = "2026-11-27")]
+    pub date: Option<String>,
+}
+
+/// Recompute the best products now and store the snapshot.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/best-products/refresh",
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(RefreshQuery),
+    responses(
+        (status = 200, description = "The recomputed ranking of that window", body = BestProductsResponse),
+        (status = 400, description = "`INVALID_REQUEST` (date not YYYY-MM-DD)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refresh_best_products(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<RefreshQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let date = query
+        .date
+        .as_deref()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}"))))
+        .transpose()?;
+    let best = state.shop.refresh_best_products.execute(date).await?;
+    Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(best))))
+}

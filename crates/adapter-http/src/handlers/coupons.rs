@@ -1,0 +1,197 @@
+use actix_web::{HttpResponse, web};
+use application::usecases::coupons::Issued;
+use chrono::{DateTime, Utc};
+use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon};
+use domain::{CouponId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::extract::{id_from, parse_id};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DiscountType {
+    /// `discountValue` KRW off, at most the order total.
+    Fixed,
+    /// `discountValue` percent (1..=100) off, rounded down.
+    Percent,
+}
+
+pub fn discount_parts(policy: DiscountPolicy) -> (DiscountType, i64) {
+    match policy {
+        DiscountPolicy::Fixed(amount) => (DiscountType::Fixed, amount.krw()),
+        DiscountPolicy::Percent(percent) => (DiscountType::Percent, i64::from(percent)),
+    }
+}
+
+/// What a user holding a coupon sees of it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldCouponTerms {
+    pub coupon_id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub discount_type: DiscountType,
+    pub discount_value: i64,
+    pub min_order_amount: i64,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    pub used: bool,
+    pub issued_at: DateTime<Utc>,
+}
+
+impl From<&IssuedCoupon> for HeldCouponTerms {
+    fn from(held: &IssuedCoupon) -> Self {
+        let (discount_type, discount_value) = discount_parts(held.coupon.discount);
+        Self {
+            coupon_id: held.coupon.id.get(),
+            user_id: held.user_id.get(),
+            name: held.coupon.name.clone(),
+            discount_type,
+            discount_value,
+            min_order_amount: held.coupon.min_order_amount.krw(),
+            valid_from: held.coupon.validity.from(),
+            valid_until: held.coupon.validity.until(),
+            used: held.used_at.is_some(),
+            issued_at: held.issued_at,
+        }
+    }
+}
+
+/// A coupon a user holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldCouponResponse {
+    #[serde(flatten)]
+    pub terms: HeldCouponTerms,
+    /// When an order used it; null while usable.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+impl From<IssuedCoupon> for HeldCouponResponse {
+    fn from(held: IssuedCoupon) -> Self {
+        Self { terms: HeldCouponTerms::from(&held), used_at: held.used_at }
+    }
+}
+
+/// A coupon just issued, with what remains of its campaign.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCouponResponse {
+    #[serde(flatten)]
+    pub terms: HeldCouponTerms,
+    pub remaining_quantity: i32,
+}
+
+impl From<Issued> for IssuedCouponResponse {
+    fn from(issued: Issued) -> Self {
+        Self { terms: HeldCouponTerms::from(&issued.coupon), remaining_quantity: issued.remaining_quantity }
+    }
+}
+
+/// A coupon campaign with all of its fields.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CouponResponse {
+    pub coupon_id: i64,
+    pub name: String,
+    pub discount_type: DiscountType,
+    pub discount_value: i64,
+    pub min_order_amount: i64,
+    pub total_quantity: i32,
+    pub remaining_quantity: i32,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+impl From<Coupon> for CouponResponse {
+    fn from(c: Coupon) -> Self {
+        let (discount_type, discount_value) = discount_parts(c.discount);
+        Self {
+            coupon_id: c.id.get(),
+            name: c.name,
+            discount_type,
+            discount_value,
+            min_order_amount: c.min_order_amount.krw(),
+            total_quantity: c.total_quantity,
+            remaining_quantity: c.remaining_quantity,
+            valid_from: c.validity.from(),
+            valid_until: c.validity.until(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueRequest {
+    #[schema(minimum = 1, example = 1)]
+    pub user_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldCouponsResponse {
+    pub items: Vec<HeldCouponResponse>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// The user (positive id).
+    #[serde(rename = "userId")]
+    #[param(rename = "userId", value_type = i64, required = true)]
+    pub user_id: Option<String>,
+}
+
+pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
+    let raw = query.user_id.as_deref().ok_or_else(|| ApiError::invalid_request("userId is required"))?;
+    parse_id(raw, "userId", "INVALID_REQUEST")
+}
+
+/// Issue a limited coupon to a user, first come first served.
+///
+/// Under any concurrency: never more than the campaign's quantity, at most one per
+/// user, and `remainingQuantity` is always total − issued.
+#[utoipa::path(
+    post,
+    path = "/api/v1/coupons/{couponId}/issue",
+    tag = "coupons",
+    params(("couponId" = i64, Path, description = "Coupon campaign id (positive)")),
+    request_body = IssueRequest,
+    responses(
+        (status = 201, description = "Issued", body = IssuedCouponResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`COUPON_NOT_FOUND`, `USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`COUPON_ALREADY_ISSUED`, `COUPON_SOLD_OUT`, `COUPON_EXPIRED`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn issue(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<IssueRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let coupon_id: CouponId = parse_id(&path, "couponId", "INVALID_REQUEST")?;
+    let user_id: UserId = id_from(body.user_id, "userId")?;
+    let issued = state.shop.issue_coupon.execute(coupon_id, user_id).await?;
+    Ok(HttpResponse::Created().json(IssuedCouponResponse::from(issued)))
+}
+
+/// The coupons a user holds, used or not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/coupons",
+    tag = "coupons",
+    params(UserQuery),
+    responses(
+        (status = 200, description = "The user's coupons, oldest issue first", body = HeldCouponsResponse),
+        (status = 400, description = "`INVALID_REQUEST` (userId missing or invalid)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_held(state: web::Data<AppState>, query: web::Query<UserQuery>) -> Result<HttpResponse, ApiError> {
+    let coupons = state.shop.held_coupons.execute(user_from_query(&query)?).await?;
+    Ok(HttpResponse::Ok().json(HeldCouponsResponse { items: coupons.into_iter().map(HeldCouponResponse::from).collect() }))
+}

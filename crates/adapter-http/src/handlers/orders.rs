@@ -1,0 +1,170 @@
+use actix_web::{HttpResponse, web};
+use application::usecases::orders::PlaceOrderRequest;
+use chrono::{DateTime, Utc};
+use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
+use domain::product::Quantity;
+use domain::{CouponId, OrderId, ProductId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::coupons::{UserQuery, user_from_query};
+use crate::extract::{id_from, parse_id};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineRequest {
+    #[schema(minimum = 1, example = 3)]
+    pub product_id: i64,
+    #[schema(minimum = 1, maximum = 10000, example = 2)]
+    pub quantity: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceOrderBody {
+    #[schema(minimum = 1, example = 1)]
+    pub user_id: i64,
+    /// A coupon the user holds, or null.
+    #[serde(default)]
+    #[schema(minimum = 1, example = 7)]
+    pub coupon_id: Option<i64>,
+    /// 1..=100 lines, each product at most once.
+    pub items: Vec<OrderLineRequest>,
+}
+
+impl PlaceOrderBody {
+    fn try_into_domain(self) -> Result<PlaceOrderRequest, ApiError> {
+        let user_id: UserId = id_from(self.user_id, "userId")?;
+        let coupon_id: Option<CouponId> = self.coupon_id.map(|c| id_from(c, "couponId")).transpose()?;
+        let lines = self
+            .items
+            .iter()
+            .map(|line| {
+                Ok(RequestedLine {
+                    product_id: id_from::<ProductId>(line.product_id, "productId")?,
+                    quantity: Quantity::new(line.quantity).map_err(|e| ApiError::invalid_request(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let items = OrderItems::new(lines).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        Ok(PlaceOrderRequest { user_id, coupon_id, items })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatusDto {
+    NotPaid,
+    Paid,
+    Failed,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineResponse {
+    pub product_id: i64,
+    /// The product's name when ordered.
+    pub name: String,
+    /// The product's price when ordered.
+    pub unit_price: i64,
+    pub quantity: i32,
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderResponse {
+    pub order_id: i64,
+    pub user_id: i64,
+    #[schema(value_type = String, example = "NOT_PAID")]
+    pub status: OrderStatusDto,
+    pub coupon_id: Option<i64>,
+    pub items: Vec<OrderLineResponse>,
+    pub total_amount: i64,
+    pub discount_amount: i64,
+    pub payment_amount: i64,
+    pub created_at: DateTime<Utc>,
+    /// Unpaid at this instant, the order fails: its stock and coupon are given back.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderResponse {
+    fn from(order: Order) -> Self {
+        Self {
+            order_id: order.id.get(),
+            user_id: order.user_id.get(),
+            status: match order.status {
+                OrderStatus::NotPaid => OrderStatusDto::NotPaid,
+                OrderStatus::Paid => OrderStatusDto::Paid,
+                OrderStatus::Failed => OrderStatusDto::Failed,
+            },
+            coupon_id: order.coupon_id.map(CouponId::get),
+            items: order
+                .lines
+                .into_iter()
+                .map(|l| OrderLineResponse {
+                    product_id: l.product_id.get(),
+                    name: l.name,
+                    unit_price: l.unit_price.krw(),
+                    quantity: l.quantity.get(),
+                    amount: l.amount.krw(),
+                })
+                .collect(),
+            total_amount: order.total_amount.krw(),
+            discount_amount: order.discount_amount.krw(),
+            payment_amount: order.payment_amount.krw(),
+            created_at: order.created_at,
+            expires_at: order.expires_at,
+        }
+    }
+}
+
+/// Place an order: reserve the stock, apply and use the coupon.
+///
+/// The order is `NOT_PAID` until paid; unpaid at `expiresAt` it becomes `FAILED` and
+/// its stock and coupon are given back. Stock never goes negative under any
+/// concurrency.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    request_body = PlaceOrderBody,
+    responses(
+        (status = 201, description = "Placed", body = OrderResponse),
+        (status = 400, description = "`INVALID_REQUEST` (items empty or over 100 lines, quantity < 1, a product twice, bad ids)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`, `PRODUCT_NOT_FOUND`, `COUPON_NOT_OWNED`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`OUT_OF_STOCK`, `COUPON_ALREADY_USED`, `COUPON_EXPIRED`, `COUPON_NOT_APPLICABLE`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn place(state: web::Data<AppState>, body: web::Json<PlaceOrderBody>) -> Result<HttpResponse, ApiError> {
+    let request = body.into_inner().try_into_domain()?;
+    let order = state.shop.place_order.execute(request).await?;
+    Ok(HttpResponse::Created().json(OrderResponse::from(order)))
+}
+
+/// Read one of a user's orders with its current status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{orderId}",
+    tag = "orders",
+    params(("orderId" = i64, Path, description = "Order id (positive)"), UserQuery),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ORDER_NOT_FOUND` (also for another user's order)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<UserQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let order_id: OrderId = parse_id(&path, "orderId", "INVALID_REQUEST")?;
+    let user_id = user_from_query(&query)?;
+    let order = state.shop.get_order.execute(order_id, user_id).await?;
+    Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
+}

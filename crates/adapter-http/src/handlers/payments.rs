@@ -1,0 +1,67 @@
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use domain::{OrderId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::id_from;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayRequest {
+    #[schema(minimum = 1, example = 1)]
+    pub user_id: i64,
+    #[schema(minimum = 1, example = 11)]
+    pub order_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentResponse {
+    pub payment_id: i64,
+    pub order_id: i64,
+    pub user_id: i64,
+    /// What was deducted: the order's `paymentAmount`.
+    pub amount: i64,
+    /// The balance after the payment.
+    pub balance: i64,
+    #[schema(example = "PAID")]
+    pub status: &'static str,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Pay an order from the user's balance.
+///
+/// All or nothing: the balance is deducted, a `USE` ledger entry written, the order
+/// marked `PAID` and sent to the data platform; if the platform does not accept it,
+/// everything is rolled back (503) and the order can be paid again until it expires.
+/// Of concurrent payments of one order exactly one succeeds.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments",
+    tag = "orders",
+    request_body = PayRequest,
+    responses(
+        (status = 201, description = "Paid", body = PaymentResponse),
+        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`, `ORDER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`ORDER_ALREADY_PAID`, `ORDER_EXPIRED`, `INSUFFICIENT_BALANCE`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`DATA_PLATFORM_UNAVAILABLE` (nothing was charged), `SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
+    let user_id: UserId = id_from(body.user_id, "userId")?;
+    let order_id: OrderId = id_from(body.order_id, "orderId")?;
+    let paid = state.shop.pay_order.execute(user_id, order_id).await?;
+    Ok(HttpResponse::Created().json(PaymentResponse {
+        payment_id: paid.payment.id.get(),
+        order_id: paid.payment.order_id.get(),
+        user_id: paid.payment.user_id.get(),
+        amount: paid.payment.amount.krw(),
+        balance: paid.balance.krw(),
+        status: "PAID",
+        paid_at: paid.payment.paid_at,
+    }))
+}

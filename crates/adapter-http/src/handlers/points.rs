@@ -1,0 +1,186 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use application::usecases::points::BalanceView;
+use chrono::{DateTime, Utc};
+use domain::UserId;
+use domain::points::{ChargeAmount, InvalidChargeAmount, PointEntry, PointEntryKind};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::cursor::{self, CursorKind};
+use crate::extract::{page_limit, parse_id};
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+/// A charge. `amount` is validated by hand so that every malformed amount — missing,
+/// null, a string, a fraction, beyond 64 bits — answers `INVALID_AMOUNT`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChargeRequest {
+    /// KRW to add: 1..=1,000,000.
+    #[serde(default)]
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000, example = 10000)]
+    pub amount: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceResponse {
+    #[schema(example = 1)]
+    pub user_id: i64,
+    #[schema(example = 15000)]
+    pub balance: i64,
+}
+
+impl From<BalanceView> for BalanceResponse {
+    fn from(view: BalanceView) -> Self {
+        Self { user_id: view.user_id.get(), balance: view.balance.krw() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PointEntryType {
+    Charge,
+    Use,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PointEntryResponse {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: PointEntryType,
+    pub amount: i64,
+    pub balance_after: i64,
+    /// The order a `USE` paid for; null for a `CHARGE`.
+    pub order_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PointEntry> for PointEntryResponse {
+    fn from(entry: PointEntry) -> Self {
+        Self {
+            id: entry.id,
+            kind: match entry.kind {
+                PointEntryKind::Charge => PointEntryType::Charge,
+                PointEntryKind::Use => PointEntryType::Use,
+            },
+            amount: entry.amount.krw(),
+            balance_after: entry.balance_after.krw(),
+            order_id: entry.order_id.map(domain::OrderId::get),
+            created_at: entry.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryResponse {
+    pub items: Vec<PointEntryResponse>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Opaque cursor from a previous page's `nextCursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..=100 (default 20).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+}
+
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    parse_id(raw, "userId", "INVALID_USER_ID")
+}
+
+fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
+    let invalid = |detail: &str| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount", detail);
+    let raw = match &body.amount {
+        None | Some(serde_json::Value::Null) => return Err(invalid("amount is required")),
+        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| invalid("amount must be a whole number of KRW within 64 bits"))?,
+        Some(_) => return Err(invalid("amount must be an integer")),
+    };
+    ChargeAmount::new(raw).map_err(|e| match e {
+        InvalidChargeAmount::NotPositive(_) => invalid("amount must be at least 1"),
+        InvalidChargeAmount::AboveLimit(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded", e.to_string())
+        }
+    })
+}
+
+/// Charge a user's balance.
+///
+/// One charge adds 1..=1,000,000 KRW; the balance never exceeds 5,000,000 KRW. Each
+/// charge writes one `CHARGE` ledger entry. Concurrent charges never lose an update.
+#[utoipa::path(
+    post,
+    path = "/api/v1/points/{userId}",
+    tag = "points",
+    params(("userId" = i64, Path, description = "User id (positive)")),
+    request_body = ChargeRequest,
+    responses(
+        (status = 200, description = "Charged; the new balance", body = BalanceResponse),
+        (status = 400, description = "`INVALID_USER_ID`, `INVALID_AMOUNT`, `CHARGE_LIMIT_EXCEEDED`, or `INVALID_REQUEST` (malformed JSON)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`BALANCE_LIMIT_EXCEEDED`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn charge(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ChargeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = user_id(&path)?;
+    let amount = charge_amount(&body)?;
+    let view = state.shop.charge_points.execute(user_id, amount).await?;
+    Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
+}
+
+/// Read a user's balance.
+#[utoipa::path(
+    get,
+    path = "/api/v1/points/{userId}",
+    tag = "points",
+    params(("userId" = i64, Path, description = "User id (positive)")),
+    responses(
+        (status = 200, description = "The balance", body = BalanceResponse),
+        (status = 400, description = "`INVALID_USER_ID`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn balance(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let view = state.shop.get_balance.execute(user_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
+}
+
+/// Read a user's ledger, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/points/{userId}/history",
+    tag = "points",
+    params(("userId" = i64, Path, description = "User id (positive)"), PageQuery),
+    responses(
+        (status = 200, description = "One page of the ledger", body = HistoryResponse),
+        (status = 400, description = "`INVALID_USER_ID`, or `INVALID_REQUEST` (bad limit or cursor)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn history(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = user_id(&path)?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
+    let page = state.shop.point_history.execute(user_id, before, limit).await?;
+    Ok(HttpResponse::Ok().json(HistoryResponse {
+        items: page.entries.into_iter().map(PointEntryResponse::from).collect(),
+        next_cursor: page.next_before.map(|id| cursor::encode(CursorKind::PointHistory, id)),
+    }))
+}

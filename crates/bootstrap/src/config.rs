@@ -1,0 +1,160 @@
+//! Configuration from the environment, validated once at start-up into typed values.
+//! An invalid value stops the process with one line naming the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use domain::order::PaymentTimeout;
+
+/// A variable with a value the service cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+/// Everything the service reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    pub admin_token: Option<String>,
+    pub data_platform_url: Option<String>,
+    pub data_platform_timeout: Duration,
+    pub payment_timeout: PaymentTimeout,
+    pub expiry_sweep_interval: Duration,
+    pub time_zone: Tz,
+    pub database_pool_size: usize,
+    pub http_workers: usize,
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets (the token, credentials inside the URLs) are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("data_platform_url", &self.data_platform_url.as_ref().map(|_| "***"))
+            .field("data_platform_timeout", &self.data_platform_timeout)
+            .field("payment_timeout", &self.payment_timeout)
+            .field("expiry_sweep_interval", &self.expiry_sweep_interval)
+            .field("time_zone", &self.time_zone)
+            .field("database_pool_size", &self.database_pool_size)
+            .field("http_workers", &self.http_workers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { variable, reason: reason.into() }
+}
+
+/// Reads variables through `get`, so tests need not touch the process environment.
+pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ConfigError> {
+        match non_empty(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|v| range.contains(v))
+                .ok_or_else(|| error(name, format!("expected an integer in {}..={}, got {raw:?}", range.start(), range.end()))),
+        }
+    };
+
+    let database_url = non_empty("DATABASE_URL").ok_or_else(|| error("DATABASE_URL", "it must be set to a PostgreSQL URL"))?;
+    if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+        return Err(error("DATABASE_URL", "expected a postgres:// or postgresql:// URL"));
+    }
+    let http_addr = match non_empty("HTTP_ADDR") {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(raw) => raw.trim().parse().map_err(|_| error("HTTP_ADDR", format!("expected host:port such as 127.0.0.1:8080, got {raw:?}")))?,
+    };
+    let data_platform_url = match non_empty("DATA_PLATFORM_URL") {
+        None => None,
+        Some(raw) if raw.starts_with("http://") || raw.starts_with("https://") => Some(raw.trim().to_owned()),
+        Some(raw) => return Err(error("DATA_PLATFORM_URL", format!("expected an http:// or https:// URL, got {raw:?}"))),
+    };
+    let payment_timeout = PaymentTimeout::from_secs(number("ORDER_PAYMENT_TIMEOUT_SECS", 300, 1..=86_400)?)
+        .map_err(|e| error("ORDER_PAYMENT_TIMEOUT_SECS", e.to_string()))?;
+    let time_zone = match non_empty("BEST_PRODUCTS_TIMEZONE") {
+        None => chrono_tz::Asia::Seoul,
+        Some(raw) => raw
+            .trim()
+            .parse::<Tz>()
+            .map_err(|_| error("BEST_PRODUCTS_TIMEZONE", format!("expected an IANA time zone such as Asia/Seoul, got {raw:?}")))?,
+    };
+    Ok(Config {
+        database_url,
+        http_addr,
+        admin_token: non_empty("ADMIN_TOKEN").map(|t| t.trim().to_owned()),
+        data_platform_url,
+        data_platform_timeout: Duration::from_millis(number("DATA_PLATFORM_TIMEOUT_MS", 3_000, 1..=60_000)?),
+        payment_timeout,
+        expiry_sweep_interval: Duration::from_millis(number("ORDER_EXPIRY_SWEEP_MS", 1_000, 10..=3_600_000)?),
+        time_zone,
+        database_pool_size: usize::try_from(number("DATABASE_POOL_SIZE", 16, 1..=1_000)?).unwrap_or(16),
+        http_workers: usize::try_from(number("HTTP_WORKERS", 0, 0..=1_024)?).unwrap_or(0),
+    })
+}
+
+/// Reads the process environment.
+pub fn from_env() -> Result<Config, ConfigError> {
+    from_lookup(|name| std::env::var(name).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        from_lookup(|name| vars.get(name).cloned())
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/shop");
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = config(&[DB]).unwrap();
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_platform_timeout, Duration::from_millis(3_000));
+        assert_eq!(config.payment_timeout, PaymentTimeout::from_secs(300).unwrap());
+        assert_eq!(config.expiry_sweep_interval, Duration::from_millis(1_000));
+        assert_eq!(config.time_zone, chrono_tz::Asia::Seoul);
+        assert!(config.admin_token.is_none());
+        assert!(config.data_platform_url.is_none());
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_variable() {
+        for (variable, value) in [
+            ("HTTP_ADDR", "localhost"),
+            ("DATA_PLATFORM_URL", "ftp://x"),
+            ("DATA_PLATFORM_TIMEOUT_MS", "0"),
+            ("ORDER_PAYMENT_TIMEOUT_SECS", "five"),
+            ("ORDER_EXPIRY_SWEEP_MS", "-1"),
+            ("BEST_PRODUCTS_TIMEZONE", "Mars/Olympus"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let error = config(&[DB, (variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(error.to_string().starts_with(&format!("invalid {variable}: ")));
+            assert!(!error.to_string().contains('\n'), "one line");
+        }
+        assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = config(&[DB, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret") && !printed.contains("pw@"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Background jobs: the expiry sweep and the daily best-products computation. Both are
+//! safe with any number of instances running at once — the sweep skips orders another
+//! instance holds, and a window's snapshot is one row however many compute it.
+
+use std::time::Duration;
+
+use application::Shop;
+use chrono::Utc;
+use domain::ranking::next_run_after;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+
+/// How many orders one sweep expires at most before it yields.
+const SWEEP_BATCH: u16 = 100;
+
+pub(crate) struct Jobs {
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Jobs {
+    pub(crate) fn start(shop: &Shop, config: &Config, stop: CancellationToken) -> Self {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, stop.clone()));
+        tasks.spawn(daily_best_products(shop.clone(), config.time_zone, stop.clone()));
+        Self { stop, tasks }
+    }
+
+    pub(crate) async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Every `interval`, fails the unpaid orders past their deadline; a full batch means
+/// more may be waiting, so it goes again at once.
+async fn expiry_sweep(shop: Shop, interval: Duration, stop: CancellationToken) {
+    loop {
+        match shop.expire_orders.execute(SWEEP_BATCH).await {
+            Ok(expired) if expired == SWEEP_BATCH => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "order expiry sweep failed; retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// At start-up computes the latest window if missing, then recomputes at every 00:00
+/// of the service time zone.
+async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, stop: CancellationToken) {
+    match shop.refresh_best_products.ensure_latest().await {
+        Ok(true) => tracing::info!("best products computed for the latest window"),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "best products could not be computed at start-up"),
+    }
+    loop {
+        let next = next_run_after(Utc::now(), time_zone);
+        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        // A failed run is retried a minute later rather than a day later.
+        while let Err(error) = shop.refresh_best_products.execute(None).await {
+            tracing::warn!(%error, "best products computation failed; retrying in a minute");
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+        tracing::info!(window_end = %next, "best products recomputed");
+    }
+}
