@@ -61,6 +61,7 @@ test: ## Start the DB, then fmt check, clippy, layering check and all tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/check-layering.sh
+	scripts/check-schema.sh
 	# The tests open up to ~3000 files (one pool per test database).
 	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true
 	$(CARGO) test --workspace --locked
