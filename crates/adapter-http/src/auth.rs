@@ -41,7 +41,9 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<AppState>>().and_then(|state| state.admin_token.clone());
+        let expected = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.admin_token.clone());
         let presented = req
             .headers()
             .get(AUTHORIZATION)

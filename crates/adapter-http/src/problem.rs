@@ -42,12 +42,27 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, title, detail: detail.into() }
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+        }
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "Invalid request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "Invalid request",
+            detail,
+        )
     }
 
     pub fn not_found(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
@@ -59,13 +74,23 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized", "a valid admin bearer token is required")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Unauthorized",
+            "a valid admin bearer token is required",
+        )
     }
 
     /// A bug. The full error is logged here; the client learns nothing of it.
     pub fn internal(error: &dyn std::fmt::Debug) -> Self {
         tracing::error!(?error, "request failed unexpectedly");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error", "the request failed unexpectedly")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "Internal error",
+            "the request failed unexpectedly",
+        )
     }
 
     pub fn code(&self) -> &'static str {
@@ -73,7 +98,13 @@ impl ApiError {
     }
 
     pub fn problem(&self) -> Problem {
-        Problem { kind: "about:blank", title: self.title, status: self.status.as_u16(), code: self.code, detail: self.detail.clone() }
+        Problem {
+            kind: "about:blank",
+            title: self.title,
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: self.detail.clone(),
+        }
     }
 }
 
@@ -83,12 +114,16 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).insert_header(ContentType(problem_mime())).json(self.problem())
+        HttpResponse::build(self.status)
+            .insert_header(ContentType(problem_mime()))
+            .json(self.problem())
     }
 }
 
 pub fn problem_mime() -> actix_web::mime::Mime {
-    PROBLEM_JSON.parse().unwrap_or(actix_web::mime::APPLICATION_JSON)
+    PROBLEM_JSON
+        .parse()
+        .unwrap_or(actix_web::mime::APPLICATION_JSON)
 }
 
 impl From<StoreError> for ApiError {
@@ -96,7 +131,12 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "Service unavailable", "the database is unavailable; retry later")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "Service unavailable",
+                    "the database is unavailable; retry later",
+                )
             }
             StoreError::Unexpected(cause) => Self::internal(&cause),
         }
@@ -104,14 +144,22 @@ impl From<StoreError> for ApiError {
 }
 
 fn user_not_found(user: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("USER_NOT_FOUND", "User not found", format!("user {user} does not exist"))
+    ApiError::not_found(
+        "USER_NOT_FOUND",
+        "User not found",
+        format!("user {user} does not exist"),
+    )
 }
 
 impl From<ChargePointsError> for ApiError {
     fn from(error: ChargePointsError) -> Self {
         match error {
             ChargePointsError::UserNotFound(user) => user_not_found(user),
-            ChargePointsError::BalanceLimitExceeded(e) => Self::conflict("BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded", e.to_string()),
+            ChargePointsError::BalanceLimitExceeded(e) => Self::conflict(
+                "BALANCE_LIMIT_EXCEEDED",
+                "Balance limit exceeded",
+                e.to_string(),
+            ),
             ChargePointsError::Store(e) => e.into(),
         }
     }
@@ -129,13 +177,23 @@ impl From<ReadPointsError> for ApiError {
 impl From<IssueCouponError> for ApiError {
     fn from(error: IssueCouponError) -> Self {
         match error {
-            IssueCouponError::CouponNotFound(id) => {
-                Self::not_found("COUPON_NOT_FOUND", "Coupon not found", format!("coupon {id} does not exist"))
-            }
+            IssueCouponError::CouponNotFound(id) => Self::not_found(
+                "COUPON_NOT_FOUND",
+                "Coupon not found",
+                format!("coupon {id} does not exist"),
+            ),
             IssueCouponError::UserNotFound(user) => user_not_found(user),
-            e @ IssueCouponError::AlreadyIssued { .. } => Self::conflict("COUPON_ALREADY_ISSUED", "Coupon already issued", e.to_string()),
-            IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => Self::conflict("COUPON_SOLD_OUT", "Coupon sold out", e.to_string()),
-            IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => Self::conflict("COUPON_EXPIRED", "Coupon expired", e.to_string()),
+            e @ IssueCouponError::AlreadyIssued { .. } => Self::conflict(
+                "COUPON_ALREADY_ISSUED",
+                "Coupon already issued",
+                e.to_string(),
+            ),
+            IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => {
+                Self::conflict("COUPON_SOLD_OUT", "Coupon sold out", e.to_string())
+            }
+            IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => {
+                Self::conflict("COUPON_EXPIRED", "Coupon expired", e.to_string())
+            }
             IssueCouponError::Store(e) => e.into(),
         }
     }
@@ -154,16 +212,34 @@ impl From<PlaceOrderError> for ApiError {
     fn from(error: PlaceOrderError) -> Self {
         match error {
             PlaceOrderError::UserNotFound(user) => user_not_found(user),
-            e @ PlaceOrderError::CouponNotOwned(_) => Self::not_found("COUPON_NOT_OWNED", "Coupon not owned", e.to_string()),
+            e @ PlaceOrderError::CouponNotOwned(_) => {
+                Self::not_found("COUPON_NOT_OWNED", "Coupon not owned", e.to_string())
+            }
             PlaceOrderError::Refused(refusal) => match refusal {
-                PlaceOrderRefusal::ProductNotFound(_) => Self::not_found("PRODUCT_NOT_FOUND", "Product not found", refusal.to_string()),
-                PlaceOrderRefusal::OutOfStock(e) => Self::conflict("OUT_OF_STOCK", "Out of stock", e.to_string()),
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::AlreadyUsed(_)) => Self::conflict("COUPON_ALREADY_USED", "Coupon already used", e.to_string()),
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::OutsideValidity(_)) => Self::conflict("COUPON_EXPIRED", "Coupon not valid now", e.to_string()),
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::BelowMinimum { .. }) => {
-                    Self::conflict("COUPON_NOT_APPLICABLE", "Coupon not applicable", e.to_string())
+                PlaceOrderRefusal::ProductNotFound(_) => Self::not_found(
+                    "PRODUCT_NOT_FOUND",
+                    "Product not found",
+                    refusal.to_string(),
+                ),
+                PlaceOrderRefusal::OutOfStock(e) => {
+                    Self::conflict("OUT_OF_STOCK", "Out of stock", e.to_string())
                 }
-                PlaceOrderRefusal::TotalOverflow => Self::invalid_request("the order total is too large"),
+                PlaceOrderRefusal::Coupon(e @ CouponRefusal::AlreadyUsed(_)) => {
+                    Self::conflict("COUPON_ALREADY_USED", "Coupon already used", e.to_string())
+                }
+                PlaceOrderRefusal::Coupon(e @ CouponRefusal::OutsideValidity(_)) => {
+                    Self::conflict("COUPON_EXPIRED", "Coupon not valid now", e.to_string())
+                }
+                PlaceOrderRefusal::Coupon(e @ CouponRefusal::BelowMinimum { .. }) => {
+                    Self::conflict(
+                        "COUPON_NOT_APPLICABLE",
+                        "Coupon not applicable",
+                        e.to_string(),
+                    )
+                }
+                PlaceOrderRefusal::TotalOverflow => {
+                    Self::invalid_request("the order total is too large")
+                }
             },
             PlaceOrderError::Store(e) => e.into(),
         }
@@ -171,7 +247,11 @@ impl From<PlaceOrderError> for ApiError {
 }
 
 fn order_not_found(order: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("ORDER_NOT_FOUND", "Order not found", format!("order {order} does not exist for this user"))
+    ApiError::not_found(
+        "ORDER_NOT_FOUND",
+        "Order not found",
+        format!("order {order} does not exist for this user"),
+    )
 }
 
 impl From<GetOrderError> for ApiError {
@@ -188,9 +268,17 @@ impl From<PayOrderError> for ApiError {
         match error {
             PayOrderError::UserNotFound(user) => user_not_found(user),
             PayOrderError::OrderNotFound(id) => order_not_found(id),
-            PayOrderError::NotPayable(e @ NotPayable::AlreadyPaid(_)) => Self::conflict("ORDER_ALREADY_PAID", "Order already paid", e.to_string()),
-            PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => Self::conflict("ORDER_EXPIRED", "Order expired", e.to_string()),
-            PayOrderError::InsufficientBalance(e) => Self::conflict("INSUFFICIENT_BALANCE", "Insufficient balance", e.to_string()),
+            PayOrderError::NotPayable(e @ NotPayable::AlreadyPaid(_)) => {
+                Self::conflict("ORDER_ALREADY_PAID", "Order already paid", e.to_string())
+            }
+            PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
+                Self::conflict("ORDER_EXPIRED", "Order expired", e.to_string())
+            }
+            PayOrderError::InsufficientBalance(e) => Self::conflict(
+                "INSUFFICIENT_BALANCE",
+                "Insufficient balance",
+                e.to_string(),
+            ),
             PayOrderError::DataPlatform(e) => {
                 tracing::warn!(error = %e, "payment rolled back: the data platform did not accept the order");
                 Self::new(

@@ -25,7 +25,8 @@ fn committed_spec_matches_the_code() {
 
 #[test]
 fn spec_documents_every_operation_and_its_problem_codes() {
-    let spec: serde_json::Value = serde_json::from_str(&adapter_http::openapi::openapi_json().unwrap()).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_str(&adapter_http::openapi::openapi_json().unwrap()).unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
     assert_eq!(spec["info"]["version"], "1.0.0");
     let paths = spec["paths"].as_object().unwrap();
@@ -48,14 +49,33 @@ fn spec_documents_every_operation_and_its_problem_codes() {
         ("/health/ready", "get"),
         ("/metrics", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
     }
     let text = spec.to_string();
     for code in [
-        "INVALID_USER_ID", "INVALID_AMOUNT", "CHARGE_LIMIT_EXCEEDED", "USER_NOT_FOUND", "BALANCE_LIMIT_EXCEEDED",
-        "COUPON_NOT_FOUND", "COUPON_ALREADY_ISSUED", "COUPON_SOLD_OUT", "COUPON_EXPIRED", "PRODUCT_NOT_FOUND",
-        "COUPON_NOT_OWNED", "OUT_OF_STOCK", "COUPON_ALREADY_USED", "COUPON_NOT_APPLICABLE", "ORDER_NOT_FOUND",
-        "ORDER_ALREADY_PAID", "ORDER_EXPIRED", "INSUFFICIENT_BALANCE", "DATA_PLATFORM_UNAVAILABLE", "UNAUTHORIZED",
+        "INVALID_USER_ID",
+        "INVALID_AMOUNT",
+        "CHARGE_LIMIT_EXCEEDED",
+        "USER_NOT_FOUND",
+        "BALANCE_LIMIT_EXCEEDED",
+        "COUPON_NOT_FOUND",
+        "COUPON_ALREADY_ISSUED",
+        "COUPON_SOLD_OUT",
+        "COUPON_EXPIRED",
+        "PRODUCT_NOT_FOUND",
+        "COUPON_NOT_OWNED",
+        "OUT_OF_STOCK",
+        "COUPON_ALREADY_USED",
+        "COUPON_NOT_APPLICABLE",
+        "ORDER_NOT_FOUND",
+        "ORDER_ALREADY_PAID",
+        "ORDER_EXPIRED",
+        "INSUFFICIENT_BALANCE",
+        "DATA_PLATFORM_UNAVAILABLE",
+        "UNAUTHORIZED",
     ] {
         assert!(text.contains(code), "problem code {code} is not documented");
     }

@@ -19,7 +19,7 @@ mod seed;
 pub mod testing;
 mod work;
 
-pub use migrations::{run_migrations, revert_all_migrations};
+pub use migrations::{revert_all_migrations, run_migrations};
 pub use pool::{PgPool, PoolSettings, connect, ping};
 pub use seed::seed_demo_catalog;
 pub use work::PgUnitOfWork;

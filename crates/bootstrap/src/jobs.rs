@@ -23,8 +23,16 @@ pub(crate) struct Jobs {
 impl Jobs {
     pub(crate) fn start(shop: &Shop, config: &Config, stop: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
-        tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, stop.clone()));
-        tasks.spawn(daily_best_products(shop.clone(), config.time_zone, stop.clone()));
+        tasks.spawn(expiry_sweep(
+            shop.clone(),
+            config.expiry_sweep_interval,
+            stop.clone(),
+        ));
+        tasks.spawn(daily_best_products(
+            shop.clone(),
+            config.time_zone,
+            stop.clone(),
+        ));
         Self { stop, tasks }
     }
 

@@ -68,7 +68,14 @@ impl CreateCouponRequest {
         }
         .map_err(invalid)?;
         let validity = ValidityWindow::new(self.valid_from, self.valid_until).map_err(invalid)?;
-        NewCoupon::new(&self.name, discount, self.min_order_amount.unwrap_or(0), self.total_quantity, validity).map_err(invalid)
+        NewCoupon::new(
+            &self.name,
+            discount,
+            self.min_order_amount.unwrap_or(0),
+            self.total_quantity,
+            validity,
+        )
+        .map_err(invalid)
     }
 }
 
@@ -87,10 +94,18 @@ const UNAUTHORIZED: &str = "`UNAUTHORIZED`: missing or wrong admin bearer token"
         (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn create_user(_: Admin, state: web::Data<AppState>, body: web::Json<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_user(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
     let name = UserName::new(&body.name).map_err(invalid)?;
     let user = state.shop.create_user.execute(name).await?;
-    Ok(HttpResponse::Created().json(UserResponse { user_id: user.id.get(), name: user.name, balance: user.balance.krw() }))
+    Ok(HttpResponse::Created().json(UserResponse {
+        user_id: user.id.get(),
+        name: user.name,
+        balance: user.balance.krw(),
+    }))
 }
 
 /// Add a product to the catalog.
@@ -172,7 +187,11 @@ pub async fn refresh_best_products(
     let date = query
         .date
         .as_deref()
-        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}"))))
+        .map(|d| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}"))
+            })
+        })
         .transpose()?;
     let best = state.shop.refresh_best_products.execute(date).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(best))))

@@ -12,7 +12,13 @@ use crate::work::PgWork;
 
 #[async_trait]
 impl PaymentRepository for PgWork {
-    async fn insert(&mut self, order: OrderId, user: UserId, amount: Money, at: DateTime<Utc>) -> Result<Payment, StoreError> {
+    async fn insert(
+        &mut self,
+        order: OrderId,
+        user: UserId,
+        amount: Money,
+        at: DateTime<Utc>,
+    ) -> Result<Payment, StoreError> {
         let id: i64 = diesel::insert_into(payments::table)
             .values((
                 payments::order_id.eq(order.get()),
@@ -24,6 +30,12 @@ impl PaymentRepository for PgWork {
             .get_result(self.conn())
             .await
             .store_context("recording a payment")?;
-        Ok(Payment { id: PaymentId::new(id).map_err(|e| corrupt("payment id", e))?, order_id: order, user_id: user, amount, paid_at: at })
+        Ok(Payment {
+            id: PaymentId::new(id).map_err(|e| corrupt("payment id", e))?,
+            order_id: order,
+            user_id: user,
+            amount,
+            paid_at: at,
+        })
     }
 }

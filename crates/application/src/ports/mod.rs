@@ -9,14 +9,14 @@ mod data_platform;
 mod repositories;
 mod unit_of_work;
 
-pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
-pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent};
+pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use data_platform::MockDataPlatform;
+pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent};
 pub use repositories::*;
-pub use unit_of_work::{StoreError, UnitOfWork, Work};
-pub(crate) use unit_of_work::finish;
 #[cfg(any(test, feature = "mocks"))]
 pub use unit_of_work::MockUnitOfWork;
+pub(crate) use unit_of_work::finish;
+pub use unit_of_work::{StoreError, UnitOfWork, Work};

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 
 use super::repositories::{
-    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
+    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
+    UserRepository,
 };
 
 /// The store failed for a reason that has nothing to do with the request.

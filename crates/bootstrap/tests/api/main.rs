@@ -1,0 +1,12 @@
+//! End-to-end tests: the real application on port 0, its own PostgreSQL database per
+//! test, real HTTP requests. Concurrency tests fire many requests at once and check
+//! the invariants in the database afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod best_products;
+mod catalog_and_coupons;
+mod foundation;
+mod helpers;
+mod orders;
+mod payments;
+mod points;
