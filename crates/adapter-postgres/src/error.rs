@@ -47,18 +47,8 @@ pub(crate) fn violated_constraint(error: &DieselError) -> Option<(DatabaseErrorK
     match error {
         DieselError::DatabaseError(kind, info) => info
             .constraint_name()
-            .map(|name| (clone_kind(kind), name.to_owned())),
+            .map(|name| (*kind, name.to_owned())),
         _ => None,
-    }
-}
-
-fn clone_kind(kind: &DatabaseErrorKind) -> DatabaseErrorKind {
-    match kind {
-        DatabaseErrorKind::UniqueViolation => DatabaseErrorKind::UniqueViolation,
-        DatabaseErrorKind::ForeignKeyViolation => DatabaseErrorKind::ForeignKeyViolation,
-        DatabaseErrorKind::CheckViolation => DatabaseErrorKind::CheckViolation,
-        DatabaseErrorKind::NotNullViolation => DatabaseErrorKind::NotNullViolation,
-        _ => DatabaseErrorKind::Unknown,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The repositories and the unit of work against a real PostgreSQL: each test has its
 //! own database cloned from a migrated template.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::many_single_char_names, clippy::too_many_lines)]
 
 use std::sync::Arc;
 

@@ -173,12 +173,12 @@ mod tests {
     fn defaults_follow_the_contract() {
         let config = config(&[DB]).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.data_platform_timeout, Duration::from_millis(3_000));
+        assert_eq!(config.data_platform_timeout, Duration::from_secs(3));
         assert_eq!(
             config.payment_timeout,
             PaymentTimeout::from_secs(300).unwrap()
         );
-        assert_eq!(config.expiry_sweep_interval, Duration::from_millis(1_000));
+        assert_eq!(config.expiry_sweep_interval, Duration::from_secs(1));
         assert_eq!(config.time_zone, chrono_tz::Asia::Seoul);
         assert!(config.admin_token.is_none());
         assert!(config.data_platform_url.is_none());

@@ -16,35 +16,35 @@ use crate::Config;
 const SWEEP_BATCH: u16 = 100;
 
 pub(crate) struct Jobs {
-    stop: CancellationToken,
+    cancel: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Jobs {
-    pub(crate) fn start(shop: &Shop, config: &Config, stop: CancellationToken) -> Self {
+    pub(crate) fn start(shop: &Shop, config: &Config, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry_sweep(
             shop.clone(),
             config.expiry_sweep_interval,
-            stop.clone(),
+            cancel.clone(),
         ));
         tasks.spawn(daily_best_products(
             shop.clone(),
             config.time_zone,
-            stop.clone(),
+            cancel.clone(),
         ));
-        Self { stop, tasks }
+        Self { cancel, tasks }
     }
 
     pub(crate) async fn stop(mut self) {
-        self.stop.cancel();
+        self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
 }
 
 /// Every `interval`, fails the unpaid orders past their deadline; a full batch means
 /// more may be waiting, so it goes again at once.
-async fn expiry_sweep(shop: Shop, interval: Duration, stop: CancellationToken) {
+async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken) {
     loop {
         match shop.expire_orders.execute(SWEEP_BATCH).await {
             Ok(expired) if expired == SWEEP_BATCH => continue,
@@ -52,7 +52,7 @@ async fn expiry_sweep(shop: Shop, interval: Duration, stop: CancellationToken) {
             Err(error) => tracing::warn!(%error, "order expiry sweep failed; retrying"),
         }
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
     }
@@ -60,7 +60,7 @@ async fn expiry_sweep(shop: Shop, interval: Duration, stop: CancellationToken) {
 
 /// At start-up computes the latest window if missing, then recomputes at every 00:00
 /// of the service time zone.
-async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, stop: CancellationToken) {
+async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, cancel: CancellationToken) {
     match shop.refresh_best_products.ensure_latest().await {
         Ok(true) => tracing::info!("best products computed for the latest window"),
         Ok(false) => {}
@@ -70,14 +70,14 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, stop: Cancell
         let next = next_run_after(Utc::now(), time_zone);
         let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
         // A failed run is retried a minute later rather than a day later.
         while let Err(error) = shop.refresh_best_products.execute(None).await {
             tracing::warn!(%error, "best products computation failed; retrying in a minute");
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = cancel.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(60)) => {}
             }
         }
