@@ -34,25 +34,15 @@ impl HttpDataPlatform {
 
     /// Like [`HttpDataPlatform::new`], for an already parsed URL.
     pub fn with_url(url: Url, timeout: Duration) -> anyhow::Result<Self> {
-        ensure!(
-            matches!(url.scheme(), "http" | "https"),
-            "the data platform URL must be http or https, got {url}"
-        );
-        ensure!(
-            !timeout.is_zero(),
-            "the data platform timeout must be positive"
-        );
+        ensure!(matches!(url.scheme(), "http" | "https"), "the data platform URL must be http or https, got {url}");
+        ensure!(!timeout.is_zero(), "the data platform timeout must be positive");
         let client = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(redirect::Policy::none())
             .build()
             .context("cannot build the data platform HTTP client")?;
-        Ok(Self {
-            client,
-            url,
-            timeout,
-        })
+        Ok(Self { client, url, timeout })
     }
 
     /// Where events are sent.
@@ -92,10 +82,7 @@ impl DataPlatform for HttpDataPlatform {
     async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
         let fail = |reason: String| {
             tracing::warn!(%reason, "the data platform did not accept the paid order");
-            DataPlatformError {
-                order_id: event.order_id,
-                reason,
-            }
+            DataPlatformError { order_id: event.order_id, reason }
         };
         let response = self
             .client

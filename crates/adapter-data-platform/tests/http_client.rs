@@ -40,11 +40,7 @@ fn event() -> PaidOrderEvent {
 
 async fn platform_answering(response: ResponseTemplate) -> (MockServer, HttpDataPlatform) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/events"))
-        .respond_with(response)
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).and(path("/events")).respond_with(response).mount(&server).await;
     let client = HttpDataPlatform::new(&format!("{}/events", server.uri()), TIMEOUT).unwrap();
     (server, client)
 }
@@ -61,10 +57,7 @@ async fn a_2xx_answer_is_an_acknowledgement_of_the_json_event() {
     assert_eq!(request.method.as_str(), "POST");
     assert_eq!(request.url.path(), "/events");
     assert_eq!(request.headers.get("idempotency-key").unwrap(), "order-11");
-    assert_eq!(
-        request.headers.get("content-type").unwrap(),
-        "application/json"
-    );
+    assert_eq!(request.headers.get("content-type").unwrap(), "application/json");
     let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
         body,
@@ -84,10 +77,7 @@ async fn a_2xx_answer_is_an_acknowledgement_of_the_json_event() {
 async fn any_2xx_status_is_accepted() {
     for status in [201, 202, 204] {
         let (_server, client) = platform_answering(ResponseTemplate::new(status)).await;
-        assert!(
-            client.send_paid_order(&event()).await.is_ok(),
-            "status {status}"
-        );
+        assert!(client.send_paid_order(&event()).await.is_ok(), "status {status}");
     }
 }
 
@@ -131,18 +121,13 @@ async fn a_refused_connection_is_a_failure() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let client =
-        HttpDataPlatform::new(&format!("http://127.0.0.1:{port}/events"), TIMEOUT).unwrap();
+    let client = HttpDataPlatform::new(&format!("http://127.0.0.1:{port}/events"), TIMEOUT).unwrap();
 
     let started = Instant::now();
     let err = client.send_paid_order(&event()).await.unwrap_err();
 
     assert_eq!(err.order_id, OrderId::new(11).unwrap());
-    assert!(
-        err.reason.starts_with("connection failed: "),
-        "{}",
-        err.reason
-    );
+    assert!(err.reason.starts_with("connection failed: "), "{}", err.reason);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
@@ -158,10 +143,5 @@ fn the_client_refuses_a_bad_configuration() {
 
 #[tokio::test]
 async fn the_logging_stand_in_accepts_every_event() {
-    assert!(
-        LoggingDataPlatform::new()
-            .send_paid_order(&event())
-            .await
-            .is_ok()
-    );
+    assert!(LoggingDataPlatform::new().send_paid_order(&event()).await.is_ok());
 }

@@ -41,9 +41,7 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req
-            .app_data::<web::Data<AppState>>()
-            .and_then(|state| state.admin_token.clone());
+        let expected = req.app_data::<web::Data<AppState>>().and_then(|state| state.admin_token.clone());
         let presented = req
             .headers()
             .get(AUTHORIZATION)

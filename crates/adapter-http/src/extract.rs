@@ -14,30 +14,25 @@ use crate::problem::{ApiError, PROBLEM_JSON};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|error, _req: &HttpRequest| {
-            let problem = match &error {
-                JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    "Payload too large",
-                    format!("the body may be at most {MAX_BODY_BYTES} bytes"),
-                ),
-                JsonPayloadError::ContentType => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    "Unsupported media type",
-                    "the body must be application/json",
-                ),
-                JsonPayloadError::Deserialize(e) => {
-                    ApiError::invalid_request(format!("invalid JSON body: {e}"))
-                }
-                other => ApiError::invalid_request(format!("unreadable body: {other}")),
-            };
-            problem.into()
-        })
+    web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|error, _req: &HttpRequest| {
+        let problem = match &error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "Payload too large",
+                format!("the body may be at most {MAX_BODY_BYTES} bytes"),
+            ),
+            JsonPayloadError::ContentType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported media type",
+                "the body must be application/json",
+            ),
+            JsonPayloadError::Deserialize(e) => ApiError::invalid_request(format!("invalid JSON body: {e}")),
+            other => ApiError::invalid_request(format!("unreadable body: {other}")),
+        };
+        problem.into()
+    })
 }
 
 pub fn query_config() -> web::QueryConfig {
@@ -57,40 +52,28 @@ pub fn parse_id<T>(raw: &str, what: &str, code: &'static str) -> Result<T, ApiEr
 where
     T: TryFrom<i64>,
 {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                code,
-                "Invalid request",
-                format!("{what} must be a positive 64-bit integer, got {raw:?}"),
-            )
-        })
+    raw.trim().parse::<i64>().ok().and_then(|v| T::try_from(v).ok()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            "Invalid request",
+            format!("{what} must be a positive 64-bit integer, got {raw:?}"),
+        )
+    })
 }
 
 /// A positive id from a JSON number.
 pub fn id_from<T: TryFrom<i64>>(raw: i64, what: &str) -> Result<T, ApiError> {
-    T::try_from(raw).map_err(|_| {
-        ApiError::invalid_request(format!("{what} must be a positive integer, got {raw}"))
-    })
+    T::try_from(raw).map_err(|_| ApiError::invalid_request(format!("{what} must be a positive integer, got {raw}")))
 }
 
 /// `limit` of a paged list: 1..=100, 20 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<u16, ApiError> {
     match raw {
         None => Ok(20),
-        Some(raw) => raw
-            .parse::<u16>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!(
-                    "limit must be an integer between 1 and 100, got {raw:?}"
-                ))
-            }),
+        Some(raw) => raw.parse::<u16>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+            ApiError::invalid_request(format!("limit must be an integer between 1 and 100, got {raw:?}"))
+        }),
     }
 }
 
@@ -106,39 +89,25 @@ pub fn problem_for_every_error<B: 'static>() -> ErrorHandlers<B> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with(PROBLEM_JSON));
         if already_problem {
-            return Ok(ErrorHandlerResponse::Response(
-                response.map_into_left_body(),
-            ));
+            return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
         }
         let status = response.status();
         let problem = match status {
-            StatusCode::NOT_FOUND => ApiError::not_found(
-                "NOT_FOUND",
-                "Not found",
-                format!("no resource at {}", response.request().path()),
-            ),
+            StatusCode::NOT_FOUND => {
+                ApiError::not_found("NOT_FOUND", "Not found", format!("no resource at {}", response.request().path()))
+            }
             StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
                 status,
                 "METHOD_NOT_ALLOWED",
                 "Method not allowed",
-                format!(
-                    "{} is not allowed on {}",
-                    response.request().method(),
-                    response.request().path()
-                ),
+                format!("{} is not allowed on {}", response.request().method(), response.request().path()),
             ),
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                status,
-                "PAYLOAD_TOO_LARGE",
-                "Payload too large",
-                "the body is too large",
-            ),
-            s if s.is_server_error() => ApiError::new(
-                status,
-                "INTERNAL",
-                "Internal error",
-                "the request failed unexpectedly",
-            ),
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(status, "PAYLOAD_TOO_LARGE", "Payload too large", "the body is too large")
+            }
+            s if s.is_server_error() => {
+                ApiError::new(status, "INTERNAL", "Internal error", "the request failed unexpectedly")
+            }
             s => ApiError::new(
                 s,
                 "INVALID_REQUEST",

@@ -6,9 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The service's metrics registry.
 #[derive(Clone, Debug)]
@@ -22,10 +20,7 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests answered, by route template, method and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests answered, by route template, method and status"),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -33,18 +28,12 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "HTTP request latency, by route template, method and status",
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["route", "method", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            latency,
-        })
+        Ok(Self { registry, requests, latency })
     }
 
     /// The text exposition of every metric.
@@ -55,12 +44,8 @@ impl Metrics {
     }
 
     fn observe(&self, route: &str, method: &str, status: &str, seconds: f64) {
-        self.requests
-            .with_label_values(&[route, method, status])
-            .inc();
-        self.latency
-            .with_label_values(&[route, method, status])
-            .observe(seconds);
+        self.requests.with_label_values(&[route, method, status]).inc();
+        self.latency.with_label_values(&[route, method, status]).observe(seconds);
     }
 }
 
@@ -75,16 +60,8 @@ pub async fn track(
     let method = req.method().clone();
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        metrics.observe(
-            &route,
-            method.as_str(),
-            response.status().as_str(),
-            started.elapsed().as_secs_f64(),
-        );
+        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        metrics.observe(&route, method.as_str(), response.status().as_str(), started.elapsed().as_secs_f64());
     }
     Ok(response)
 }

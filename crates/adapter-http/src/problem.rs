@@ -42,27 +42,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into() }
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "Invalid request",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "Invalid request", detail)
     }
 
     pub fn not_found(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
@@ -74,23 +59,13 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "Unauthorized",
-            "a valid admin bearer token is required",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized", "a valid admin bearer token is required")
     }
 
     /// A bug. The full error is logged here; the client learns nothing of it.
     pub fn internal(error: &dyn std::fmt::Debug) -> Self {
         tracing::error!(?error, "request failed unexpectedly");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "Internal error",
-            "the request failed unexpectedly",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error", "the request failed unexpectedly")
     }
 
     pub fn code(&self) -> &'static str {
@@ -114,16 +89,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .insert_header(ContentType(problem_mime()))
-            .json(self.problem())
+        HttpResponse::build(self.status).insert_header(ContentType(problem_mime())).json(self.problem())
     }
 }
 
 pub fn problem_mime() -> actix_web::mime::Mime {
-    PROBLEM_JSON
-        .parse()
-        .unwrap_or(actix_web::mime::APPLICATION_JSON)
+    PROBLEM_JSON.parse().unwrap_or(actix_web::mime::APPLICATION_JSON)
 }
 
 impl From<StoreError> for ApiError {
@@ -144,22 +115,16 @@ impl From<StoreError> for ApiError {
 }
 
 fn user_not_found(user: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found(
-        "USER_NOT_FOUND",
-        "User not found",
-        format!("user {user} does not exist"),
-    )
+    ApiError::not_found("USER_NOT_FOUND", "User not found", format!("user {user} does not exist"))
 }
 
 impl From<ChargePointsError> for ApiError {
     fn from(error: ChargePointsError) -> Self {
         match error {
             ChargePointsError::UserNotFound(user) => user_not_found(user),
-            ChargePointsError::BalanceLimitExceeded(e) => Self::conflict(
-                "BALANCE_LIMIT_EXCEEDED",
-                "Balance limit exceeded",
-                e.to_string(),
-            ),
+            ChargePointsError::BalanceLimitExceeded(e) => {
+                Self::conflict("BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded", e.to_string())
+            }
             ChargePointsError::Store(e) => e.into(),
         }
     }
@@ -177,17 +142,13 @@ impl From<ReadPointsError> for ApiError {
 impl From<IssueCouponError> for ApiError {
     fn from(error: IssueCouponError) -> Self {
         match error {
-            IssueCouponError::CouponNotFound(id) => Self::not_found(
-                "COUPON_NOT_FOUND",
-                "Coupon not found",
-                format!("coupon {id} does not exist"),
-            ),
+            IssueCouponError::CouponNotFound(id) => {
+                Self::not_found("COUPON_NOT_FOUND", "Coupon not found", format!("coupon {id} does not exist"))
+            }
             IssueCouponError::UserNotFound(user) => user_not_found(user),
-            e @ IssueCouponError::AlreadyIssued { .. } => Self::conflict(
-                "COUPON_ALREADY_ISSUED",
-                "Coupon already issued",
-                e.to_string(),
-            ),
+            e @ IssueCouponError::AlreadyIssued { .. } => {
+                Self::conflict("COUPON_ALREADY_ISSUED", "Coupon already issued", e.to_string())
+            }
             IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => {
                 Self::conflict("COUPON_SOLD_OUT", "Coupon sold out", e.to_string())
             }
@@ -216,14 +177,10 @@ impl From<PlaceOrderError> for ApiError {
                 Self::not_found("COUPON_NOT_OWNED", "Coupon not owned", e.to_string())
             }
             PlaceOrderError::Refused(refusal) => match refusal {
-                PlaceOrderRefusal::ProductNotFound(_) => Self::not_found(
-                    "PRODUCT_NOT_FOUND",
-                    "Product not found",
-                    refusal.to_string(),
-                ),
-                PlaceOrderRefusal::OutOfStock(e) => {
-                    Self::conflict("OUT_OF_STOCK", "Out of stock", e.to_string())
+                PlaceOrderRefusal::ProductNotFound(_) => {
+                    Self::not_found("PRODUCT_NOT_FOUND", "Product not found", refusal.to_string())
                 }
+                PlaceOrderRefusal::OutOfStock(e) => Self::conflict("OUT_OF_STOCK", "Out of stock", e.to_string()),
                 PlaceOrderRefusal::Coupon(e @ CouponRefusal::AlreadyUsed(_)) => {
                     Self::conflict("COUPON_ALREADY_USED", "Coupon already used", e.to_string())
                 }
@@ -231,15 +188,9 @@ impl From<PlaceOrderError> for ApiError {
                     Self::conflict("COUPON_EXPIRED", "Coupon not valid now", e.to_string())
                 }
                 PlaceOrderRefusal::Coupon(e @ CouponRefusal::BelowMinimum { .. }) => {
-                    Self::conflict(
-                        "COUPON_NOT_APPLICABLE",
-                        "Coupon not applicable",
-                        e.to_string(),
-                    )
+                    Self::conflict("COUPON_NOT_APPLICABLE", "Coupon not applicable", e.to_string())
                 }
-                PlaceOrderRefusal::TotalOverflow => {
-                    Self::invalid_request("the order total is too large")
-                }
+                PlaceOrderRefusal::TotalOverflow => Self::invalid_request("the order total is too large"),
             },
             PlaceOrderError::Store(e) => e.into(),
         }
@@ -247,11 +198,7 @@ impl From<PlaceOrderError> for ApiError {
 }
 
 fn order_not_found(order: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found(
-        "ORDER_NOT_FOUND",
-        "Order not found",
-        format!("order {order} does not exist for this user"),
-    )
+    ApiError::not_found("ORDER_NOT_FOUND", "Order not found", format!("order {order} does not exist for this user"))
 }
 
 impl From<GetOrderError> for ApiError {
@@ -274,11 +221,9 @@ impl From<PayOrderError> for ApiError {
             PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
                 Self::conflict("ORDER_EXPIRED", "Order expired", e.to_string())
             }
-            PayOrderError::InsufficientBalance(e) => Self::conflict(
-                "INSUFFICIENT_BALANCE",
-                "Insufficient balance",
-                e.to_string(),
-            ),
+            PayOrderError::InsufficientBalance(e) => {
+                Self::conflict("INSUFFICIENT_BALANCE", "Insufficient balance", e.to_string())
+            }
             PayOrderError::DataPlatform(e) => {
                 tracing::warn!(error = %e, "payment rolled back: the data platform did not accept the order");
                 Self::new(

@@ -25,38 +25,29 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self {
-            workers: 0,
-            shutdown_timeout: Duration::from_secs(30),
-        }
+        Self { workers: 0, shutdown_timeout: Duration::from_secs(30) }
     }
 }
 
 /// Every operation, one resource per path: a path that exists answers an unknown
 /// method with 405, an unknown path falls through to 404.
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/points/{userId}")
-            .get(points::balance)
-            .post(points::charge),
-    )
-    .service(web::resource("/api/v1/points/{userId}/history").get(points::history))
-    .service(web::resource("/api/v1/products").get(products::list))
-    .service(web::resource("/api/v1/products/best").get(best_products::best))
-    .service(web::resource("/api/v1/coupons").get(coupons::list_held))
-    .service(web::resource("/api/v1/coupons/{couponId}/issue").post(coupons::issue))
-    .service(web::resource("/api/v1/orders").post(orders::place))
-    .service(web::resource("/api/v1/orders/{orderId}").get(orders::get))
-    .service(web::resource("/api/v1/payments").post(payments::pay))
-    .service(web::resource("/api/v1/admin/users").post(admin::create_user))
-    .service(web::resource("/api/v1/admin/products").post(admin::create_product))
-    .service(web::resource("/api/v1/admin/coupons").post(admin::create_coupon))
-    .service(
-        web::resource("/api/v1/admin/best-products/refresh").post(admin::refresh_best_products),
-    )
-    .service(web::resource("/health/live").get(health::live))
-    .service(web::resource("/health/ready").get(health::ready))
-    .service(web::resource("/metrics").get(health::metrics));
+    cfg.service(web::resource("/api/v1/points/{userId}").get(points::balance).post(points::charge))
+        .service(web::resource("/api/v1/points/{userId}/history").get(points::history))
+        .service(web::resource("/api/v1/products").get(products::list))
+        .service(web::resource("/api/v1/products/best").get(best_products::best))
+        .service(web::resource("/api/v1/coupons").get(coupons::list_held))
+        .service(web::resource("/api/v1/coupons/{couponId}/issue").post(coupons::issue))
+        .service(web::resource("/api/v1/orders").post(orders::place))
+        .service(web::resource("/api/v1/orders/{orderId}").get(orders::get))
+        .service(web::resource("/api/v1/payments").post(payments::pay))
+        .service(web::resource("/api/v1/admin/users").post(admin::create_user))
+        .service(web::resource("/api/v1/admin/products").post(admin::create_product))
+        .service(web::resource("/api/v1/admin/coupons").post(admin::create_coupon))
+        .service(web::resource("/api/v1/admin/best-products/refresh").post(admin::refresh_best_products))
+        .service(web::resource("/health/live").get(health::live))
+        .service(web::resource("/health/ready").get(health::ready))
+        .service(web::resource("/metrics").get(health::metrics));
 }
 
 /// Starts serving on `listener`. The returned server stops gracefully on SIGTERM or
@@ -79,9 +70,7 @@ pub fn serve(
             .app_data(path_config())
             .configure(routes)
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
-            .service(
-                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()),
-            )
+            .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
             .default_service(web::to(HttpResponse::NotFound))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))

@@ -25,8 +25,7 @@ fn committed_spec_matches_the_code() {
 
 #[test]
 fn spec_documents_every_operation_and_its_problem_codes() {
-    let spec: serde_json::Value =
-        serde_json::from_str(&adapter_http::openapi::openapi_json().unwrap()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&adapter_http::openapi::openapi_json().unwrap()).unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
     assert_eq!(spec["info"]["version"], "1.0.0");
     let paths = spec["paths"].as_object().unwrap();
@@ -49,10 +48,7 @@ fn spec_documents_every_operation_and_its_problem_codes() {
         ("/health/ready", "get"),
         ("/metrics", "get"),
     ] {
-        assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} is not documented"
-        );
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
     }
     let text = spec.to_string();
     for code in [

@@ -5,15 +5,11 @@ use diesel_async::pooled_connection::deadpool::PoolError;
 /// Whether a diesel error means the connection (or the server) is gone.
 pub(crate) fn is_unavailable(error: &DieselError) -> bool {
     match error {
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        )
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
         | DieselError::BrokenTransactionManager => true,
         // admin_shutdown and friends: the server is going away.
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            info.message().contains("terminating connection")
-                || info.message().contains("shutting down")
+            info.message().contains("terminating connection") || info.message().contains("shutting down")
         }
         _ => false,
     }
@@ -37,17 +33,13 @@ impl<T> StoreContext<T> for Result<T, DieselError> {
 }
 
 pub(crate) fn pool_error(error: PoolError) -> StoreError {
-    StoreError::Unavailable(
-        anyhow::Error::new(error).context("taking a database connection from the pool"),
-    )
+    StoreError::Unavailable(anyhow::Error::new(error).context("taking a database connection from the pool"))
 }
 
 /// The name of the constraint a database error violated, if any.
 pub(crate) fn violated_constraint(error: &DieselError) -> Option<(DatabaseErrorKind, String)> {
     match error {
-        DieselError::DatabaseError(kind, info) => info
-            .constraint_name()
-            .map(|name| (*kind, name.to_owned())),
+        DieselError::DatabaseError(kind, info) => info.constraint_name().map(|name| (*kind, name.to_owned())),
         _ => None,
     }
 }

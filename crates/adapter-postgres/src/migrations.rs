@@ -12,9 +12,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// `AsyncConnectionWrapper`, away from the async workers.
 pub async fn run_migrations(database_url: &str) -> anyhow::Result<usize> {
     with_harness(database_url, |conn| {
-        conn.run_pending_migrations(MIGRATIONS)
-            .map(|applied| applied.len())
-            .map_err(|e| anyhow::anyhow!(e))
+        conn.run_pending_migrations(MIGRATIONS).map(|applied| applied.len()).map_err(|e| anyhow::anyhow!(e))
     })
     .await
     .context("applying migrations")
@@ -23,9 +21,7 @@ pub async fn run_migrations(database_url: &str) -> anyhow::Result<usize> {
 /// Reverts every applied migration (their `down.sql`), newest first; returns how many.
 pub async fn revert_all_migrations(database_url: &str) -> anyhow::Result<usize> {
     with_harness(database_url, |conn| {
-        conn.revert_all_migrations(MIGRATIONS)
-            .map(|reverted| reverted.len())
-            .map_err(|e| anyhow::anyhow!(e))
+        conn.revert_all_migrations(MIGRATIONS).map(|reverted| reverted.len()).map_err(|e| anyhow::anyhow!(e))
     })
     .await
     .context("reverting migrations")
@@ -39,8 +35,8 @@ where
     use diesel::Connection;
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .context("connecting to the database")?;
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).context("connecting to the database")?;
         run(&mut conn)
     })
     .await

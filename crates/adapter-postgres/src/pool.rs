@@ -2,9 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::error::pool_error;
@@ -25,11 +23,7 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self {
-            max_size: 16,
-            wait_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
-        }
+        Self { max_size: 16, wait_timeout: Duration::from_secs(10), connect_timeout: Duration::from_secs(3) }
     }
 }
 
@@ -40,8 +34,7 @@ pub fn connect(database_url: &str, settings: PoolSettings) -> anyhow::Result<PgP
     // A connection that sat idle is checked before use, so a restarted server costs
     // no failed request.
     config.recycling_method = RecyclingMethod::Verified;
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
         .max_size(settings.max_size)
         .wait_timeout(Some(settings.wait_timeout))
@@ -55,7 +48,7 @@ pub fn connect(database_url: &str, settings: PoolSettings) -> anyhow::Result<PgP
 /// Whether the database answers a trivial query now.
 pub async fn ping(pool: &PgPool) -> Result<(), application::StoreError> {
     let mut conn = pool.get().await.map_err(pool_error)?;
-    conn.batch_execute("SELECT 1").await.map_err(|e| {
-        application::StoreError::Unavailable(anyhow::Error::new(e).context("pinging the database"))
-    })
+    conn.batch_execute("SELECT 1")
+        .await
+        .map_err(|e| application::StoreError::Unavailable(anyhow::Error::new(e).context("pinging the database")))
 }

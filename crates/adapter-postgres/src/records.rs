@@ -43,11 +43,7 @@ pub(crate) struct UserRow {
 
 impl UserRow {
     pub(crate) fn into_domain(self) -> Result<User, StoreError> {
-        Ok(User {
-            id: user_id(self.id)?,
-            name: self.name,
-            balance: balance(self.balance)?,
-        })
+        Ok(User { id: user_id(self.id)?, name: self.name, balance: balance(self.balance)? })
     }
 }
 
@@ -145,8 +141,7 @@ impl CouponRow {
             min_order_amount: money(self.min_order_amount)?,
             total_quantity: self.total_quantity,
             remaining_quantity: self.remaining_quantity,
-            validity: ValidityWindow::new(self.valid_from, self.valid_until)
-                .map_err(|e| corrupt("validity", e))?,
+            validity: ValidityWindow::new(self.valid_from, self.valid_until).map_err(|e| corrupt("validity", e))?,
         })
     }
 }
@@ -206,10 +201,7 @@ impl OrderRow {
             user_id: user_id(self.user_id)?,
             status,
             coupon_id: self.coupon_id.map(coupon_id).transpose()?,
-            lines: lines
-                .into_iter()
-                .map(OrderLineRow::into_domain)
-                .collect::<Result<_, _>>()?,
+            lines: lines.into_iter().map(OrderLineRow::into_domain).collect::<Result<_, _>>()?,
             total_amount: money(self.total_amount)?,
             discount_amount: money(self.discount_amount)?,
             payment_amount: money(self.payment_amount)?,
@@ -237,8 +229,7 @@ impl OrderLineRow {
             product_id: product_id(self.product_id)?,
             name: self.product_name,
             unit_price: money(self.unit_price)?,
-            quantity: Quantity::new(i64::from(self.quantity))
-                .map_err(|e| corrupt("quantity", e))?,
+            quantity: Quantity::new(i64::from(self.quantity)).map_err(|e| corrupt("quantity", e))?,
             amount: money(self.amount)?,
         })
     }

@@ -37,7 +37,5 @@ COMMIT;
 /// Loads the demo catalog (see [`DEMO_CATALOG`]).
 pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.get().await.context("connecting to the database")?;
-    conn.batch_execute(DEMO_CATALOG)
-        .await
-        .context("loading the demo catalog")
+    conn.batch_execute(DEMO_CATALOG).await.context("loading the demo catalog")
 }

@@ -1,6 +1,5 @@
 use application::ports::{
-    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
-    UserRepository,
+    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
 };
 use application::{StoreError, UnitOfWork, Work};
 use async_trait::async_trait;
@@ -18,9 +17,7 @@ pub struct PgUnitOfWork {
 
 impl std::fmt::Debug for PgUnitOfWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgUnitOfWork")
-            .field("pool", &self.pool.status())
-            .finish()
+        f.debug_struct("PgUnitOfWork").field("pool", &self.pool.status()).finish()
     }
 }
 
@@ -38,21 +35,13 @@ impl PgUnitOfWork {
 impl UnitOfWork for PgUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Work>, StoreError> {
         let mut conn = self.connection().await?;
-        AnsiTransactionManager::begin_transaction(&mut *conn)
-            .await
-            .store_context("beginning a transaction")?;
-        Ok(Box::new(PgWork {
-            conn: Some(conn),
-            in_transaction: true,
-        }))
+        AnsiTransactionManager::begin_transaction(&mut *conn).await.store_context("beginning a transaction")?;
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: true }))
     }
 
     async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
         let conn = self.connection().await?;
-        Ok(Box::new(PgWork {
-            conn: Some(conn),
-            in_transaction: false,
-        }))
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -87,13 +76,9 @@ impl PgWork {
             return Ok(());
         };
         let ended = if commit {
-            AnsiTransactionManager::commit_transaction(&mut *conn)
-                .await
-                .store_context("committing")
+            AnsiTransactionManager::commit_transaction(&mut *conn).await.store_context("committing")
         } else {
-            AnsiTransactionManager::rollback_transaction(&mut *conn)
-                .await
-                .store_context("rolling back")
+            AnsiTransactionManager::rollback_transaction(&mut *conn).await.store_context("rolling back")
         };
         if ended.is_err() {
             // Whatever state the connection is in, it must not serve anyone else.

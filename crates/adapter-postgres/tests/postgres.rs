@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use adapter_postgres::testing::TestDatabase;
-use adapter_postgres::{
-    PgPool, PgUnitOfWork, PoolSettings, connect, revert_all_migrations, run_migrations,
-};
+use adapter_postgres::{PgPool, PgUnitOfWork, PoolSettings, connect, revert_all_migrations, run_migrations};
 use application::UnitOfWork;
 use application::ports::{IssueRecord, NewOrder, NewPointEntry};
 use chrono::{DateTime, TimeZone, Utc};
@@ -41,19 +39,12 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     let mut conn = pool.get().await.unwrap();
-    diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
-        .get_result(&mut conn)
-        .await
-        .unwrap()
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})"))).get_result(&mut conn).await.unwrap()
 }
 
 async fn user(uow: &PgUnitOfWork) -> UserId {
     let mut work = uow.begin().await.unwrap();
-    let user = work
-        .users()
-        .create(&UserName::new("kim").unwrap())
-        .await
-        .unwrap();
+    let user = work.users().create(&UserName::new("kim").unwrap()).await.unwrap();
     work.commit().await.unwrap();
     user.id
 }
@@ -76,14 +67,7 @@ async fn product(uow: &PgUnitOfWork, price: i64, stock: i64) -> ProductId {
 async fn coupon(uow: &PgUnitOfWork, quantity: i64) -> CouponId {
     let mut work = uow.begin().await.unwrap();
     let window = ValidityWindow::new(at(0), at(1_000)).unwrap();
-    let coupon = NewCoupon::new(
-        "c",
-        DiscountPolicy::fixed(100).unwrap(),
-        0,
-        quantity,
-        window,
-    )
-    .unwrap();
+    let coupon = NewCoupon::new("c", DiscountPolicy::fixed(100).unwrap(), 0, quantity, window).unwrap();
     let coupon = work.coupons().create(&coupon).await.unwrap();
     work.commit().await.unwrap();
     coupon.id
@@ -94,11 +78,7 @@ async fn every_down_migration_reverts_and_the_migrations_apply_again() {
     let db = TestDatabase::new().await.unwrap();
     assert_eq!(revert_all_migrations(db.url()).await.unwrap(), 1);
     assert!(run_migrations(db.url()).await.unwrap() >= 1);
-    assert_eq!(
-        run_migrations(db.url()).await.unwrap(),
-        0,
-        "nothing left to apply"
-    );
+    assert_eq!(run_migrations(db.url()).await.unwrap(), 0, "nothing left to apply");
 }
 
 #[tokio::test]
@@ -106,22 +86,13 @@ async fn a_rolled_back_work_leaves_no_trace_and_a_dropped_one_neither() {
     let f = fixture().await;
     let id = user(&f.uow).await;
     let mut work = f.uow.begin().await.unwrap();
-    work.users()
-        .set_balance(id, Balance::new(500).unwrap())
-        .await
-        .unwrap();
+    work.users().set_balance(id, Balance::new(500).unwrap()).await.unwrap();
     work.rollback().await.unwrap();
     let mut work = f.uow.begin().await.unwrap();
-    work.users()
-        .set_balance(id, Balance::new(700).unwrap())
-        .await
-        .unwrap();
+    work.users().set_balance(id, Balance::new(700).unwrap()).await.unwrap();
     drop(work);
     let mut read = f.uow.read().await.unwrap();
-    assert_eq!(
-        read.users().find(id).await.unwrap().unwrap().balance,
-        Balance::ZERO
-    );
+    assert_eq!(read.users().find(id).await.unwrap().unwrap().balance, Balance::ZERO);
     // The dropped work's lock was released with its connection: the row can be locked now.
     let mut work = f.uow.begin().await.unwrap();
     assert!(work.users().lock_balance(id).await.unwrap().is_some());
@@ -133,15 +104,10 @@ async fn the_balance_constraint_is_the_last_line_of_defence() {
     let f = fixture().await;
     let id = user(&f.uow).await;
     let mut conn = f.pool.get().await.unwrap();
-    let over = diesel::sql_query(format!(
-        "UPDATE users SET balance = 5000001 WHERE id = {id}"
-    ))
-    .execute(&mut conn)
-    .await;
+    let over =
+        diesel::sql_query(format!("UPDATE users SET balance = 5000001 WHERE id = {id}")).execute(&mut conn).await;
     assert!(over.is_err());
-    let negative = diesel::sql_query(format!("UPDATE users SET balance = -1 WHERE id = {id}"))
-        .execute(&mut conn)
-        .await;
+    let negative = diesel::sql_query(format!("UPDATE users SET balance = -1 WHERE id = {id}")).execute(&mut conn).await;
     assert!(negative.is_err());
 }
 
@@ -166,19 +132,9 @@ async fn ledger_entries_page_newest_first() {
     work.commit().await.unwrap();
     let mut read = f.uow.read().await.unwrap();
     let first = read.users().entries(id, None, 2).await.unwrap();
-    assert_eq!(
-        first.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(),
-        vec![5, 4]
-    );
-    let next = read
-        .users()
-        .entries(id, Some(first[1].id), 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        next.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(),
-        vec![3, 2, 1]
-    );
+    assert_eq!(first.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(), vec![5, 4]);
+    let next = read.users().entries(id, Some(first[1].id), 10).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(), vec![3, 2, 1]);
 }
 
 #[tokio::test]
@@ -187,31 +143,19 @@ async fn coupon_holders_are_unique_and_unknown_ids_are_named() {
     let u = user(&f.uow).await;
     let c = coupon(&f.uow, 1).await;
     let mut work = f.uow.begin().await.unwrap();
-    assert!(matches!(
-        work.coupons().record_issue(c, u, at(1)).await.unwrap(),
-        IssueRecord::Recorded { .. }
-    ));
-    assert_eq!(
-        work.coupons().record_issue(c, u, at(2)).await.unwrap(),
-        IssueRecord::AlreadyHeld
-    );
+    assert!(matches!(work.coupons().record_issue(c, u, at(1)).await.unwrap(), IssueRecord::Recorded { .. }));
+    assert_eq!(work.coupons().record_issue(c, u, at(2)).await.unwrap(), IssueRecord::AlreadyHeld);
     work.commit().await.unwrap();
 
     let mut work = f.uow.begin().await.unwrap();
     assert_eq!(
-        work.coupons()
-            .record_issue(CouponId::new(999).unwrap(), u, at(1))
-            .await
-            .unwrap(),
+        work.coupons().record_issue(CouponId::new(999).unwrap(), u, at(1)).await.unwrap(),
         IssueRecord::UnknownCoupon
     );
     work.rollback().await.unwrap();
     let mut work = f.uow.begin().await.unwrap();
     assert_eq!(
-        work.coupons()
-            .record_issue(c, UserId::new(999).unwrap(), at(1))
-            .await
-            .unwrap(),
+        work.coupons().record_issue(c, UserId::new(999).unwrap(), at(1)).await.unwrap(),
         IssueRecord::UnknownUser
     );
     work.rollback().await.unwrap();
@@ -230,28 +174,13 @@ async fn take_one_never_overdraws_even_concurrently() {
             taken.is_some()
         })
     });
-    let taken = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|t| *t.as_ref().unwrap())
-        .count();
+    let taken = futures::future::join_all(tasks).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
     assert_eq!(taken, 5);
-    assert_eq!(
-        count(
-            &f.pool,
-            &format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {c}")
-        )
-        .await,
-        0
-    );
+    assert_eq!(count(&f.pool, &format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {c}")).await, 0);
     let mut work = f.uow.begin().await.unwrap();
     let coupon_after_end = coupon(&f.uow, 5).await;
     assert!(
-        work.coupons()
-            .take_one(coupon_after_end, at(1_001))
-            .await
-            .unwrap()
-            .is_none(),
+        work.coupons().take_one(coupon_after_end, at(1_001)).await.unwrap().is_none(),
         "an ended campaign is refused"
     );
     work.rollback().await.unwrap();
@@ -262,23 +191,13 @@ async fn expired_orders_are_locked_once_across_sweepers() {
     let f = fixture().await;
     let u = user(&f.uow).await;
     let p = product(&f.uow, 1_000, 10).await;
-    let items = OrderItems::new(vec![RequestedLine {
-        product_id: p,
-        quantity: Quantity::new(1).unwrap(),
-    }])
-    .unwrap();
+    let items = OrderItems::new(vec![RequestedLine { product_id: p, quantity: Quantity::new(1).unwrap() }]).unwrap();
     let mut work = f.uow.begin().await.unwrap();
     let products = work.products().lock_many(&[p]).await.unwrap();
     for _ in 0..3 {
         let priced = price_order(&items, &products, None, at(0)).unwrap();
         work.orders()
-            .insert(&NewOrder {
-                user_id: u,
-                coupon_id: None,
-                priced,
-                created_at: at(0),
-                expires_at: at(300),
-            })
+            .insert(&NewOrder { user_id: u, coupon_id: None, priced, created_at: at(0), expires_at: at(300) })
             .await
             .unwrap();
     }
@@ -291,60 +210,33 @@ async fn expired_orders_are_locked_once_across_sweepers() {
     assert_eq!(a.len(), 2);
     assert_eq!(b.len(), 1, "the rows the first sweeper holds are skipped");
     assert!(a.iter().all(|o| b.iter().all(|other| other.id != o.id)));
-    assert!(
-        second
-            .orders()
-            .lock_expired(at(299), 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "not yet at the deadline"
-    );
+    assert!(second.orders().lock_expired(at(299), 10).await.unwrap().is_empty(), "not yet at the deadline");
     first.orders().mark_failed(a[0].id, at(300)).await.unwrap();
     first.commit().await.unwrap();
     second.rollback().await.unwrap();
     let mut read = f.uow.read().await.unwrap();
-    assert_eq!(
-        read.orders().find(a[0].id).await.unwrap().unwrap().status,
-        OrderStatus::Failed
-    );
+    assert_eq!(read.orders().find(a[0].id).await.unwrap().unwrap().status, OrderStatus::Failed);
 }
 
 #[tokio::test]
 async fn concurrent_snapshots_of_one_window_store_one() {
     let f = fixture().await;
     let p = product(&f.uow, 1_000, 10).await;
-    let window = SalesWindow::ending_on(
-        chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
-        chrono_tz::Asia::Seoul,
-    );
+    let window = SalesWindow::ending_on(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(), chrono_tz::Asia::Seoul);
     let tasks = (0..8).map(|i| {
         let uow = f.uow.clone();
         tokio::spawn(async move {
             let mut work = uow.begin().await.unwrap();
-            let ranked = [RankedProduct {
-                rank: 1,
-                product_id: p,
-                sold_quantity: 10 + i,
-            }];
-            work.rankings()
-                .save_snapshot(&window, &ranked, at(i))
-                .await
-                .unwrap();
+            let ranked = [RankedProduct { rank: 1, product_id: p, sold_quantity: 10 + i }];
+            work.rankings().save_snapshot(&window, &ranked, at(i)).await.unwrap();
             work.commit().await.unwrap();
         })
     });
     for task in futures::future::join_all(tasks).await {
         task.unwrap();
     }
-    assert_eq!(
-        count(&f.pool, "SELECT count(*) FROM best_product_snapshots").await,
-        1
-    );
-    assert_eq!(
-        count(&f.pool, "SELECT count(*) FROM best_product_snapshot_items").await,
-        1
-    );
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshots").await, 1);
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshot_items").await, 1);
     let mut read = f.uow.read().await.unwrap();
     let latest = read.rankings().latest().await.unwrap().unwrap();
     assert_eq!(latest.window, window);

@@ -36,10 +36,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("http_addr", &self.http_addr)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
-            .field(
-                "data_platform_url",
-                &self.data_platform_url.as_ref().map(|_| "***"),
-            )
+            .field("data_platform_url", &self.data_platform_url.as_ref().map(|_| "***"))
             .field("data_platform_timeout", &self.data_platform_timeout)
             .field("payment_timeout", &self.payment_timeout)
             .field("expiry_sweep_interval", &self.expiry_sweep_interval)
@@ -51,78 +48,46 @@ impl std::fmt::Debug for Config {
 }
 
 fn error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        reason: reason.into(),
-    }
+    ConfigError { variable, reason: reason.into() }
 }
 
 /// Reads variables through `get`, so tests need not touch the process environment.
 pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-    let number = |name: &'static str,
-                  default: u64,
-                  range: std::ops::RangeInclusive<u64>|
-     -> Result<u64, ConfigError> {
+    let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ConfigError> {
         match non_empty(name) {
             None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|v| range.contains(v))
-                .ok_or_else(|| {
-                    error(
-                        name,
-                        format!(
-                            "expected an integer in {}..={}, got {raw:?}",
-                            range.start(),
-                            range.end()
-                        ),
-                    )
-                }),
+            Some(raw) => raw.trim().parse::<u64>().ok().filter(|v| range.contains(v)).ok_or_else(|| {
+                error(name, format!("expected an integer in {}..={}, got {raw:?}", range.start(), range.end()))
+            }),
         }
     };
 
-    let database_url = non_empty("DATABASE_URL")
-        .ok_or_else(|| error("DATABASE_URL", "it must be set to a PostgreSQL URL"))?;
+    let database_url =
+        non_empty("DATABASE_URL").ok_or_else(|| error("DATABASE_URL", "it must be set to a PostgreSQL URL"))?;
     if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-        return Err(error(
-            "DATABASE_URL",
-            "expected a postgres:// or postgresql:// URL",
-        ));
+        return Err(error("DATABASE_URL", "expected a postgres:// or postgresql:// URL"));
     }
     let http_addr = match non_empty("HTTP_ADDR") {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        Some(raw) => raw.trim().parse().map_err(|_| {
-            error(
-                "HTTP_ADDR",
-                format!("expected host:port such as 127.0.0.1:8080, got {raw:?}"),
-            )
-        })?,
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| error("HTTP_ADDR", format!("expected host:port such as 127.0.0.1:8080, got {raw:?}")))?,
     };
     let data_platform_url = match non_empty("DATA_PLATFORM_URL") {
         None => None,
-        Some(raw) if raw.starts_with("http://") || raw.starts_with("https://") => {
-            Some(raw.trim().to_owned())
-        }
+        Some(raw) if raw.starts_with("http://") || raw.starts_with("https://") => Some(raw.trim().to_owned()),
         Some(raw) => {
-            return Err(error(
-                "DATA_PLATFORM_URL",
-                format!("expected an http:// or https:// URL, got {raw:?}"),
-            ));
+            return Err(error("DATA_PLATFORM_URL", format!("expected an http:// or https:// URL, got {raw:?}")));
         }
     };
-    let payment_timeout =
-        PaymentTimeout::from_secs(number("ORDER_PAYMENT_TIMEOUT_SECS", 300, 1..=86_400)?)
-            .map_err(|e| error("ORDER_PAYMENT_TIMEOUT_SECS", e.to_string()))?;
+    let payment_timeout = PaymentTimeout::from_secs(number("ORDER_PAYMENT_TIMEOUT_SECS", 300, 1..=86_400)?)
+        .map_err(|e| error("ORDER_PAYMENT_TIMEOUT_SECS", e.to_string()))?;
     let time_zone = match non_empty("BEST_PRODUCTS_TIMEZONE") {
         None => chrono_tz::Asia::Seoul,
         Some(raw) => raw.trim().parse::<Tz>().map_err(|_| {
-            error(
-                "BEST_PRODUCTS_TIMEZONE",
-                format!("expected an IANA time zone such as Asia/Seoul, got {raw:?}"),
-            )
+            error("BEST_PRODUCTS_TIMEZONE", format!("expected an IANA time zone such as Asia/Seoul, got {raw:?}"))
         })?,
     };
     Ok(Config {
@@ -130,20 +95,11 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         http_addr,
         admin_token: non_empty("ADMIN_TOKEN").map(|t| t.trim().to_owned()),
         data_platform_url,
-        data_platform_timeout: Duration::from_millis(number(
-            "DATA_PLATFORM_TIMEOUT_MS",
-            3_000,
-            1..=60_000,
-        )?),
+        data_platform_timeout: Duration::from_millis(number("DATA_PLATFORM_TIMEOUT_MS", 3_000, 1..=60_000)?),
         payment_timeout,
-        expiry_sweep_interval: Duration::from_millis(number(
-            "ORDER_EXPIRY_SWEEP_MS",
-            1_000,
-            10..=3_600_000,
-        )?),
+        expiry_sweep_interval: Duration::from_millis(number("ORDER_EXPIRY_SWEEP_MS", 1_000, 10..=3_600_000)?),
         time_zone,
-        database_pool_size: usize::try_from(number("DATABASE_POOL_SIZE", 16, 1..=1_000)?)
-            .unwrap_or(16),
+        database_pool_size: usize::try_from(number("DATABASE_POOL_SIZE", 16, 1..=1_000)?).unwrap_or(16),
         http_workers: usize::try_from(number("HTTP_WORKERS", 0, 0..=1_024)?).unwrap_or(0),
     })
 }
@@ -160,10 +116,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -174,10 +127,7 @@ mod tests {
         let config = config(&[DB]).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_platform_timeout, Duration::from_secs(3));
-        assert_eq!(
-            config.payment_timeout,
-            PaymentTimeout::from_secs(300).unwrap()
-        );
+        assert_eq!(config.payment_timeout, PaymentTimeout::from_secs(300).unwrap());
         assert_eq!(config.expiry_sweep_interval, Duration::from_secs(1));
         assert_eq!(config.time_zone, chrono_tz::Asia::Seoul);
         assert!(config.admin_token.is_none());
@@ -197,11 +147,7 @@ mod tests {
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);
-            assert!(
-                error
-                    .to_string()
-                    .starts_with(&format!("invalid {variable}: "))
-            );
+            assert!(error.to_string().starts_with(&format!("invalid {variable}: ")));
             assert!(!error.to_string().contains('\n'), "one line");
         }
         assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
@@ -209,12 +155,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let config = config(&[
-            DB,
-            ("ADMIN_TOKEN", "s3cret"),
-            ("DATA_PLATFORM_URL", "https://user:pw@dp"),
-        ])
-        .unwrap();
+        let config = config(&[DB, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();
         let printed = format!("{config:?}");
         assert!(!printed.contains("s3cret") && !printed.contains("pw@"));
     }

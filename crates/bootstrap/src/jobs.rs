@@ -23,16 +23,8 @@ pub(crate) struct Jobs {
 impl Jobs {
     pub(crate) fn start(shop: &Shop, config: &Config, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
-        tasks.spawn(expiry_sweep(
-            shop.clone(),
-            config.expiry_sweep_interval,
-            cancel.clone(),
-        ));
-        tasks.spawn(daily_best_products(
-            shop.clone(),
-            config.time_zone,
-            cancel.clone(),
-        ));
+        tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, cancel.clone()));
+        tasks.spawn(daily_best_products(shop.clone(), config.time_zone, cancel.clone()));
         Self { cancel, tasks }
     }
 

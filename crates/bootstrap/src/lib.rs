@@ -28,9 +28,7 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
     }
 }
 
@@ -38,27 +36,16 @@ impl std::fmt::Debug for Application {
 pub fn shop(config: &Config) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
     let pool = adapter_postgres::connect(
         &config.database_url,
-        PoolSettings {
-            max_size: config.database_pool_size,
-            ..PoolSettings::default()
-        },
+        PoolSettings { max_size: config.database_pool_size, ..PoolSettings::default() },
     )?;
     let data_platform: Arc<dyn DataPlatform> = match &config.data_platform_url {
         Some(url) => Arc::new(
-            HttpDataPlatform::new(url, config.data_platform_timeout)
-                .context("configuring the data platform client")?,
+            HttpDataPlatform::new(url, config.data_platform_timeout).context("configuring the data platform client")?,
         ),
         None => Arc::new(LoggingDataPlatform::new()),
     };
-    let ports = Ports {
-        uow: Arc::new(PgUnitOfWork::new(pool.clone())),
-        clock: Arc::new(SystemClock),
-        data_platform,
-    };
-    let settings = Settings {
-        payment_timeout: config.payment_timeout,
-        time_zone: config.time_zone,
-    };
+    let ports = Ports { uow: Arc::new(PgUnitOfWork::new(pool.clone())), clock: Arc::new(SystemClock), data_platform };
+    let settings = Settings { payment_timeout: config.payment_timeout, time_zone: config.time_zone };
     Ok((Shop::new(&ports, settings), pool))
 }
 
@@ -69,23 +56,13 @@ impl Application {
         let applied = adapter_postgres::run_migrations(&config.database_url).await?;
         tracing::info!(applied, "migrations up to date");
         let (shop, _pool) = shop(config)?;
-        let listener = TcpListener::bind(config.http_addr)
-            .with_context(|| format!("binding {}", config.http_addr))?;
-        let port = listener
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
-        let state = AppState {
-            shop: shop.clone(),
-            admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
-        };
+        let listener = TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
+        let port = listener.local_addr().context("reading the bound address")?.port();
+        let state =
+            AppState { shop: shop.clone(), admin_token: config.admin_token.as_deref().and_then(AdminToken::new) };
         let metrics = Metrics::new().context("registering metrics")?;
-        let settings = HttpSettings {
-            workers: config.http_workers,
-            ..HttpSettings::default()
-        };
-        let server = adapter_http::serve(listener, state, metrics, settings)
-            .context("starting the HTTP server")?;
+        let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
+        let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;
         let jobs = jobs::Jobs::start(&shop, config, CancellationToken::new());
         Ok(Self { port, server, jobs })
     }

@@ -27,9 +27,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = match config::from_env() {
         Ok(config) => config,
@@ -38,10 +36,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ecommerce: cannot start the async runtime: {error}");
@@ -72,9 +67,7 @@ async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
         Command::Seed => {
             adapter_postgres::run_migrations(&config.database_url).await?;
             let (_, pool) = bootstrap::shop(config)?;
-            adapter_postgres::seed_demo_catalog(&pool)
-                .await
-                .context("seeding")?;
+            adapter_postgres::seed_demo_catalog(&pool).await.context("seeding")?;
             println!("demo catalog loaded");
         }
     }

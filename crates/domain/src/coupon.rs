@@ -68,11 +68,7 @@ pub struct InvalidValidityWindow {
 
 impl ValidityWindow {
     pub fn new(from: DateTime<Utc>, until: DateTime<Utc>) -> Result<Self, InvalidValidityWindow> {
-        if until > from {
-            Ok(Self { from, until })
-        } else {
-            Err(InvalidValidityWindow { from, until })
-        }
+        if until > from { Ok(Self { from, until }) } else { Err(InvalidValidityWindow { from, until }) }
     }
 
     pub const fn from(&self) -> DateTime<Utc> {
@@ -168,15 +164,9 @@ impl NewCoupon {
             .ok()
             .filter(|q| *q >= 1)
             .ok_or(InvalidCoupon::TotalQuantity(total_quantity))?;
-        let min_order_amount = Money::new(min_order_amount)
-            .map_err(|_| InvalidCoupon::MinOrderAmount(min_order_amount))?;
-        Ok(Self {
-            name: name.to_owned(),
-            discount,
-            min_order_amount,
-            total_quantity,
-            validity,
-        })
+        let min_order_amount =
+            Money::new(min_order_amount).map_err(|_| InvalidCoupon::MinOrderAmount(min_order_amount))?;
+        Ok(Self { name: name.to_owned(), discount, min_order_amount, total_quantity, validity })
     }
 }
 
@@ -197,11 +187,7 @@ pub enum CouponRefusal {
     #[error("coupon {0} is not valid at this time")]
     OutsideValidity(CouponId),
     #[error("coupon {coupon} needs an order of at least {minimum}, the order totals {total}")]
-    BelowMinimum {
-        coupon: CouponId,
-        minimum: Money,
-        total: Money,
-    },
+    BelowMinimum { coupon: CouponId, minimum: Money, total: Money },
 }
 
 impl IssuedCoupon {
@@ -216,11 +202,7 @@ impl IssuedCoupon {
             return Err(CouponRefusal::OutsideValidity(id));
         }
         if total < self.coupon.min_order_amount {
-            return Err(CouponRefusal::BelowMinimum {
-                coupon: id,
-                minimum: self.coupon.min_order_amount,
-                total,
-            });
+            return Err(CouponRefusal::BelowMinimum { coupon: id, minimum: self.coupon.min_order_amount, total });
         }
         Ok(self.coupon.discount.discount_for(total))
     }
@@ -273,46 +255,23 @@ pub(crate) mod tests {
     fn percent_discount_rounds_down() {
         let ten = DiscountPolicy::percent(10).unwrap();
         assert_eq!(ten.discount_for(money(1_999)), money(199));
-        assert_eq!(
-            DiscountPolicy::percent(33)
-                .unwrap()
-                .discount_for(money(100)),
-            money(33)
-        );
-        assert_eq!(
-            DiscountPolicy::percent(1).unwrap().discount_for(money(99)),
-            Money::ZERO
-        );
+        assert_eq!(DiscountPolicy::percent(33).unwrap().discount_for(money(100)), money(33));
+        assert_eq!(DiscountPolicy::percent(1).unwrap().discount_for(money(99)), Money::ZERO);
     }
 
     #[test]
     fn a_hundred_percent_takes_the_whole_total() {
         let all = DiscountPolicy::percent(100).unwrap();
         assert_eq!(all.discount_for(money(12_345)), money(12_345));
-        assert_eq!(
-            all.discount_for(Money::new(i64::MAX).unwrap()),
-            Money::new(i64::MAX).unwrap()
-        );
+        assert_eq!(all.discount_for(Money::new(i64::MAX).unwrap()), Money::new(i64::MAX).unwrap());
     }
 
     #[test]
     fn discount_values_are_validated() {
-        assert_eq!(
-            DiscountPolicy::percent(0),
-            Err(InvalidDiscount::PercentOutOfRange(0))
-        );
-        assert_eq!(
-            DiscountPolicy::percent(101),
-            Err(InvalidDiscount::PercentOutOfRange(101))
-        );
-        assert_eq!(
-            DiscountPolicy::fixed(0),
-            Err(InvalidDiscount::FixedNotPositive(0))
-        );
-        assert_eq!(
-            DiscountPolicy::fixed(-10),
-            Err(InvalidDiscount::FixedNotPositive(-10))
-        );
+        assert_eq!(DiscountPolicy::percent(0), Err(InvalidDiscount::PercentOutOfRange(0)));
+        assert_eq!(DiscountPolicy::percent(101), Err(InvalidDiscount::PercentOutOfRange(101)));
+        assert_eq!(DiscountPolicy::fixed(0), Err(InvalidDiscount::FixedNotPositive(0)));
+        assert_eq!(DiscountPolicy::fixed(-10), Err(InvalidDiscount::FixedNotPositive(-10)));
     }
 
     #[test]
@@ -332,24 +291,11 @@ pub(crate) mod tests {
     fn issue_requires_remaining_quantity_and_an_open_campaign() {
         let fixed = DiscountPolicy::fixed(1_000).unwrap();
         assert_eq!(coupon(fixed, 0, 1).check_issuable(at(100)), Ok(()));
-        assert_eq!(
-            coupon(fixed, 0, 1).check_issuable(at(-50)),
-            Ok(()),
-            "may be issued before it starts"
-        );
+        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(-50)), Ok(()), "may be issued before it starts");
         let id = CouponId::new(7).unwrap();
-        assert_eq!(
-            coupon(fixed, 0, 0).check_issuable(at(50)),
-            Err(IssueRefusal::SoldOut(id))
-        );
-        assert_eq!(
-            coupon(fixed, 0, 5).check_issuable(at(101)),
-            Err(IssueRefusal::Expired(id))
-        );
-        assert_eq!(
-            coupon(fixed, 0, 0).check_issuable(at(101)),
-            Err(IssueRefusal::Expired(id))
-        );
+        assert_eq!(coupon(fixed, 0, 0).check_issuable(at(50)), Err(IssueRefusal::SoldOut(id)));
+        assert_eq!(coupon(fixed, 0, 5).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));
+        assert_eq!(coupon(fixed, 0, 0).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));
     }
 
     #[test]
@@ -359,30 +305,14 @@ pub(crate) mod tests {
         assert_eq!(coupon.discount_for(money(10_000), at(50)), Ok(money(500)));
         assert_eq!(
             coupon.discount_for(money(9_999), at(50)),
-            Err(CouponRefusal::BelowMinimum {
-                coupon: id,
-                minimum: money(10_000),
-                total: money(9_999)
-            })
+            Err(CouponRefusal::BelowMinimum { coupon: id, minimum: money(10_000), total: money(9_999) })
         );
-        assert_eq!(
-            coupon.discount_for(money(20_000), at(-1)),
-            Err(CouponRefusal::OutsideValidity(id))
-        );
-        assert_eq!(
-            coupon.discount_for(money(20_000), at(101)),
-            Err(CouponRefusal::OutsideValidity(id))
-        );
+        assert_eq!(coupon.discount_for(money(20_000), at(-1)), Err(CouponRefusal::OutsideValidity(id)));
+        assert_eq!(coupon.discount_for(money(20_000), at(101)), Err(CouponRefusal::OutsideValidity(id)));
         assert_eq!(coupon.discount_for(money(20_000), at(0)), Ok(money(500)));
         assert_eq!(coupon.discount_for(money(20_000), at(100)), Ok(money(500)));
-        let used = IssuedCoupon {
-            used_at: Some(at(10)),
-            ..coupon
-        };
-        assert_eq!(
-            used.discount_for(money(20_000), at(50)),
-            Err(CouponRefusal::AlreadyUsed(id))
-        );
+        let used = IssuedCoupon { used_at: Some(at(10)), ..coupon };
+        assert_eq!(used.discount_for(money(20_000), at(50)), Err(CouponRefusal::AlreadyUsed(id)));
     }
 
     #[test]
@@ -390,17 +320,8 @@ pub(crate) mod tests {
         let window = ValidityWindow::new(at(0), at(1)).unwrap();
         let fixed = DiscountPolicy::fixed(1).unwrap();
         assert!(NewCoupon::new("ok", fixed, 0, 1, window).is_ok());
-        assert_eq!(
-            NewCoupon::new("ok", fixed, 0, 0, window),
-            Err(InvalidCoupon::TotalQuantity(0))
-        );
-        assert_eq!(
-            NewCoupon::new("ok", fixed, -1, 1, window),
-            Err(InvalidCoupon::MinOrderAmount(-1))
-        );
-        assert_eq!(
-            NewCoupon::new("  ", fixed, 0, 1, window),
-            Err(InvalidCoupon::Name)
-        );
+        assert_eq!(NewCoupon::new("ok", fixed, 0, 0, window), Err(InvalidCoupon::TotalQuantity(0)));
+        assert_eq!(NewCoupon::new("ok", fixed, -1, 1, window), Err(InvalidCoupon::MinOrderAmount(-1)));
+        assert_eq!(NewCoupon::new("  ", fixed, 0, 1, window), Err(InvalidCoupon::Name));
     }
 }

@@ -16,11 +16,7 @@ impl Money {
     pub const ZERO: Self = Self(0);
 
     pub const fn new(krw: i64) -> Result<Self, NegativeMoney> {
-        if krw >= 0 {
-            Ok(Self(krw))
-        } else {
-            Err(NegativeMoney(krw))
-        }
+        if krw >= 0 { Ok(Self(krw)) } else { Err(NegativeMoney(krw)) }
     }
 
     /// For callers that have already proven `krw >= 0`.
@@ -35,11 +31,7 @@ impl Money {
 
     /// `self − other`, or `None` when the result would be negative.
     pub const fn checked_sub(self, other: Self) -> Option<Self> {
-        if self.0 >= other.0 {
-            Some(Self(self.0 - other.0))
-        } else {
-            None
-        }
+        if self.0 >= other.0 { Some(Self(self.0 - other.0)) } else { None }
     }
 
     /// `self × factor`, or `None` on overflow.
@@ -74,10 +66,7 @@ mod tests {
     fn money_is_never_negative() {
         assert_eq!(Money::new(-1), Err(NegativeMoney(-1)));
         assert_eq!(Money::new(0), Ok(Money::ZERO));
-        assert_eq!(
-            Money::new(5).ok().and_then(|m| m.checked_sub(Money(6))),
-            None
-        );
+        assert_eq!(Money::new(5).ok().and_then(|m| m.checked_sub(Money(6))), None);
         assert_eq!(Money(7).checked_sub(Money(7)), Some(Money::ZERO));
     }
 

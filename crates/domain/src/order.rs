@@ -115,10 +115,8 @@ pub fn price_order(
             }
             .into());
         }
-        let amount = product
-            .price
-            .checked_mul(i64::from(requested.quantity.get()))
-            .ok_or(PlaceOrderRefusal::TotalOverflow)?;
+        let amount =
+            product.price.checked_mul(i64::from(requested.quantity.get())).ok_or(PlaceOrderRefusal::TotalOverflow)?;
         lines.push(OrderLine {
             product_id: product.id,
             name: product.name.as_str().to_owned(),
@@ -135,15 +133,8 @@ pub fn price_order(
         Some(coupon) => coupon.discount_for(total_amount, at)?,
         None => Money::ZERO,
     };
-    let payment_amount = total_amount
-        .checked_sub(discount_amount)
-        .ok_or(PlaceOrderRefusal::TotalOverflow)?;
-    Ok(PricedOrder {
-        lines,
-        total_amount,
-        discount_amount,
-        payment_amount,
-    })
+    let payment_amount = total_amount.checked_sub(discount_amount).ok_or(PlaceOrderRefusal::TotalOverflow)?;
+    Ok(PricedOrder { lines, total_amount, discount_amount, payment_amount })
 }
 
 /// Where an order is in its life.
@@ -211,9 +202,7 @@ impl Order {
         match self.status {
             OrderStatus::Paid => Err(NotPayable::AlreadyPaid(self.id)),
             OrderStatus::Failed => Err(NotPayable::Expired(self.id)),
-            OrderStatus::NotPaid if has_expired(self.expires_at, at) => {
-                Err(NotPayable::Expired(self.id))
-            }
+            OrderStatus::NotPaid if has_expired(self.expires_at, at) => Err(NotPayable::Expired(self.id)),
             OrderStatus::NotPaid => Ok(()),
         }
     }
@@ -236,10 +225,7 @@ mod tests {
     }
 
     fn line(product: i64, quantity: i64) -> RequestedLine {
-        RequestedLine {
-            product_id: pid(product),
-            quantity: Quantity::new(quantity).unwrap(),
-        }
+        RequestedLine { product_id: pid(product), quantity: Quantity::new(quantity).unwrap() }
     }
 
     fn product(id: i64, price: i64, stock: i64) -> Product {
@@ -258,17 +244,11 @@ mod tests {
     #[test]
     fn items_must_be_non_empty_bounded_and_distinct() {
         assert_eq!(OrderItems::new(vec![]), Err(InvalidOrderItems::Empty));
-        assert_eq!(
-            OrderItems::new(vec![line(1, 1), line(1, 2)]),
-            Err(InvalidOrderItems::DuplicateProduct(pid(1)))
-        );
+        assert_eq!(OrderItems::new(vec![line(1, 1), line(1, 2)]), Err(InvalidOrderItems::DuplicateProduct(pid(1))));
         let hundred: Vec<_> = (1..=100).map(|i| line(i, 1)).collect();
         assert!(OrderItems::new(hundred).is_ok());
         let too_many: Vec<_> = (1..=101).map(|i| line(i, 1)).collect();
-        assert_eq!(
-            OrderItems::new(too_many),
-            Err(InvalidOrderItems::TooMany(101))
-        );
+        assert_eq!(OrderItems::new(too_many), Err(InvalidOrderItems::TooMany(101)));
     }
 
     #[test]
@@ -280,21 +260,8 @@ mod tests {
     #[test]
     fn pricing_sums_lines_in_request_order() {
         let items = OrderItems::new(vec![line(2, 3), line(1, 1)]).unwrap();
-        let priced = price_order(
-            &items,
-            &[product(1, 1_000, 5), product(2, 250, 3)],
-            None,
-            at(0),
-        )
-        .unwrap();
-        assert_eq!(
-            priced
-                .lines
-                .iter()
-                .map(|l| l.product_id)
-                .collect::<Vec<_>>(),
-            vec![pid(2), pid(1)]
-        );
+        let priced = price_order(&items, &[product(1, 1_000, 5), product(2, 250, 3)], None, at(0)).unwrap();
+        assert_eq!(priced.lines.iter().map(|l| l.product_id).collect::<Vec<_>>(), vec![pid(2), pid(1)]);
         assert_eq!(priced.lines[0].amount, money(750));
         assert_eq!(priced.total_amount, money(1_750));
         assert_eq!(priced.discount_amount, Money::ZERO);
@@ -304,22 +271,12 @@ mod tests {
     #[test]
     fn pricing_refuses_missing_products_and_short_stock() {
         let items = OrderItems::new(vec![line(1, 4)]).unwrap();
-        assert_eq!(
-            price_order(&items, &[], None, at(0)),
-            Err(PlaceOrderRefusal::ProductNotFound(pid(1)))
-        );
+        assert_eq!(price_order(&items, &[], None, at(0)), Err(PlaceOrderRefusal::ProductNotFound(pid(1))));
         assert_eq!(
             price_order(&items, &[product(1, 10, 3)], None, at(0)),
-            Err(PlaceOrderRefusal::OutOfStock(OutOfStock {
-                product: pid(1),
-                available: 3,
-                requested: 4
-            }))
+            Err(PlaceOrderRefusal::OutOfStock(OutOfStock { product: pid(1), available: 3, requested: 4 }))
         );
-        assert!(
-            price_order(&items, &[product(1, 10, 4)], None, at(0)).is_ok(),
-            "the last units can be ordered"
-        );
+        assert!(price_order(&items, &[product(1, 10, 4)], None, at(0)).is_ok(), "the last units can be ordered");
     }
 
     #[test]
@@ -329,27 +286,18 @@ mod tests {
         let coupon = held(DiscountPolicy::percent(10).unwrap(), 2_000);
         let priced = price_order(&items, &products, Some(&coupon), at(10)).unwrap();
         assert_eq!(
-            (
-                priced.total_amount,
-                priced.discount_amount,
-                priced.payment_amount
-            ),
+            (priced.total_amount, priced.discount_amount, priced.payment_amount),
             (money(2_000), money(200), money(1_800))
         );
 
         let big_fixed = held(DiscountPolicy::fixed(5_000).unwrap(), 0);
         let priced = price_order(&items, &products, Some(&big_fixed), at(10)).unwrap();
-        assert_eq!(
-            (priced.discount_amount, priced.payment_amount),
-            (money(2_000), Money::ZERO)
-        );
+        assert_eq!((priced.discount_amount, priced.payment_amount), (money(2_000), Money::ZERO));
 
         let one_line = OrderItems::new(vec![line(1, 1)]).unwrap();
         assert!(matches!(
             price_order(&one_line, &products, Some(&coupon), at(10)),
-            Err(PlaceOrderRefusal::Coupon(
-                CouponRefusal::BelowMinimum { .. }
-            ))
+            Err(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))
         ));
     }
 
@@ -373,22 +321,10 @@ mod tests {
     fn an_order_is_payable_strictly_before_its_deadline() {
         let id = OrderId::new(11).unwrap();
         assert_eq!(order(OrderStatus::NotPaid).check_payable(at(299)), Ok(()));
-        assert_eq!(
-            order(OrderStatus::NotPaid).check_payable(at(300)),
-            Err(NotPayable::Expired(id))
-        );
-        assert_eq!(
-            order(OrderStatus::NotPaid).check_payable(at(301)),
-            Err(NotPayable::Expired(id))
-        );
-        assert_eq!(
-            order(OrderStatus::Paid).check_payable(at(1)),
-            Err(NotPayable::AlreadyPaid(id))
-        );
-        assert_eq!(
-            order(OrderStatus::Failed).check_payable(at(1)),
-            Err(NotPayable::Expired(id))
-        );
+        assert_eq!(order(OrderStatus::NotPaid).check_payable(at(300)), Err(NotPayable::Expired(id)));
+        assert_eq!(order(OrderStatus::NotPaid).check_payable(at(301)), Err(NotPayable::Expired(id)));
+        assert_eq!(order(OrderStatus::Paid).check_payable(at(1)), Err(NotPayable::AlreadyPaid(id)));
+        assert_eq!(order(OrderStatus::Failed).check_payable(at(1)), Err(NotPayable::Expired(id)));
     }
 
     #[test]
@@ -396,10 +332,7 @@ mod tests {
         let timeout = PaymentTimeout::from_secs(300).unwrap();
         assert_eq!(timeout.deadline(at(0)), at(300));
         assert_eq!(PaymentTimeout::from_secs(0), Err(InvalidPaymentTimeout));
-        assert_eq!(
-            PaymentTimeout::from_secs(86_401),
-            Err(InvalidPaymentTimeout)
-        );
+        assert_eq!(PaymentTimeout::from_secs(86_401), Err(InvalidPaymentTimeout));
         assert!(has_expired(at(300), at(300)));
         assert!(!has_expired(at(300), at(299)));
     }

@@ -65,11 +65,7 @@ impl Balance {
     pub const ZERO: Self = Self(Money::ZERO);
 
     pub const fn new(krw: i64) -> Result<Self, InvalidBalance> {
-        if krw >= 0 && krw <= MAX_BALANCE_KRW {
-            Ok(Self(Money::new_unchecked(krw)))
-        } else {
-            Err(InvalidBalance(krw))
-        }
+        if krw >= 0 && krw <= MAX_BALANCE_KRW { Ok(Self(Money::new_unchecked(krw))) } else { Err(InvalidBalance(krw)) }
     }
 
     pub const fn money(self) -> Money {
@@ -85,10 +81,7 @@ impl Balance {
         // Both operands are bounded far below i64::MAX, so the sum cannot overflow.
         match Self::new(self.krw() + charge.money().krw()) {
             Ok(after) => Ok(after),
-            Err(_) => Err(BalanceLimitExceeded {
-                balance: self.0,
-                charge: charge.money(),
-            }),
+            Err(_) => Err(BalanceLimitExceeded { balance: self.0, charge: charge.money() }),
         }
     }
 
@@ -96,10 +89,7 @@ impl Balance {
     pub const fn spend(self, amount: Money) -> Result<Self, InsufficientBalance> {
         match self.0.checked_sub(amount) {
             Some(after) => Ok(Self(after)),
-            None => Err(InsufficientBalance {
-                balance: self.0,
-                required: amount,
-            }),
+            None => Err(InsufficientBalance { balance: self.0, required: amount }),
         }
     }
 }
@@ -138,35 +128,17 @@ mod tests {
 
     #[test]
     fn charge_amount_boundaries() {
-        assert_eq!(
-            ChargeAmount::new(0),
-            Err(InvalidChargeAmount::NotPositive(0))
-        );
-        assert_eq!(
-            ChargeAmount::new(-1),
-            Err(InvalidChargeAmount::NotPositive(-1))
-        );
+        assert_eq!(ChargeAmount::new(0), Err(InvalidChargeAmount::NotPositive(0)));
+        assert_eq!(ChargeAmount::new(-1), Err(InvalidChargeAmount::NotPositive(-1)));
         assert_eq!(ChargeAmount::new(1).map(|c| c.money().krw()), Ok(1));
-        assert_eq!(
-            ChargeAmount::new(1_000_000).map(|c| c.money().krw()),
-            Ok(1_000_000)
-        );
-        assert_eq!(
-            ChargeAmount::new(1_000_001),
-            Err(InvalidChargeAmount::AboveLimit(1_000_001))
-        );
-        assert_eq!(
-            ChargeAmount::new(i64::MAX),
-            Err(InvalidChargeAmount::AboveLimit(i64::MAX))
-        );
+        assert_eq!(ChargeAmount::new(1_000_000).map(|c| c.money().krw()), Ok(1_000_000));
+        assert_eq!(ChargeAmount::new(1_000_001), Err(InvalidChargeAmount::AboveLimit(1_000_001)));
+        assert_eq!(ChargeAmount::new(i64::MAX), Err(InvalidChargeAmount::AboveLimit(i64::MAX)));
     }
 
     #[test]
     fn a_charge_may_reach_the_cap_exactly() {
-        assert_eq!(
-            balance(4_000_000).charge(charge(1_000_000)),
-            Ok(balance(5_000_000))
-        );
+        assert_eq!(balance(4_000_000).charge(charge(1_000_000)), Ok(balance(5_000_000)));
         assert_eq!(balance(4_999_999).charge(charge(1)), Ok(balance(5_000_000)));
     }
 
@@ -174,10 +146,7 @@ mod tests {
     fn a_charge_one_above_the_cap_is_refused() {
         assert_eq!(
             balance(5_000_000).charge(charge(1)),
-            Err(BalanceLimitExceeded {
-                balance: balance(5_000_000).money(),
-                charge: charge(1).money()
-            })
+            Err(BalanceLimitExceeded { balance: balance(5_000_000).money(), charge: charge(1).money() })
         );
         assert!(balance(4_000_001).charge(charge(1_000_000)).is_err());
     }
@@ -187,10 +156,7 @@ mod tests {
         assert!(Balance::new(0).is_ok());
         assert!(Balance::new(MAX_BALANCE_KRW).is_ok());
         assert_eq!(Balance::new(-1), Err(InvalidBalance(-1)));
-        assert_eq!(
-            Balance::new(MAX_BALANCE_KRW + 1),
-            Err(InvalidBalance(MAX_BALANCE_KRW + 1))
-        );
+        assert_eq!(Balance::new(MAX_BALANCE_KRW + 1), Err(InvalidBalance(MAX_BALANCE_KRW + 1)));
     }
 
     #[test]
@@ -200,10 +166,7 @@ mod tests {
         assert_eq!(balance(1_000).spend(price(400)), Ok(balance(600)));
         assert_eq!(
             balance(999).spend(price(1_000)),
-            Err(InsufficientBalance {
-                balance: price(999),
-                required: price(1_000)
-            })
+            Err(InsufficientBalance { balance: price(999), required: price(1_000) })
         );
     }
 }

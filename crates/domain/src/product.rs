@@ -84,11 +84,7 @@ pub struct OutOfStock {
 
 impl Stock {
     pub fn new(raw: i64) -> Result<Self, InvalidStock> {
-        i32::try_from(raw)
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(Self)
-            .ok_or(InvalidStock(raw))
+        i32::try_from(raw).ok().filter(|v| *v >= 0).map(Self).ok_or(InvalidStock(raw))
     }
 
     pub const fn get(self) -> i32 {
@@ -150,10 +146,7 @@ mod tests {
     #[test]
     fn stock_is_never_negative_and_covers_up_to_its_size() {
         assert_eq!(Stock::new(-1), Err(InvalidStock(-1)));
-        assert_eq!(
-            Stock::new(i64::from(i32::MAX) + 1),
-            Err(InvalidStock(i64::from(i32::MAX) + 1))
-        );
+        assert_eq!(Stock::new(i64::from(i32::MAX) + 1), Err(InvalidStock(i64::from(i32::MAX) + 1)));
         let stock = Stock::new(3).unwrap();
         assert!(stock.covers(Quantity::new(3).unwrap()));
         assert!(!stock.covers(Quantity::new(4).unwrap()));
@@ -164,19 +157,13 @@ mod tests {
         assert_eq!(validate_price(0), Ok(Money::ZERO));
         assert!(validate_price(MAX_PRICE_KRW).is_ok());
         assert_eq!(validate_price(-1), Err(InvalidPrice(-1)));
-        assert_eq!(
-            validate_price(MAX_PRICE_KRW + 1),
-            Err(InvalidPrice(MAX_PRICE_KRW + 1))
-        );
+        assert_eq!(validate_price(MAX_PRICE_KRW + 1), Err(InvalidPrice(MAX_PRICE_KRW + 1)));
     }
 
     #[test]
     fn names_are_trimmed_and_not_blank() {
         assert_eq!(ProductName::new(" Keyboard ").unwrap().as_str(), "Keyboard");
         assert_eq!(ProductName::new(""), Err(InvalidProductName::Blank));
-        assert_eq!(
-            ProductName::new(&"x".repeat(201)),
-            Err(InvalidProductName::TooLong)
-        );
+        assert_eq!(ProductName::new(&"x".repeat(201)), Err(InvalidProductName::TooLong));
     }
 }

@@ -21,13 +21,8 @@ pub struct SalesWindow {
 impl SalesWindow {
     /// The window that ends at 00:00 of `date` in `tz`.
     pub fn ending_on(date: NaiveDate, tz: Tz) -> Self {
-        let start = date
-            .checked_sub_days(Days::new(WINDOW_DAYS))
-            .unwrap_or(NaiveDate::MIN);
-        Self {
-            from: start_of_day(start, tz),
-            to: start_of_day(date, tz),
-        }
+        let start = date.checked_sub_days(Days::new(WINDOW_DAYS)).unwrap_or(NaiveDate::MIN);
+        Self { from: start_of_day(start, tz), to: start_of_day(date, tz) }
     }
 
     /// The window that ends at the latest midnight at or before `at` in `tz`.
@@ -45,11 +40,7 @@ impl SalesWindow {
 
     /// A window read back from storage: `from` must come before `to`.
     pub fn between(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, InvalidSalesWindow> {
-        if from < to {
-            Ok(Self { from, to })
-        } else {
-            Err(InvalidSalesWindow { from, to })
-        }
+        if from < to { Ok(Self { from, to }) } else { Err(InvalidSalesWindow { from, to }) }
     }
 
     pub const fn from(&self) -> DateTime<Utc> {
@@ -123,20 +114,12 @@ pub struct RankedProduct {
 /// nothing are not ranked.
 pub fn rank_best(mut sales: Vec<ProductSales>) -> Vec<RankedProduct> {
     sales.retain(|s| s.sold_quantity > 0);
-    sales.sort_unstable_by(|a, b| {
-        b.sold_quantity
-            .cmp(&a.sold_quantity)
-            .then(a.product_id.cmp(&b.product_id))
-    });
+    sales.sort_unstable_by(|a, b| b.sold_quantity.cmp(&a.sold_quantity).then(a.product_id.cmp(&b.product_id)));
     sales
         .into_iter()
         .take(TOP_N)
         .zip(1u8..)
-        .map(|(s, rank)| RankedProduct {
-            rank,
-            product_id: s.product_id,
-            sold_quantity: s.sold_quantity,
-        })
+        .map(|(s, rank)| RankedProduct { rank, product_id: s.product_id, sold_quantity: s.sold_quantity })
         .collect()
 }
 
@@ -156,10 +139,7 @@ mod tests {
     }
 
     fn sales(id: i64, sold: i64) -> ProductSales {
-        ProductSales {
-            product_id: ProductId::new(id).unwrap(),
-            sold_quantity: sold,
-        }
+        ProductSales { product_id: ProductId::new(id).unwrap(), sold_quantity: sold }
     }
 
     #[test]
@@ -172,10 +152,7 @@ mod tests {
     #[test]
     fn window_boundaries() {
         let window = SalesWindow::ending_on(date(2026, 11, 26), Seoul);
-        assert!(
-            window.contains(window.to() - Duration::seconds(1)),
-            "23:59:59 the day before `to` is in"
-        );
+        assert!(window.contains(window.to() - Duration::seconds(1)), "23:59:59 the day before `to` is in");
         assert!(!window.contains(window.to()), "`to` itself is out");
         assert!(window.contains(window.from()), "`from` exactly is in");
         assert!(!window.contains(window.from() - Duration::seconds(1)));
@@ -184,64 +161,29 @@ mod tests {
     #[test]
     fn latest_window_ends_at_the_last_midnight() {
         let tz = Seoul;
-        assert_eq!(
-            SalesWindow::latest_at(utc("2026-11-26T03:00:00Z"), tz).to(),
-            utc("2026-11-25T15:00:00Z")
-        );
-        assert_eq!(
-            SalesWindow::latest_at(utc("2026-11-25T15:00:00Z"), tz).to(),
-            utc("2026-11-25T15:00:00Z")
-        );
-        assert_eq!(
-            SalesWindow::latest_at(utc("2026-11-25T14:59:59Z"), tz).to(),
-            utc("2026-11-24T15:00:00Z")
-        );
+        assert_eq!(SalesWindow::latest_at(utc("2026-11-26T03:00:00Z"), tz).to(), utc("2026-11-25T15:00:00Z"));
+        assert_eq!(SalesWindow::latest_at(utc("2026-11-25T15:00:00Z"), tz).to(), utc("2026-11-25T15:00:00Z"));
+        assert_eq!(SalesWindow::latest_at(utc("2026-11-25T14:59:59Z"), tz).to(), utc("2026-11-24T15:00:00Z"));
     }
 
     #[test]
     fn next_run_is_the_next_local_midnight_across_a_month_end() {
-        assert_eq!(
-            next_run_after(utc("2026-11-30T16:00:00Z"), Seoul),
-            utc("2026-12-01T15:00:00Z")
-        );
-        assert_eq!(
-            next_run_after(utc("2026-11-30T14:59:59Z"), Seoul),
-            utc("2026-11-30T15:00:00Z")
-        );
-        assert_eq!(
-            next_run_after(utc("2026-11-30T15:00:00Z"), Seoul),
-            utc("2026-12-01T15:00:00Z"),
-            "strictly after"
-        );
-        assert_eq!(
-            next_run_after(utc("2026-12-31T15:30:00Z"), Seoul),
-            utc("2027-01-01T15:00:00Z")
-        );
+        assert_eq!(next_run_after(utc("2026-11-30T16:00:00Z"), Seoul), utc("2026-12-01T15:00:00Z"));
+        assert_eq!(next_run_after(utc("2026-11-30T14:59:59Z"), Seoul), utc("2026-11-30T15:00:00Z"));
+        assert_eq!(next_run_after(utc("2026-11-30T15:00:00Z"), Seoul), utc("2026-12-01T15:00:00Z"), "strictly after");
+        assert_eq!(next_run_after(utc("2026-12-31T15:30:00Z"), Seoul), utc("2027-01-01T15:00:00Z"));
     }
 
     #[test]
     fn next_run_follows_daylight_saving_in_new_york() {
         // 2026-03-08: clocks go from 02:00 EST to 03:00 EDT; midnight moves from 05:00Z to 04:00Z.
-        assert_eq!(
-            next_run_after(utc("2026-03-08T12:00:00Z"), New_York),
-            utc("2026-03-09T04:00:00Z")
-        );
-        assert_eq!(
-            next_run_after(utc("2026-03-07T12:00:00Z"), New_York),
-            utc("2026-03-08T05:00:00Z")
-        );
+        assert_eq!(next_run_after(utc("2026-03-08T12:00:00Z"), New_York), utc("2026-03-09T04:00:00Z"));
+        assert_eq!(next_run_after(utc("2026-03-07T12:00:00Z"), New_York), utc("2026-03-08T05:00:00Z"));
         // 2026-11-01: back from EDT to EST.
-        assert_eq!(
-            next_run_after(utc("2026-11-01T12:00:00Z"), New_York),
-            utc("2026-11-02T05:00:00Z")
-        );
+        assert_eq!(next_run_after(utc("2026-11-01T12:00:00Z"), New_York), utc("2026-11-02T05:00:00Z"));
         let window = SalesWindow::ending_on(date(2026, 3, 10), New_York);
         assert_eq!(window.to(), utc("2026-03-10T04:00:00Z"));
-        assert_eq!(
-            window.from(),
-            utc("2026-03-07T05:00:00Z"),
-            "three calendar days, one of them 23 hours long"
-        );
+        assert_eq!(window.from(), utc("2026-03-07T05:00:00Z"), "three calendar days, one of them 23 hours long");
     }
 
     #[test]
@@ -257,10 +199,7 @@ mod tests {
         ]);
         let ids: Vec<i64> = ranked.iter().map(|r| r.product_id.get()).collect();
         assert_eq!(ids, vec![7, 2, 1, 4, 8]);
-        assert_eq!(
-            ranked.iter().map(|r| r.rank).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
-        );
+        assert_eq!(ranked.iter().map(|r| r.rank).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
         assert_eq!(ranked[0].sold_quantity, 50);
     }
 

@@ -37,15 +37,9 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(
-            UserName::new("  kim ").map(|n| n.as_str().to_owned()),
-            Ok("kim".to_owned())
-        );
+        assert_eq!(UserName::new("  kim ").map(|n| n.as_str().to_owned()), Ok("kim".to_owned()));
         assert_eq!(UserName::new("   "), Err(InvalidUserName::Blank));
-        assert_eq!(
-            UserName::new(&"a".repeat(101)),
-            Err(InvalidUserName::TooLong)
-        );
+        assert_eq!(UserName::new(&"a".repeat(101)), Err(InvalidUserName::TooLong));
         assert!(UserName::new(&"가".repeat(100)).is_ok());
     }
 }

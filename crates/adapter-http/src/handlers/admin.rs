@@ -68,14 +68,8 @@ impl CreateCouponRequest {
         }
         .map_err(invalid)?;
         let validity = ValidityWindow::new(self.valid_from, self.valid_until).map_err(invalid)?;
-        NewCoupon::new(
-            &self.name,
-            discount,
-            self.min_order_amount.unwrap_or(0),
-            self.total_quantity,
-            validity,
-        )
-        .map_err(invalid)
+        NewCoupon::new(&self.name, discount, self.min_order_amount.unwrap_or(0), self.total_quantity, validity)
+            .map_err(invalid)
     }
 }
 
@@ -188,9 +182,8 @@ pub async fn refresh_best_products(
         .date
         .as_deref()
         .map(|d| {
-            NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-                ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}"))
-            })
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}")))
         })
         .transpose()?;
     let best = state.shop.refresh_best_products.execute(date).await?;

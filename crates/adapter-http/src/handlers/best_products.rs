@@ -36,12 +36,7 @@ pub struct BestProductsResponse {
 impl From<Option<BestProducts>> for BestProductsResponse {
     fn from(snapshot: Option<BestProducts>) -> Self {
         let Some(snapshot) = snapshot else {
-            return Self {
-                items: vec![],
-                from: None,
-                to: None,
-                calculated_at: None,
-            };
+            return Self { items: vec![], from: None, to: None, calculated_at: None };
         };
         Self {
             items: snapshot

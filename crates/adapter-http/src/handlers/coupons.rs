@@ -72,10 +72,7 @@ pub struct HeldCouponResponse {
 
 impl From<IssuedCoupon> for HeldCouponResponse {
     fn from(held: IssuedCoupon) -> Self {
-        Self {
-            terms: HeldCouponTerms::from(&held),
-            used_at: held.used_at,
-        }
+        Self { terms: HeldCouponTerms::from(&held), used_at: held.used_at }
     }
 }
 
@@ -90,10 +87,7 @@ pub struct IssuedCouponResponse {
 
 impl From<Issued> for IssuedCouponResponse {
     fn from(issued: Issued) -> Self {
-        Self {
-            terms: HeldCouponTerms::from(&issued.coupon),
-            remaining_quantity: issued.remaining_quantity,
-        }
+        Self { terms: HeldCouponTerms::from(&issued.coupon), remaining_quantity: issued.remaining_quantity }
     }
 }
 
@@ -151,10 +145,7 @@ pub struct UserQuery {
 }
 
 pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
-    let raw = query
-        .user_id
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_request("userId is required"))?;
+    let raw = query.user_id.as_deref().ok_or_else(|| ApiError::invalid_request("userId is required"))?;
     parse_id(raw, "userId", "INVALID_REQUEST")
 }
 
@@ -200,16 +191,8 @@ pub async fn issue(
         (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list_held(
-    state: web::Data<AppState>,
-    query: web::Query<UserQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let coupons = state
-        .shop
-        .held_coupons
-        .execute(user_from_query(&query)?)
-        .await?;
-    Ok(HttpResponse::Ok().json(HeldCouponsResponse {
-        items: coupons.into_iter().map(HeldCouponResponse::from).collect(),
-    }))
+pub async fn list_held(state: web::Data<AppState>, query: web::Query<UserQuery>) -> Result<HttpResponse, ApiError> {
+    let coupons = state.shop.held_coupons.execute(user_from_query(&query)?).await?;
+    Ok(HttpResponse::Ok()
+        .json(HeldCouponsResponse { items: coupons.into_iter().map(HeldCouponResponse::from).collect() }))
 }

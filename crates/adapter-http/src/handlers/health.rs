@@ -42,7 +42,5 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 )]
 pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics.render().map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }

@@ -37,25 +37,19 @@ pub struct PlaceOrderBody {
 impl PlaceOrderBody {
     fn try_into_domain(self) -> Result<PlaceOrderRequest, ApiError> {
         let user_id: UserId = id_from(self.user_id, "userId")?;
-        let coupon_id: Option<CouponId> =
-            self.coupon_id.map(|c| id_from(c, "couponId")).transpose()?;
+        let coupon_id: Option<CouponId> = self.coupon_id.map(|c| id_from(c, "couponId")).transpose()?;
         let lines = self
             .items
             .iter()
             .map(|line| {
                 Ok(RequestedLine {
                     product_id: id_from::<ProductId>(line.product_id, "productId")?,
-                    quantity: Quantity::new(line.quantity)
-                        .map_err(|e| ApiError::invalid_request(e.to_string()))?,
+                    quantity: Quantity::new(line.quantity).map_err(|e| ApiError::invalid_request(e.to_string()))?,
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let items = OrderItems::new(lines).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        Ok(PlaceOrderRequest {
-            user_id,
-            coupon_id,
-            items,
-        })
+        Ok(PlaceOrderRequest { user_id, coupon_id, items })
     }
 }
 
@@ -145,10 +139,7 @@ impl From<Order> for OrderResponse {
         (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn place(
-    state: web::Data<AppState>,
-    body: web::Json<PlaceOrderBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn place(state: web::Data<AppState>, body: web::Json<PlaceOrderBody>) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
     let order = state.shop.place_order.execute(request).await?;
     Ok(HttpResponse::Created().json(OrderResponse::from(order)))

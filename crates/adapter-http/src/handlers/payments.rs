@@ -51,10 +51,7 @@ pub struct PaymentResponse {
         (status = 503, description = "`DATA_PLATFORM_UNAVAILABLE` (nothing was charged), `SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn pay(
-    state: web::Data<AppState>,
-    body: web::Json<PayRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;
     let paid = state.shop.pay_order.execute(user_id, order_id).await?;

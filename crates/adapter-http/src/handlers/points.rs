@@ -33,10 +33,7 @@ pub struct BalanceResponse {
 
 impl From<BalanceView> for BalanceResponse {
     fn from(view: BalanceView) -> Self {
-        Self {
-            user_id: view.user_id.get(),
-            balance: view.balance.krw(),
-        }
+        Self { user_id: view.user_id.get(), balance: view.balance.krw() }
     }
 }
 
@@ -99,29 +96,19 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
-    let invalid = |detail: &str| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_AMOUNT",
-            "Invalid amount",
-            detail,
-        )
-    };
+    let invalid = |detail: &str| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount", detail);
     let raw = match &body.amount {
         None | Some(serde_json::Value::Null) => return Err(invalid("amount is required")),
-        Some(serde_json::Value::Number(n)) => n
-            .as_i64()
-            .ok_or_else(|| invalid("amount must be a whole number of KRW within 64 bits"))?,
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().ok_or_else(|| invalid("amount must be a whole number of KRW within 64 bits"))?
+        }
         Some(_) => return Err(invalid("amount must be an integer")),
     };
     ChargeAmount::new(raw).map_err(|e| match e {
         InvalidChargeAmount::NotPositive(_) => invalid("amount must be at least 1"),
-        InvalidChargeAmount::AboveLimit(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "CHARGE_LIMIT_EXCEEDED",
-            "Charge limit exceeded",
-            e.to_string(),
-        ),
+        InvalidChargeAmount::AboveLimit(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded", e.to_string())
+        }
     })
 }
 
@@ -167,10 +154,7 @@ pub async fn charge(
         (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn balance(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn balance(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let view = state.shop.get_balance.execute(user_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
@@ -195,24 +179,10 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = user_id(&path)?;
     let limit = page_limit(query.limit.as_deref())?;
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|c| cursor::decode(CursorKind::PointHistory, c))
-        .transpose()?;
-    let page = state
-        .shop
-        .point_history
-        .execute(user_id, before, limit)
-        .await?;
+    let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
+    let page = state.shop.point_history.execute(user_id, before, limit).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
-        items: page
-            .entries
-            .into_iter()
-            .map(PointEntryResponse::from)
-            .collect(),
-        next_cursor: page
-            .next_before
-            .map(|id| cursor::encode(CursorKind::PointHistory, id)),
+        items: page.entries.into_iter().map(PointEntryResponse::from).collect(),
+        next_cursor: page.next_before.map(|id| cursor::encode(CursorKind::PointHistory, id)),
     }))
 }

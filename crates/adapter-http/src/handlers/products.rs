@@ -26,12 +26,7 @@ pub struct ProductResponse {
 
 impl From<Product> for ProductResponse {
     fn from(p: Product) -> Self {
-        Self {
-            product_id: p.id.get(),
-            name: p.name.into_string(),
-            price: p.price.krw(),
-            stock: p.stock.get(),
-        }
+        Self { product_id: p.id.get(), name: p.name.into_string(), price: p.price.krw(), stock: p.stock.get() }
     }
 }
 
@@ -59,10 +54,7 @@ pub struct ProductPageResponse {
         (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let after = match query.cursor.as_deref() {
         Some(c) => Some(
@@ -73,13 +65,7 @@ pub async fn list(
     };
     let page = state.shop.list_products.execute(after, limit).await?;
     Ok(HttpResponse::Ok().json(ProductPageResponse {
-        items: page
-            .products
-            .into_iter()
-            .map(ProductResponse::from)
-            .collect(),
-        next_cursor: page
-            .next_after
-            .map(|id| cursor::encode(CursorKind::Products, id.get())),
+        items: page.products.into_iter().map(ProductResponse::from).collect(),
+        next_cursor: page.next_after.map(|id| cursor::encode(CursorKind::Products, id.get())),
     }))
 }

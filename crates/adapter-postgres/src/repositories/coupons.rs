@@ -71,14 +71,10 @@ impl CouponRepository for PgWork {
             Ok(Some(issued_at)) => Ok(IssueRecord::Recorded { issued_at }),
             Ok(None) => Ok(IssueRecord::AlreadyHeld),
             Err(error) => match violated_constraint(&error) {
-                Some((DatabaseErrorKind::ForeignKeyViolation, name))
-                    if name == "user_coupons_coupon_id_fkey" =>
-                {
+                Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_coupon_id_fkey" => {
                     Ok(IssueRecord::UnknownCoupon)
                 }
-                Some((DatabaseErrorKind::ForeignKeyViolation, name))
-                    if name == "user_coupons_user_id_fkey" =>
-                {
+                Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_user_id_fkey" => {
                     Ok(IssueRecord::UnknownUser)
                 }
                 _ => Err(error).store_context("recording a coupon holder"),
@@ -86,11 +82,7 @@ impl CouponRepository for PgWork {
         }
     }
 
-    async fn take_one(
-        &mut self,
-        coupon: CouponId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Coupon>, StoreError> {
+    async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError> {
         // `Coupon::check_issuable` as one conditional update: the row lock it takes
         // serialises concurrent issuers, and each re-checks the predicate on the row
         // as the previous one committed it, so the quantity cannot be overdrawn.
@@ -124,11 +116,7 @@ impl CouponRepository for PgWork {
             .collect()
     }
 
-    async fn lock_held(
-        &mut self,
-        user: UserId,
-        coupon: CouponId,
-    ) -> Result<Option<IssuedCoupon>, StoreError> {
+    async fn lock_held(&mut self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, StoreError> {
         // Lock only the holder's row: the campaign row stays free for the issue rush.
         let Some(held) = user_coupons::table
             .filter(user_coupons::user_id.eq(user.get()))
@@ -163,10 +151,7 @@ impl CouponRepository for PgWork {
                 .filter(user_coupons::user_id.eq(user.get()))
                 .filter(user_coupons::coupon_id.eq(coupon.get())),
         )
-        .set((
-            user_coupons::used_at.eq(Some(at)),
-            user_coupons::order_id.eq(Some(order.get())),
-        ))
+        .set((user_coupons::used_at.eq(Some(at)), user_coupons::order_id.eq(Some(order.get()))))
         .execute(self.conn())
         .await
         .store_context("marking a coupon used")
@@ -175,10 +160,7 @@ impl CouponRepository for PgWork {
 
     async fn release_used_by(&mut self, order: OrderId) -> Result<u64, StoreError> {
         diesel::update(user_coupons::table.filter(user_coupons::order_id.eq(order.get())))
-            .set((
-                user_coupons::used_at.eq(None::<DateTime<Utc>>),
-                user_coupons::order_id.eq(None::<i64>),
-            ))
+            .set((user_coupons::used_at.eq(None::<DateTime<Utc>>), user_coupons::order_id.eq(None::<i64>)))
             .execute(self.conn())
             .await
             .store_context("releasing a used coupon")

@@ -25,8 +25,7 @@ impl PgWork {
             .store_context("reading order lines")?;
         rows.into_iter()
             .map(|row| {
-                let (own, rest): (Vec<_>, Vec<_>) =
-                    lines.drain(..).partition(|l| l.order_id == row.id);
+                let (own, rest): (Vec<_>, Vec<_>) = lines.drain(..).partition(|l| l.order_id == row.id);
                 lines = rest;
                 row.into_domain(own)
             })
@@ -109,33 +108,20 @@ impl OrderRepository for PgWork {
     }
 
     async fn mark_paid(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let updated = diesel::update(
-            orders::table
-                .find(id.get())
-                .filter(orders::status.eq(status_text(OrderStatus::NotPaid))),
-        )
-        .set((
-            orders::status.eq(status_text(OrderStatus::Paid)),
-            orders::paid_at.eq(Some(at)),
-        ))
-        .execute(self.conn())
-        .await
-        .store_context("marking an order paid")?;
+        let updated =
+            diesel::update(orders::table.find(id.get()).filter(orders::status.eq(status_text(OrderStatus::NotPaid))))
+                .set((orders::status.eq(status_text(OrderStatus::Paid)), orders::paid_at.eq(Some(at))))
+                .execute(self.conn())
+                .await
+                .store_context("marking an order paid")?;
         if updated == 1 {
             Ok(())
         } else {
-            Err(corrupt(
-                "order status",
-                format!("order {id} was not NOT_PAID when paid"),
-            ))
+            Err(corrupt("order status", format!("order {id} was not NOT_PAID when paid")))
         }
     }
 
-    async fn lock_expired(
-        &mut self,
-        at: DateTime<Utc>,
-        limit: u16,
-    ) -> Result<Vec<Order>, StoreError> {
+    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16) -> Result<Vec<Order>, StoreError> {
         let rows = orders::table
             .filter(orders::status.eq(status_text(OrderStatus::NotPaid)))
             .filter(orders::expires_at.le(at))
@@ -151,25 +137,16 @@ impl OrderRepository for PgWork {
     }
 
     async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let updated = diesel::update(
-            orders::table
-                .find(id.get())
-                .filter(orders::status.eq(status_text(OrderStatus::NotPaid))),
-        )
-        .set((
-            orders::status.eq(status_text(OrderStatus::Failed)),
-            orders::failed_at.eq(Some(at)),
-        ))
-        .execute(self.conn())
-        .await
-        .store_context("marking an order failed")?;
+        let updated =
+            diesel::update(orders::table.find(id.get()).filter(orders::status.eq(status_text(OrderStatus::NotPaid))))
+                .set((orders::status.eq(status_text(OrderStatus::Failed)), orders::failed_at.eq(Some(at))))
+                .execute(self.conn())
+                .await
+                .store_context("marking an order failed")?;
         if updated == 1 {
             Ok(())
         } else {
-            Err(corrupt(
-                "order status",
-                format!("order {id} was not NOT_PAID when failed"),
-            ))
+            Err(corrupt("order status", format!("order {id} was not NOT_PAID when failed")))
         }
     }
 }

@@ -13,10 +13,7 @@ use crate::schema::products;
 use crate::work::PgWork;
 
 fn split(lines: &[(ProductId, Quantity)]) -> (Vec<i64>, Vec<i32>) {
-    lines
-        .iter()
-        .map(|(id, quantity)| (id.get(), quantity.get()))
-        .unzip()
+    lines.iter().map(|(id, quantity)| (id.get(), quantity.get())).unzip()
 }
 
 #[async_trait]
@@ -35,11 +32,7 @@ impl ProductRepository for PgWork {
             .into_domain()
     }
 
-    async fn page(
-        &mut self,
-        after: Option<ProductId>,
-        limit: u16,
-    ) -> Result<Vec<Product>, StoreError> {
+    async fn page(&mut self, after: Option<ProductId>, limit: u16) -> Result<Vec<Product>, StoreError> {
         products::table
             .filter(products::id.gt(after.map_or(0, ProductId::get)))
             .order(products::id.asc())

@@ -58,10 +58,7 @@ const SNAPSHOT_QUERY: &str = "\
     ORDER BY i.rank";
 
 impl PgWork {
-    async fn snapshot(
-        &mut self,
-        window_to: Option<DateTime<Utc>>,
-    ) -> Result<Option<BestProducts>, StoreError> {
+    async fn snapshot(&mut self, window_to: Option<DateTime<Utc>>) -> Result<Option<BestProducts>, StoreError> {
         let rows: Vec<SnapshotRow> = diesel::sql_query(SNAPSHOT_QUERY)
             .bind::<Nullable<Timestamptz>, _>(window_to)
             .load(self.conn())
@@ -70,43 +67,21 @@ impl PgWork {
         let Some(first) = <[SnapshotRow]>::first(&rows) else {
             return Ok(None);
         };
-        let window = SalesWindow::between(first.window_from, first.window_to)
-            .map_err(|e| corrupt("sales window", e))?;
+        let window =
+            SalesWindow::between(first.window_from, first.window_to).map_err(|e| corrupt("sales window", e))?;
         let calculated_at = first.calculated_at;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
-            let (Some(rank), Some(sold_quantity), Some(id), Some(name), Some(price), Some(stock)) = (
-                row.rank,
-                row.sold_quantity,
-                row.product_id,
-                row.name,
-                row.price,
-                row.stock,
-            ) else {
+            let (Some(rank), Some(sold_quantity), Some(id), Some(name), Some(price), Some(stock)) =
+                (row.rank, row.sold_quantity, row.product_id, row.name, row.price, row.stock)
+            else {
                 continue;
             };
-            let product = ProductRow {
-                id,
-                name,
-                price,
-                stock,
-            }
-            .into_domain()?;
+            let product = ProductRow { id, name, price, stock }.into_domain()?;
             let rank = u8::try_from(rank).map_err(|e| corrupt("rank", e))?;
-            items.push(BestProduct {
-                ranked: RankedProduct {
-                    rank,
-                    product_id: product.id,
-                    sold_quantity,
-                },
-                product,
-            });
+            items.push(BestProduct { ranked: RankedProduct { rank, product_id: product.id, sold_quantity }, product });
         }
-        Ok(Some(BestProducts {
-            window,
-            calculated_at,
-            items,
-        }))
+        Ok(Some(BestProducts { window, calculated_at, items }))
     }
 }
 
@@ -139,12 +114,7 @@ impl RankingRepository for PgWork {
         .await
         .store_context("aggregating sales")?;
         rows.into_iter()
-            .map(|row| {
-                Ok(ProductSales {
-                    product_id: product_id(row.product_id)?,
-                    sold_quantity: row.sold_quantity,
-                })
-            })
+            .map(|row| Ok(ProductSales { product_id: product_id(row.product_id)?, sold_quantity: row.sold_quantity }))
             .collect()
     }
 
@@ -164,17 +134,13 @@ impl RankingRepository for PgWork {
             ))
             .on_conflict(best_product_snapshots::window_to)
             .do_update()
-            .set((
-                best_product_snapshots::window_from.eq(window.from()),
-                best_product_snapshots::calculated_at.eq(at),
-            ))
+            .set((best_product_snapshots::window_from.eq(window.from()), best_product_snapshots::calculated_at.eq(at)))
             .returning(best_product_snapshots::id)
             .get_result(self.conn())
             .await
             .store_context("storing a snapshot")?;
         diesel::delete(
-            best_product_snapshot_items::table
-                .filter(best_product_snapshot_items::snapshot_id.eq(snapshot_id)),
+            best_product_snapshot_items::table.filter(best_product_snapshot_items::snapshot_id.eq(snapshot_id)),
         )
         .execute(self.conn())
         .await

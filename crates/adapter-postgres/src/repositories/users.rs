@@ -84,12 +84,7 @@ impl UserRepository for PgWork {
             .into_domain()
     }
 
-    async fn entries(
-        &mut self,
-        id: UserId,
-        before: Option<i64>,
-        limit: u16,
-    ) -> Result<Vec<PointEntry>, StoreError> {
+    async fn entries(&mut self, id: UserId, before: Option<i64>, limit: u16) -> Result<Vec<PointEntry>, StoreError> {
         let mut query = point_history::table
             .filter(point_history::user_id.eq(id.get()))
             .select(PointEntryRow::as_select())

@@ -43,12 +43,7 @@ pub trait UserRepository: Send {
     async fn append_entry(&mut self, entry: &NewPointEntry) -> Result<PointEntry, StoreError>;
 
     /// Up to `limit` ledger lines, newest first, older than entry `before` when given.
-    async fn entries(
-        &mut self,
-        id: UserId,
-        before: Option<i64>,
-        limit: u16,
-    ) -> Result<Vec<PointEntry>, StoreError>;
+    async fn entries(&mut self, id: UserId, before: Option<i64>, limit: u16) -> Result<Vec<PointEntry>, StoreError>;
 }
 
 /// The catalog and its stock.
@@ -59,11 +54,7 @@ pub trait ProductRepository: Send {
 
     /// Up to `limit` products in ascending id, after `after` when given. One statement:
     /// stock is as committed when it ran.
-    async fn page(
-        &mut self,
-        after: Option<ProductId>,
-        limit: u16,
-    ) -> Result<Vec<Product>, StoreError>;
+    async fn page(&mut self, after: Option<ProductId>, limit: u16) -> Result<Vec<Product>, StoreError>;
 
     /// The existing products among `ids` (ascending), each row locked, locks taken in
     /// ascending id so that two works locking overlapping sets cannot deadlock.
@@ -108,21 +99,13 @@ pub trait CouponRepository: Send {
     /// [`Coupon::check_issuable`] holds at `at`; returns the campaign after the
     /// decrement, or `None` when it does not hold (or the campaign does not exist).
     /// Concurrent calls never take more than the remaining quantity.
-    async fn take_one(
-        &mut self,
-        coupon: CouponId,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Coupon>, StoreError>;
+    async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError>;
 
     /// The coupons `user` holds, oldest issue first.
     async fn held_by(&mut self, user: UserId) -> Result<Vec<IssuedCoupon>, StoreError>;
 
     /// The coupon `user` holds, its row locked until the work ends.
-    async fn lock_held(
-        &mut self,
-        user: UserId,
-        coupon: CouponId,
-    ) -> Result<Option<IssuedCoupon>, StoreError>;
+    async fn lock_held(&mut self, user: UserId, coupon: CouponId) -> Result<Option<IssuedCoupon>, StoreError>;
 
     /// Marks a held coupon used by `order` at `at`.
     async fn mark_used(
@@ -165,11 +148,7 @@ pub trait OrderRepository: Send {
     /// Up to `limit` `NOT_PAID` orders whose deadline is at or before `at`, each locked;
     /// rows locked by another work are skipped, so concurrent sweepers never take the
     /// same order.
-    async fn lock_expired(
-        &mut self,
-        at: DateTime<Utc>,
-        limit: u16,
-    ) -> Result<Vec<Order>, StoreError>;
+    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16) -> Result<Vec<Order>, StoreError>;
 
     async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
@@ -222,10 +201,7 @@ pub trait RankingRepository: Send {
 
     /// Units sold per product in `PAID` orders paid inside `window`, best first (the
     /// store may cut the list at [`domain::ranking::TOP_N`]).
-    async fn sales_in(
-        &mut self,
-        window: &SalesWindow,
-    ) -> Result<Vec<domain::ranking::ProductSales>, StoreError>;
+    async fn sales_in(&mut self, window: &SalesWindow) -> Result<Vec<domain::ranking::ProductSales>, StoreError>;
 
     /// Stores `ranked` as the one snapshot of `window`, replacing any earlier one.
     /// Concurrent saves of one window serialise and leave exactly one snapshot.

@@ -1,8 +1,7 @@
 use async_trait::async_trait;
 
 use super::repositories::{
-    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
-    UserRepository,
+    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
 };
 
 /// The store failed for a reason that has nothing to do with the request.

@@ -20,11 +20,7 @@ opaque_debug!(RefreshBestProducts);
 
 impl RefreshBestProducts {
     pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, time_zone: Tz) -> Self {
-        Self {
-            uow,
-            clock,
-            time_zone,
-        }
+        Self { uow, clock, time_zone }
     }
 
     pub fn time_zone(&self) -> Tz {
@@ -60,21 +56,12 @@ impl RefreshBestProducts {
         finish(work, outcome).await
     }
 
-    async fn compute(
-        &self,
-        work: &mut dyn Work,
-        window: &SalesWindow,
-    ) -> Result<BestProducts, StoreError> {
+    async fn compute(&self, work: &mut dyn Work, window: &SalesWindow) -> Result<BestProducts, StoreError> {
         let rankings = work.rankings();
         let ranked = rank_best(rankings.sales_in(window).await?);
-        rankings
-            .save_snapshot(window, &ranked, self.clock.now())
-            .await?;
+        rankings.save_snapshot(window, &ranked, self.clock.now()).await?;
         rankings.find(window).await?.ok_or_else(|| {
-            StoreError::Unexpected(anyhow::anyhow!(
-                "the snapshot of the window ending {} was not stored",
-                window.to()
-            ))
+            StoreError::Unexpected(anyhow::anyhow!("the snapshot of the window ending {} was not stored", window.to()))
         })
     }
 }
@@ -110,10 +97,7 @@ mod tests {
     use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock};
 
     fn sales(id: i64, sold: i64) -> ProductSales {
-        ProductSales {
-            product_id: ProductId::new(id).unwrap(),
-            sold_quantity: sold,
-        }
+        ProductSales { product_id: ProductId::new(id).unwrap(), sold_quantity: sold }
     }
 
     #[tokio::test]
@@ -129,27 +113,16 @@ mod tests {
             .expect_save_snapshot()
             .withf(move |w, ranked, calculated_at| {
                 *w == window
-                    && ranked
-                        .iter()
-                        .map(|r| r.product_id.get())
-                        .collect::<Vec<_>>()
-                        == [9, 1, 2]
+                    && ranked.iter().map(|r| r.product_id.get()).collect::<Vec<_>>() == [9, 1, 2]
                     && *calculated_at == at(5)
             })
             .times(1)
             .returning(|_, _, _| Ok(()));
-        work.rankings.expect_find().returning(move |w| {
-            Ok(Some(BestProducts {
-                window: *w,
-                calculated_at: at(5),
-                items: vec![],
-            }))
-        });
+        work.rankings
+            .expect_find()
+            .returning(move |w| Ok(Some(BestProducts { window: *w, calculated_at: at(5), items: vec![] })));
         let (uow, ended) = work.into_uow();
-        let stored = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul)
-            .execute(Some(date))
-            .await
-            .unwrap();
+        let stored = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul).execute(Some(date)).await.unwrap();
         assert_eq!(stored.window, window);
         assert_eq!(ended.get(), Some(Ended::Committed));
     }
@@ -159,10 +132,7 @@ mod tests {
         let mut work = FakeWork::default();
         work.rankings.expect_has_snapshot().returning(|_| Ok(true));
         let (uow, _) = work.into_uow();
-        let computed = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul)
-            .ensure_latest()
-            .await
-            .unwrap();
+        let computed = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul).ensure_latest().await.unwrap();
         assert!(!computed);
     }
 }

@@ -51,29 +51,18 @@ impl ListProducts {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn execute(
-        &self,
-        after: Option<ProductId>,
-        limit: u16,
-    ) -> Result<ProductPage, StoreError> {
+    pub async fn execute(&self, after: Option<ProductId>, limit: u16) -> Result<ProductPage, StoreError> {
         let mut work = self.uow.read().await?;
         // One more than asked tells whether another page follows, in the same query.
-        let outcome = work
-            .products()
-            .page(after, limit.saturating_add(1))
-            .await
-            .map(|mut products| {
-                let next_after = if products.len() > usize::from(limit) {
-                    products.truncate(usize::from(limit));
-                    products.last().map(|p| p.id)
-                } else {
-                    None
-                };
-                ProductPage {
-                    products,
-                    next_after,
-                }
-            });
+        let outcome = work.products().page(after, limit.saturating_add(1)).await.map(|mut products| {
+            let next_after = if products.len() > usize::from(limit) {
+                products.truncate(usize::from(limit));
+                products.last().map(|p| p.id)
+            } else {
+                None
+            };
+            ProductPage { products, next_after }
+        });
         finish(work, outcome).await
     }
 }
@@ -103,23 +92,15 @@ mod tests {
             .withf(|after, limit| *after == ProductId::new(4).ok() && *limit == 3)
             .returning(|_, _| Ok(vec![product(5), product(6), product(7)]));
         let (uow, _) = work.into_reader();
-        let page = ListProducts::new(uow)
-            .execute(ProductId::new(4).ok(), 2)
-            .await
-            .unwrap();
-        assert_eq!(
-            page.products.iter().map(|p| p.id.get()).collect::<Vec<_>>(),
-            vec![5, 6]
-        );
+        let page = ListProducts::new(uow).execute(ProductId::new(4).ok(), 2).await.unwrap();
+        assert_eq!(page.products.iter().map(|p| p.id.get()).collect::<Vec<_>>(), vec![5, 6]);
         assert_eq!(page.next_after, ProductId::new(6).ok());
     }
 
     #[tokio::test]
     async fn the_last_page_has_no_next() {
         let mut work = FakeWork::default();
-        work.products
-            .expect_page()
-            .returning(|_, _| Ok(vec![product(1), product(2)]));
+        work.products.expect_page().returning(|_, _| Ok(vec![product(1), product(2)]));
         let (uow, _) = work.into_reader();
         let page = ListProducts::new(uow).execute(None, 2).await.unwrap();
         assert_eq!(page.products.len(), 2);

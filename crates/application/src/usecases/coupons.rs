@@ -73,11 +73,7 @@ impl IssueCoupon {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn execute(
-        &self,
-        coupon_id: CouponId,
-        user_id: UserId,
-    ) -> Result<Issued, IssueCouponError> {
+    pub async fn execute(&self, coupon_id: CouponId, user_id: UserId) -> Result<Issued, IssueCouponError> {
         let now = self.clock.now();
         let mut work = self.uow.begin().await?;
         let outcome = Self::issue(work.as_mut(), coupon_id, user_id, now).await;
@@ -94,20 +90,14 @@ impl IssueCoupon {
         let issued_at = match coupons.record_issue(coupon_id, user_id, now).await? {
             IssueRecord::Recorded { issued_at } => issued_at,
             IssueRecord::AlreadyHeld => {
-                return Err(IssueCouponError::AlreadyIssued {
-                    coupon: coupon_id,
-                    user: user_id,
-                });
+                return Err(IssueCouponError::AlreadyIssued { coupon: coupon_id, user: user_id });
             }
             IssueRecord::UnknownCoupon => return Err(IssueCouponError::CouponNotFound(coupon_id)),
             IssueRecord::UnknownUser => return Err(IssueCouponError::UserNotFound(user_id)),
         };
         let Some(coupon) = coupons.take_one(coupon_id, now).await? else {
             // Name the refusal with the same rule the store applied.
-            let coupon = coupons
-                .find(coupon_id)
-                .await?
-                .ok_or(IssueCouponError::CouponNotFound(coupon_id))?;
+            let coupon = coupons.find(coupon_id).await?.ok_or(IssueCouponError::CouponNotFound(coupon_id))?;
             coupon.check_issuable(now)?;
             return Err(StoreError::Unexpected(anyhow::anyhow!(
                 "coupon {coupon_id} refused a decrement although it is issuable"
@@ -115,15 +105,7 @@ impl IssueCoupon {
             .into());
         };
         let remaining_quantity = coupon.remaining_quantity;
-        Ok(Issued {
-            coupon: IssuedCoupon {
-                coupon,
-                user_id,
-                issued_at,
-                used_at: None,
-            },
-            remaining_quantity,
-        })
+        Ok(Issued { coupon: IssuedCoupon { coupon, user_id, issued_at, used_at: None }, remaining_quantity })
     }
 }
 
@@ -187,23 +169,15 @@ mod tests {
 
     async fn issue(work: FakeWork, now: i64) -> (Result<Issued, IssueCouponError>, Option<Ended>) {
         let (uow, ended) = work.into_uow();
-        let result = IssueCoupon::new(uow, fixed_clock(at(now)))
-            .execute(cid(), uid(1))
-            .await;
+        let result = IssueCoupon::new(uow, fixed_clock(at(now))).execute(cid(), uid(1)).await;
         (result, ended.get())
     }
 
     #[tokio::test]
     async fn issue_records_the_holder_and_takes_one() {
         let mut work = FakeWork::default();
-        work.coupons
-            .expect_record_issue()
-            .times(1)
-            .returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
-        work.coupons
-            .expect_take_one()
-            .times(1)
-            .returning(|_, _| Ok(Some(campaign(41))));
+        work.coupons.expect_record_issue().times(1).returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_take_one().times(1).returning(|_, _| Ok(Some(campaign(41))));
         let (result, ended) = issue(work, 10).await;
         let issued = result.unwrap();
         assert_eq!(issued.remaining_quantity, 41);
@@ -214,68 +188,40 @@ mod tests {
     #[tokio::test]
     async fn sold_out_is_refused_and_rolled_back() {
         let mut work = FakeWork::default();
-        work.coupons
-            .expect_record_issue()
-            .returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_record_issue().returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
         work.coupons.expect_take_one().returning(|_, _| Ok(None));
-        work.coupons
-            .expect_find()
-            .returning(|_| Ok(Some(campaign(0))));
+        work.coupons.expect_find().returning(|_| Ok(Some(campaign(0))));
         let (result, ended) = issue(work, 10).await;
-        assert!(matches!(
-            result,
-            Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))
-        ));
-        assert_eq!(
-            ended,
-            Some(Ended::RolledBack),
-            "the holder record must not survive"
-        );
+        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))));
+        assert_eq!(ended, Some(Ended::RolledBack), "the holder record must not survive");
     }
 
     #[tokio::test]
     async fn expired_is_refused_and_rolled_back() {
         let mut work = FakeWork::default();
-        work.coupons
-            .expect_record_issue()
-            .returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
+        work.coupons.expect_record_issue().returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
         work.coupons.expect_take_one().returning(|_, _| Ok(None));
-        work.coupons
-            .expect_find()
-            .returning(|_| Ok(Some(campaign(5))));
+        work.coupons.expect_find().returning(|_| Ok(Some(campaign(5))));
         let (result, ended) = issue(work, 101).await;
-        assert!(matches!(
-            result,
-            Err(IssueCouponError::Refused(IssueRefusal::Expired(_)))
-        ));
+        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::Expired(_)))));
         assert_eq!(ended, Some(Ended::RolledBack));
     }
 
     #[tokio::test]
     async fn already_issued_takes_nothing() {
         let mut work = FakeWork::default();
-        work.coupons
-            .expect_record_issue()
-            .returning(|_, _, _| Ok(IssueRecord::AlreadyHeld));
+        work.coupons.expect_record_issue().returning(|_, _, _| Ok(IssueRecord::AlreadyHeld));
         // No take_one expectation: taking one would panic.
         let (result, ended) = issue(work, 10).await;
-        assert!(matches!(
-            result,
-            Err(IssueCouponError::AlreadyIssued { .. })
-        ));
+        assert!(matches!(result, Err(IssueCouponError::AlreadyIssued { .. })));
         assert_eq!(ended, Some(Ended::RolledBack));
     }
 
     #[tokio::test]
     async fn unknown_coupon_and_unknown_user_take_nothing() {
-        for (record, user_missing) in [
-            (IssueRecord::UnknownCoupon, false),
-            (IssueRecord::UnknownUser, true),
-        ] {
+        for (record, user_missing) in [(IssueRecord::UnknownCoupon, false), (IssueRecord::UnknownUser, true)] {
             let mut work = FakeWork::default();
-            work.coupons
-                .expect_record_issue()
-                .returning(move |_, _, _| Ok(record));
+            work.coupons.expect_record_issue().returning(move |_, _, _| Ok(record));
             let (result, ended) = issue(work, 10).await;
             if user_missing {
                 assert!(matches!(result, Err(IssueCouponError::UserNotFound(_))));

@@ -73,18 +73,10 @@ impl Shop {
             create_coupon: coupons::CreateCoupon::new(ports.uow.clone()),
             issue_coupon: coupons::IssueCoupon::new(ports.uow.clone(), ports.clock.clone()),
             held_coupons: coupons::HeldCoupons::new(ports.uow.clone()),
-            place_order: orders::PlaceOrder::new(
-                ports.uow.clone(),
-                ports.clock.clone(),
-                settings.payment_timeout,
-            ),
+            place_order: orders::PlaceOrder::new(ports.uow.clone(), ports.clock.clone(), settings.payment_timeout),
             get_order: orders::GetOrder::new(ports.uow.clone()),
             expire_orders: orders::ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
-            pay_order: payments::PayOrder::new(
-                ports.uow.clone(),
-                ports.clock.clone(),
-                ports.data_platform.clone(),
-            ),
+            pay_order: payments::PayOrder::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone()),
             refresh_best_products: best_products::RefreshBestProducts::new(
                 ports.uow.clone(),
                 ports.clock.clone(),

@@ -44,11 +44,7 @@ opaque_debug!(PlaceOrder);
 
 impl PlaceOrder {
     pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, timeout: PaymentTimeout) -> Self {
-        Self {
-            uow,
-            clock,
-            timeout,
-        }
+        Self { uow, clock, timeout }
     }
 
     #[tracing::instrument(skip(self, request), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
@@ -58,11 +54,7 @@ impl PlaceOrder {
         finish(work, outcome).await
     }
 
-    async fn place(
-        &self,
-        work: &mut dyn Work,
-        request: &PlaceOrderRequest,
-    ) -> Result<Order, PlaceOrderError> {
+    async fn place(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
         let user_id = request.user_id;
         if !work.users().exists(user_id).await? {
             return Err(PlaceOrderError::UserNotFound(user_id));
@@ -83,12 +75,8 @@ impl PlaceOrder {
         };
         let now = self.clock.now();
         let priced = price_order(&request.items, &products, coupon.as_ref(), now)?;
-        let taken: Vec<(ProductId, Quantity)> = request
-            .items
-            .lines()
-            .iter()
-            .map(|l| (l.product_id, l.quantity))
-            .collect();
+        let taken: Vec<(ProductId, Quantity)> =
+            request.items.lines().iter().map(|l| (l.product_id, l.quantity)).collect();
         work.products().take_stock(&taken).await?;
         let order = work
             .orders()
@@ -101,9 +89,7 @@ impl PlaceOrder {
             })
             .await?;
         if let Some(coupon) = coupon {
-            work.coupons()
-                .mark_used(user_id, coupon.coupon.id, order.id, now)
-                .await?;
+            work.coupons().mark_used(user_id, coupon.coupon.id, order.id, now).await?;
         }
         Ok(order)
     }
@@ -130,11 +116,7 @@ impl GetOrder {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn execute(
-        &self,
-        order_id: OrderId,
-        user_id: UserId,
-    ) -> Result<Order, GetOrderError> {
+    pub async fn execute(&self, order_id: OrderId, user_id: UserId) -> Result<Order, GetOrderError> {
         let mut work = self.uow.read().await?;
         let outcome = match work.orders().find(order_id).await {
             Ok(Some(order)) if order.user_id == user_id => Ok(order),
@@ -179,10 +161,7 @@ impl ExpireOrders {
         Ok(expired)
     }
 
-    async fn expire_one(
-        work: &mut dyn Work,
-        now: DateTime<Utc>,
-    ) -> Result<Option<OrderId>, StoreError> {
+    async fn expire_one(work: &mut dyn Work, now: DateTime<Utc>) -> Result<Option<OrderId>, StoreError> {
         let Some(order) = work.orders().lock_expired(now, 1).await?.into_iter().next() else {
             return Ok(None);
         };
@@ -190,11 +169,7 @@ impl ExpireOrders {
         let mut ids: Vec<ProductId> = order.lines.iter().map(|l| l.product_id).collect();
         ids.sort_unstable();
         work.products().lock_many(&ids).await?;
-        let returned: Vec<(ProductId, Quantity)> = order
-            .lines
-            .iter()
-            .map(|l| (l.product_id, l.quantity))
-            .collect();
+        let returned: Vec<(ProductId, Quantity)> = order.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
         work.products().return_stock(&returned).await?;
         if order.coupon_id.is_some() {
             work.coupons().release_used_by(order.id).await?;
@@ -233,10 +208,7 @@ mod tests {
             items: OrderItems::new(
                 lines
                     .iter()
-                    .map(|(p, q)| RequestedLine {
-                        product_id: pid(*p),
-                        quantity: Quantity::new(*q).unwrap(),
-                    })
+                    .map(|(p, q)| RequestedLine { product_id: pid(*p), quantity: Quantity::new(*q).unwrap() })
                     .collect(),
             )
             .unwrap(),
@@ -277,11 +249,7 @@ mod tests {
     }
 
     fn place_order(uow: Arc<crate::ports::MockUnitOfWork>) -> PlaceOrder {
-        PlaceOrder::new(
-            uow,
-            fixed_clock(at(100)),
-            PaymentTimeout::from_secs(300).unwrap(),
-        )
+        PlaceOrder::new(uow, fixed_clock(at(100)), PaymentTimeout::from_secs(300).unwrap())
     }
 
     #[tokio::test]
@@ -292,9 +260,7 @@ mod tests {
             .expect_lock_many()
             .withf(|ids| ids == [pid(2), pid(5)])
             .returning(|_| Ok(vec![product(2, 1_000, 5), product(5, 500, 1)]));
-        work.coupons
-            .expect_lock_held()
-            .returning(|_, _| Ok(Some(held(0, false))));
+        work.coupons.expect_lock_held().returning(|_, _| Ok(Some(held(0, false))));
         work.products
             .expect_take_stock()
             .withf(|lines| lines.len() == 2 && lines.contains(&(pid(5), Quantity::new(1).unwrap())))
@@ -303,21 +269,13 @@ mod tests {
         work.orders
             .expect_insert()
             .withf(|o| {
-                o.priced.total_amount.krw() == 2_500
-                    && o.priced.discount_amount.krw() == 250
-                    && o.expires_at == at(400)
+                o.priced.total_amount.krw() == 2_500 && o.priced.discount_amount.krw() == 250 && o.expires_at == at(400)
             })
             .times(1)
             .returning(|o| Ok(stored(o)));
-        work.coupons
-            .expect_mark_used()
-            .times(1)
-            .returning(|_, _, _, _| Ok(()));
+        work.coupons.expect_mark_used().times(1).returning(|_, _, _, _| Ok(()));
         let (uow, ended) = work.into_uow();
-        let order = place_order(uow)
-            .execute(request(Some(7), &[(5, 1), (2, 2)]))
-            .await
-            .unwrap();
+        let order = place_order(uow).execute(request(Some(7), &[(5, 1), (2, 2)])).await.unwrap();
         assert_eq!(order.payment_amount.krw(), 2_250);
         assert_eq!(order.status, OrderStatus::NotPaid);
         assert_eq!(ended.get(), Some(Ended::Committed));
@@ -327,18 +285,10 @@ mod tests {
     async fn out_of_stock_changes_nothing() {
         let mut work = FakeWork::default();
         work.users.expect_exists().returning(|_| Ok(true));
-        work.products
-            .expect_lock_many()
-            .returning(|_| Ok(vec![product(1, 10, 1)]));
+        work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
         let (uow, ended) = work.into_uow();
-        let error = place_order(uow)
-            .execute(request(None, &[(1, 2)]))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            error,
-            PlaceOrderError::Refused(PlaceOrderRefusal::OutOfStock(_))
-        ));
+        let error = place_order(uow).execute(request(None, &[(1, 2)])).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::OutOfStock(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
 
@@ -346,53 +296,32 @@ mod tests {
     async fn a_missing_product_is_reported_before_the_coupon() {
         let mut work = FakeWork::default();
         work.users.expect_exists().returning(|_| Ok(true));
-        work.products
-            .expect_lock_many()
-            .returning(|_| Ok(vec![product(1, 10, 1)]));
+        work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
         let (uow, ended) = work.into_uow();
-        let error = place_order(uow)
-            .execute(request(Some(7), &[(1, 1), (3, 1)]))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::ProductNotFound(p)) if p == pid(3))
-        );
+        let error = place_order(uow).execute(request(Some(7), &[(1, 1), (3, 1)])).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::ProductNotFound(p)) if p == pid(3)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
 
     #[tokio::test]
     async fn coupon_refusals_change_nothing() {
-        for (coupon, expected) in [
-            (None, "not owned"),
-            (Some(held(0, true)), "used"),
-            (Some(held(5_000, false)), "minimum"),
-        ] {
+        for (coupon, expected) in
+            [(None, "not owned"), (Some(held(0, true)), "used"), (Some(held(5_000, false)), "minimum")]
+        {
             let mut work = FakeWork::default();
             work.users.expect_exists().returning(|_| Ok(true));
-            work.products
-                .expect_lock_many()
-                .returning(|_| Ok(vec![product(1, 1_000, 9)]));
-            work.coupons
-                .expect_lock_held()
-                .return_once(move |_, _| Ok(coupon));
+            work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
+            work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
             let (uow, ended) = work.into_uow();
-            let error = place_order(uow)
-                .execute(request(Some(7), &[(1, 1)]))
-                .await
-                .unwrap_err();
+            let error = place_order(uow).execute(request(Some(7), &[(1, 1)])).await.unwrap_err();
             let matched = match expected {
                 "not owned" => matches!(error, PlaceOrderError::CouponNotOwned(_)),
-                "used" => matches!(
-                    error,
-                    PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(
-                        CouponRefusal::AlreadyUsed(_)
-                    ))
-                ),
+                "used" => {
+                    matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_))))
+                }
                 _ => matches!(
                     error,
-                    PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(
-                        CouponRefusal::BelowMinimum { .. }
-                    ))
+                    PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))
                 ),
             };
             assert!(matched, "{expected}: got {error:?}");
@@ -405,10 +334,7 @@ mod tests {
         let mut work = FakeWork::default();
         work.users.expect_exists().returning(|_| Ok(false));
         let (uow, ended) = work.into_uow();
-        let error = place_order(uow)
-            .execute(request(None, &[(1, 1)]))
-            .await
-            .unwrap_err();
+        let error = place_order(uow).execute(request(None, &[(1, 1)])).await.unwrap_err();
         assert!(matches!(error, PlaceOrderError::UserNotFound(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
@@ -432,9 +358,7 @@ mod tests {
             }))
         });
         let (uow, _) = work.into_reader();
-        let result = GetOrder::new(uow)
-            .execute(OrderId::new(11).unwrap(), uid(1))
-            .await;
+        let result = GetOrder::new(uow).execute(OrderId::new(11).unwrap(), uid(1)).await;
         assert!(matches!(result, Err(GetOrderError::OrderNotFound(_))));
     }
 
@@ -469,55 +393,22 @@ mod tests {
             paid_at: None,
         };
         let mut first = FakeWork::default();
-        first
-            .orders
-            .expect_lock_expired()
-            .withf(|now, _| *now == at(300))
-            .return_once(move |_, _| Ok(vec![order]));
-        first
-            .orders
-            .expect_mark_failed()
-            .times(1)
-            .returning(|_, _| Ok(()));
-        first
-            .products
-            .expect_lock_many()
-            .withf(|ids| ids == [pid(3), pid(9)])
-            .times(1)
-            .returning(|_| Ok(vec![]));
-        first
-            .products
-            .expect_return_stock()
-            .times(1)
-            .returning(|_| Ok(()));
-        first
-            .coupons
-            .expect_release_used_by()
-            .times(1)
-            .returning(|_| Ok(1));
+        first.orders.expect_lock_expired().withf(|now, _| *now == at(300)).return_once(move |_, _| Ok(vec![order]));
+        first.orders.expect_mark_failed().times(1).returning(|_, _| Ok(()));
+        first.products.expect_lock_many().withf(|ids| ids == [pid(3), pid(9)]).times(1).returning(|_| Ok(vec![]));
+        first.products.expect_return_stock().times(1).returning(|_| Ok(()));
+        first.coupons.expect_release_used_by().times(1).returning(|_| Ok(1));
         let first_ended = first.ended.clone();
         let mut second = FakeWork::default();
-        second
-            .orders
-            .expect_lock_expired()
-            .returning(|_, _| Ok(vec![]));
+        second.orders.expect_lock_expired().returning(|_, _| Ok(vec![]));
         let second_ended = second.ended.clone();
 
         let mut works = vec![second, first];
         let mut uow = crate::ports::MockUnitOfWork::new();
-        uow.expect_begin()
-            .times(2)
-            .returning(move || Ok(Box::new(works.pop().unwrap())));
-        let expired = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300)))
-            .execute(10)
-            .await
-            .unwrap();
+        uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
+        let expired = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300))).execute(10).await.unwrap();
         assert_eq!(expired, 1);
         assert_eq!(first_ended.get(), Some(Ended::Committed));
-        assert_eq!(
-            second_ended.get(),
-            Some(Ended::Committed),
-            "an empty sweep ends its work too"
-        );
+        assert_eq!(second_ended.get(), Some(Ended::Committed), "an empty sweep ends its work too");
     }
 }

@@ -9,8 +9,8 @@ use domain::{OrderId, UserId};
 
 use super::opaque_debug;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError,
-    UnitOfWork, Work, finish,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work,
+    finish,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,16 +53,8 @@ pub struct PayOrder {
 opaque_debug!(PayOrder);
 
 impl PayOrder {
-    pub fn new(
-        uow: Arc<dyn UnitOfWork>,
-        clock: Arc<dyn Clock>,
-        data_platform: Arc<dyn DataPlatform>,
-    ) -> Self {
-        Self {
-            uow,
-            clock,
-            data_platform,
-        }
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, data_platform: Arc<dyn DataPlatform>) -> Self {
+        Self { uow, clock, data_platform }
     }
 
     #[tracing::instrument(skip(self))]
@@ -72,12 +64,7 @@ impl PayOrder {
         finish(work, outcome).await
     }
 
-    async fn pay(
-        &self,
-        work: &mut dyn Work,
-        user_id: UserId,
-        order_id: OrderId,
-    ) -> Result<Paid, PayOrderError> {
+    async fn pay(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
         let order = match work.orders().lock(order_id).await? {
             Some(order) if order.user_id == user_id => order,
             _ if !work.users().exists(user_id).await? => {
@@ -90,10 +77,7 @@ impl PayOrder {
         let now = self.clock.now();
         order.check_payable(now)?;
         let users = work.users();
-        let balance = users
-            .lock_balance(user_id)
-            .await?
-            .ok_or(PayOrderError::UserNotFound(user_id))?;
+        let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
         let after = balance.spend(order.payment_amount)?;
         users.set_balance(user_id, after).await?;
         users
@@ -106,18 +90,10 @@ impl PayOrder {
                 at: now,
             })
             .await?;
-        let payment = work
-            .payments()
-            .insert(order_id, user_id, order.payment_amount, now)
-            .await?;
+        let payment = work.payments().insert(order_id, user_id, order.payment_amount, now).await?;
         work.orders().mark_paid(order_id, now).await?;
-        self.data_platform
-            .send_paid_order(&paid_event(order, now))
-            .await?;
-        Ok(Paid {
-            payment,
-            balance: after,
-        })
+        self.data_platform.send_paid_order(&paid_event(order, now)).await?;
+        Ok(Paid { payment, balance: after })
     }
 }
 
@@ -164,23 +140,15 @@ mod tests {
         }
     }
 
-    fn pay_order(
-        uow: Arc<crate::ports::MockUnitOfWork>,
-        now: i64,
-        platform: MockDataPlatform,
-    ) -> PayOrder {
+    fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
         PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform))
     }
 
     /// A work in which the order is payable and every write succeeds.
     fn payable_work(balance: i64) -> FakeWork {
         let mut work = FakeWork::default();
-        work.orders
-            .expect_lock()
-            .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
-        work.users
-            .expect_lock_balance()
-            .returning(move |_| Ok(Some(Balance::new(balance).unwrap())));
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(move |_| Ok(Some(Balance::new(balance).unwrap())));
         work.users.expect_set_balance().returning(|_, _| Ok(()));
         work.users.expect_append_entry().returning(|e| {
             Ok(PointEntry {
@@ -193,17 +161,9 @@ mod tests {
                 created_at: e.at,
             })
         });
-        work.payments
-            .expect_insert()
-            .returning(|order_id, user_id, amount, paid_at| {
-                Ok(Payment {
-                    id: PaymentId::new(5).unwrap(),
-                    order_id,
-                    user_id,
-                    amount,
-                    paid_at,
-                })
-            });
+        work.payments.expect_insert().returning(|order_id, user_id, amount, paid_at| {
+            Ok(Payment { id: PaymentId::new(5).unwrap(), order_id, user_id, amount, paid_at })
+        });
         work.orders.expect_mark_paid().returning(|_, _| Ok(()));
         work
     }
@@ -214,15 +174,10 @@ mod tests {
         let mut platform = MockDataPlatform::new();
         platform
             .expect_send_paid_order()
-            .withf(|e| {
-                e.order_id == oid() && e.payment_amount.krw() == 1_800 && e.paid_at == at(10)
-            })
+            .withf(|e| e.order_id == oid() && e.payment_amount.krw() == 1_800 && e.paid_at == at(10))
             .times(1)
             .returning(|_| Ok(()));
-        let paid = pay_order(uow, 10, platform)
-            .execute(uid(1), oid())
-            .await
-            .unwrap();
+        let paid = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap();
         assert_eq!(paid.balance.krw(), 13_200);
         assert_eq!(paid.payment.amount.krw(), 1_800);
         assert_eq!(ended.get(), Some(Ended::Committed));
@@ -231,18 +186,11 @@ mod tests {
     #[tokio::test]
     async fn insufficient_balance_sends_nothing_and_writes_nothing() {
         let mut work = FakeWork::default();
-        work.orders
-            .expect_lock()
-            .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
-        work.users
-            .expect_lock_balance()
-            .returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
         let (uow, ended) = work.into_uow();
         // No expectation on the platform: a send would panic.
-        let error = pay_order(uow, 10, MockDataPlatform::new())
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::InsufficientBalance(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
@@ -251,16 +199,11 @@ mod tests {
     async fn a_failed_send_is_never_committed() {
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_paid_order().times(1).returning(|e| {
-            Err(DataPlatformError {
-                order_id: e.order_id,
-                reason: "answered 500".into(),
-            })
-        });
-        let error = pay_order(uow, 10, platform)
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
+        platform
+            .expect_send_paid_order()
+            .times(1)
+            .returning(|e| Err(DataPlatformError { order_id: e.order_id, reason: "answered 500".into() }));
+        let error = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::DataPlatform(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
@@ -268,36 +211,20 @@ mod tests {
     #[tokio::test]
     async fn an_order_at_its_deadline_is_expired() {
         let mut work = FakeWork::default();
-        work.orders
-            .expect_lock()
-            .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
         let (uow, ended) = work.into_uow();
-        let error = pay_order(uow, 300, MockDataPlatform::new())
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            error,
-            PayOrderError::NotPayable(NotPayable::Expired(_))
-        ));
+        let error = pay_order(uow, 300, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
 
     #[tokio::test]
     async fn a_paid_order_is_not_paid_twice() {
         let mut work = FakeWork::default();
-        work.orders
-            .expect_lock()
-            .returning(|_| Ok(Some(order(OrderStatus::Paid, 1_800))));
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::Paid, 1_800))));
         let (uow, _) = work.into_uow();
-        let error = pay_order(uow, 10, MockDataPlatform::new())
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            error,
-            PayOrderError::NotPayable(NotPayable::AlreadyPaid(_))
-        ));
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::NotPayable(NotPayable::AlreadyPaid(_))));
     }
 
     #[tokio::test]
@@ -306,25 +233,17 @@ mod tests {
         work.orders.expect_lock().returning(|_| Ok(None));
         work.users.expect_exists().returning(|_| Ok(false));
         let (uow, _) = work.into_uow();
-        let error = pay_order(uow, 10, MockDataPlatform::new())
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::UserNotFound(_)));
     }
 
     #[tokio::test]
     async fn another_users_order_is_not_found() {
         let mut work = FakeWork::default();
-        work.orders
-            .expect_lock()
-            .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
         work.users.expect_exists().returning(|_| Ok(true));
         let (uow, _) = work.into_uow();
-        let error = pay_order(uow, 10, MockDataPlatform::new())
-            .execute(uid(2), oid())
-            .await
-            .unwrap_err();
+        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(2), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::OrderNotFound(_)));
     }
 }

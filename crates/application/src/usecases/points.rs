@@ -42,11 +42,7 @@ impl ChargePoints {
     }
 
     #[tracing::instrument(skip(self), fields(user_id = %user_id, amount = amount.money().krw()))]
-    pub async fn execute(
-        &self,
-        user_id: UserId,
-        amount: ChargeAmount,
-    ) -> Result<BalanceView, ChargePointsError> {
+    pub async fn execute(&self, user_id: UserId, amount: ChargeAmount) -> Result<BalanceView, ChargePointsError> {
         let mut work = self.uow.begin().await?;
         let outcome = self.charge(work.as_mut(), user_id, amount).await;
         finish(work, outcome).await
@@ -59,10 +55,7 @@ impl ChargePoints {
         amount: ChargeAmount,
     ) -> Result<BalanceView, ChargePointsError> {
         let users = work.users();
-        let balance = users
-            .lock_balance(user_id)
-            .await?
-            .ok_or(ChargePointsError::UserNotFound(user_id))?;
+        let balance = users.lock_balance(user_id).await?.ok_or(ChargePointsError::UserNotFound(user_id))?;
         let after = balance.charge(amount)?;
         users.set_balance(user_id, after).await?;
         users
@@ -75,10 +68,7 @@ impl ChargePoints {
                 at: self.clock.now(),
             })
             .await?;
-        Ok(BalanceView {
-            user_id,
-            balance: after,
-        })
+        Ok(BalanceView { user_id, balance: after })
     }
 }
 
@@ -106,12 +96,8 @@ impl GetBalance {
     pub async fn execute(&self, user_id: UserId) -> Result<BalanceView, ReadPointsError> {
         let mut work = self.uow.read().await?;
         let user = work.users().find(user_id).await?;
-        let outcome = user
-            .map(|u| BalanceView {
-                user_id,
-                balance: u.balance,
-            })
-            .ok_or(ReadPointsError::UserNotFound(user_id));
+        let outcome =
+            user.map(|u| BalanceView { user_id, balance: u.balance }).ok_or(ReadPointsError::UserNotFound(user_id));
         finish(work, outcome).await
     }
 }
@@ -158,19 +144,14 @@ impl PointHistory {
         if !users.exists(user_id).await? {
             return Err(ReadPointsError::UserNotFound(user_id));
         }
-        let mut entries = users
-            .entries(user_id, before, limit.saturating_add(1))
-            .await?;
+        let mut entries = users.entries(user_id, before, limit.saturating_add(1)).await?;
         let next_before = if entries.len() > usize::from(limit) {
             entries.truncate(usize::from(limit));
             entries.last().map(|e| e.id)
         } else {
             None
         };
-        Ok(HistoryPage {
-            entries,
-            next_before,
-        })
+        Ok(HistoryPage { entries, next_before })
     }
 }
 
@@ -186,9 +167,7 @@ mod tests {
     #[tokio::test]
     async fn charge_adds_to_the_balance_and_writes_one_entry() {
         let mut work = FakeWork::default();
-        work.users
-            .expect_lock_balance()
-            .returning(|_| Ok(Some(Balance::new(1_000).unwrap())));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000).unwrap())));
         work.users
             .expect_set_balance()
             .withf(|id, balance| *id == uid(1) && balance.krw() == 11_000)
@@ -216,10 +195,7 @@ mod tests {
                 })
             });
         let (uow, ended) = work.into_uow();
-        let view = ChargePoints::new(uow, fixed_clock(at(0)))
-            .execute(uid(1), charge(10_000))
-            .await
-            .unwrap();
+        let view = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(10_000)).await.unwrap();
         assert_eq!(view.balance.krw(), 11_000);
         assert_eq!(ended.get(), Some(Ended::Committed));
     }
@@ -230,10 +206,7 @@ mod tests {
         work.users.expect_lock_balance().returning(|_| Ok(None));
         // No expectation for set_balance or append_entry: a call would fail the test.
         let (uow, ended) = work.into_uow();
-        let error = ChargePoints::new(uow, fixed_clock(at(0)))
-            .execute(uid(9), charge(1))
-            .await
-            .unwrap_err();
+        let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(9), charge(1)).await.unwrap_err();
         assert!(matches!(error, ChargePointsError::UserNotFound(id) if id == uid(9)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
@@ -241,14 +214,9 @@ mod tests {
     #[tokio::test]
     async fn a_charge_above_the_cap_writes_nothing() {
         let mut work = FakeWork::default();
-        work.users
-            .expect_lock_balance()
-            .returning(|_| Ok(Some(Balance::new(4_500_000).unwrap())));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(4_500_000).unwrap())));
         let (uow, ended) = work.into_uow();
-        let error = ChargePoints::new(uow, fixed_clock(at(0)))
-            .execute(uid(1), charge(500_001))
-            .await
-            .unwrap_err();
+        let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(500_001)).await.unwrap_err();
         assert!(matches!(error, ChargePointsError::BalanceLimitExceeded(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
@@ -271,14 +239,8 @@ mod tests {
             .withf(|_, before, limit| *before == Some(10) && *limit == 3)
             .returning(move |_, _, _| Ok(vec![entry(9), entry(8), entry(7)]));
         let (uow, _) = work.into_reader();
-        let page = PointHistory::new(uow)
-            .execute(uid(1), Some(10), 2)
-            .await
-            .unwrap();
-        assert_eq!(
-            page.entries.iter().map(|e| e.id).collect::<Vec<_>>(),
-            vec![9, 8]
-        );
+        let page = PointHistory::new(uow).execute(uid(1), Some(10), 2).await.unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.id).collect::<Vec<_>>(), vec![9, 8]);
         assert_eq!(page.next_before, Some(8));
     }
 }

@@ -8,9 +8,8 @@ use domain::UserId;
 
 use crate::ports::{
     CouponRepository, MockClock, MockCouponRepository, MockOrderRepository, MockPaymentRepository,
-    MockProductRepository, MockRankingRepository, MockUnitOfWork, MockUserRepository,
-    OrderRepository, PaymentRepository, ProductRepository, RankingRepository, StoreError,
-    UserRepository, Work,
+    MockProductRepository, MockRankingRepository, MockUnitOfWork, MockUserRepository, OrderRepository,
+    PaymentRepository, ProductRepository, RankingRepository, StoreError, UserRepository, Work,
 };
 
 /// How a work ended.
@@ -55,9 +54,7 @@ impl FakeWork {
     pub fn into_uow(self) -> (Arc<MockUnitOfWork>, EndedCell) {
         let ended = self.ended.clone();
         let mut uow = MockUnitOfWork::new();
-        uow.expect_begin()
-            .times(1)
-            .return_once(move || Ok(Box::new(self)));
+        uow.expect_begin().times(1).return_once(move || Ok(Box::new(self)));
         (Arc::new(uow), ended)
     }
 
@@ -65,9 +62,7 @@ impl FakeWork {
     pub fn into_reader(self) -> (Arc<MockUnitOfWork>, EndedCell) {
         let ended = self.ended.clone();
         let mut uow = MockUnitOfWork::new();
-        uow.expect_read()
-            .times(1)
-            .return_once(move || Ok(Box::new(self)));
+        uow.expect_read().times(1).return_once(move || Ok(Box::new(self)));
         (Arc::new(uow), ended)
     }
 }
@@ -95,9 +90,7 @@ impl Work for FakeWork {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.commit_fails {
             self.ended.set(Ended::RolledBack);
-            return Err(StoreError::Unavailable(anyhow::anyhow!(
-                "connection lost at commit"
-            )));
+            return Err(StoreError::Unavailable(anyhow::anyhow!("connection lost at commit")));
         }
         self.ended.set(Ended::Committed);
         Ok(())

@@ -8,11 +8,7 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     let app = TestApp::spawn().await;
     let before = app.get("/api/v1/products/best").await;
     assert_eq!(before.status, 200);
-    assert_eq!(
-        before.body["items"].as_array().map(Vec::len),
-        Some(0),
-        "nothing sold yet"
-    );
+    assert_eq!(before.body["items"].as_array().map(Vec::len), Some(0), "nothing sold yet");
 
     let buyer = app.create_user().await;
     assert_eq!(app.charge(buyer, 1_000_000).await.status, 200);
@@ -27,36 +23,21 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
         let order = app.order(buyer, None, lines).await;
         assert_eq!(order.status, 201, "{}", order.body);
         if pay {
-            assert_eq!(
-                app.pay(buyer, order.body["orderId"].as_i64().unwrap())
-                    .await
-                    .status,
-                201
-            );
+            assert_eq!(app.pay(buyer, order.body["orderId"].as_i64().unwrap()).await.status, 201);
         }
     };
     // Paid: p0 × 5, p1 × 3, p2 × 3 (tie: lower id first), p3 × 1, p4 × 2, p5 × 1.
     buy(&[(products[0], 2), (products[1], 3)], true).await;
-    buy(
-        &[(products[0], 3), (products[2], 3), (products[3], 1)],
-        true,
-    )
-    .await;
+    buy(&[(products[0], 3), (products[2], 3), (products[3], 1)], true).await;
     buy(&[(products[4], 2), (products[5], 1)], true).await;
     // Not paid: never counts.
     buy(&[(products[6], 50)], false).await;
 
-    let tomorrow = Utc::now()
-        .with_timezone(&Seoul)
-        .date_naive()
-        .checked_add_days(Days::new(1))
-        .unwrap();
+    let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
     let refreshed = app
         .send(
             app.client
-                .post(app.url(&format!(
-                    "/api/v1/admin/best-products/refresh?date={tomorrow}"
-                )))
+                .post(app.url(&format!("/api/v1/admin/best-products/refresh?date={tomorrow}")))
                 .bearer_auth(ADMIN_TOKEN),
         )
         .await;
@@ -66,43 +47,23 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     let items = best.body["items"].as_array().unwrap();
     let ranked: Vec<(i64, i64, i64)> = items
         .iter()
-        .map(|i| {
-            (
-                i["rank"].as_i64().unwrap(),
-                i["productId"].as_i64().unwrap(),
-                i["soldQuantity"].as_i64().unwrap(),
-            )
-        })
+        .map(|i| (i["rank"].as_i64().unwrap(), i["productId"].as_i64().unwrap(), i["soldQuantity"].as_i64().unwrap()))
         .collect();
     assert_eq!(
         ranked,
-        vec![
-            (1, products[0], 5),
-            (2, products[1], 3),
-            (3, products[2], 3),
-            (4, products[4], 2),
-            (5, products[3], 1)
-        ]
+        vec![(1, products[0], 5), (2, products[1], 3), (3, products[2], 3), (4, products[4], 2), (5, products[3], 1)]
     );
     assert_eq!(items[0]["price"], 100);
     assert_eq!(items[0]["stock"], 95);
     let to = chrono::DateTime::parse_from_rfc3339(best.body["to"].as_str().unwrap()).unwrap();
     let from = chrono::DateTime::parse_from_rfc3339(best.body["from"].as_str().unwrap()).unwrap();
     assert_eq!(to.with_timezone(&Seoul).date_naive(), tomorrow);
-    assert_eq!(
-        to.with_timezone(&Seoul).time(),
-        chrono::NaiveTime::MIN,
-        "a Seoul midnight"
-    );
+    assert_eq!(to.with_timezone(&Seoul).time(), chrono::NaiveTime::MIN, "a Seoul midnight");
     assert_eq!(to - from, chrono::Duration::days(3));
 
     // A window that ended before these sales ranks nothing, and is not the latest.
     let long_ago = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/admin/best-products/refresh?date=2020-01-01"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
+        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=2020-01-01")).bearer_auth(ADMIN_TOKEN))
         .await;
     assert_eq!(long_ago.body["items"].as_array().map(Vec::len), Some(0));
     assert_eq!(app.get("/api/v1/products/best").await.body, refreshed.body);
@@ -111,18 +72,9 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
 #[tokio::test]
 async fn refresh_is_an_admin_operation_with_a_valid_date() {
     let app = TestApp::spawn().await;
-    app.post(
-        "/api/v1/admin/best-products/refresh",
-        &serde_json::json!({}),
-    )
-    .await
-    .assert_problem(401, "UNAUTHORIZED");
+    app.post("/api/v1/admin/best-products/refresh", &serde_json::json!({})).await.assert_problem(401, "UNAUTHORIZED");
     let bad = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/admin/best-products/refresh?date=2026-13-01"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
+        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=2026-13-01")).bearer_auth(ADMIN_TOKEN))
         .await;
     bad.assert_problem(400, "INVALID_REQUEST");
 }

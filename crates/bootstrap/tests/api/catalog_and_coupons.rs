@@ -12,42 +12,15 @@ async fn a_thousand_users_race_for_a_hundred_coupons() {
     let replies = all(users.iter().map(|user| app.issue(coupon, *user))).await;
     assert_eq!(count_status(&replies, 201), 100);
     assert_eq!(count_status(&replies, 409), 900);
-    assert!(
-        replies
-            .iter()
-            .filter(|r| r.status == 409)
-            .all(|r| r.code() == "COUPON_SOLD_OUT")
-    );
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "COUPON_SOLD_OUT"));
+    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 0);
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 100);
     assert_eq!(
-        app.scalar(&format!(
-            "SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}"
-        ))
-        .await,
-        0
-    );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}"
-        ))
-        .await,
+        app.scalar(&format!("SELECT count(DISTINCT user_id) FROM user_coupons WHERE coupon_id = {coupon}")).await,
         100
     );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT count(DISTINCT user_id) FROM user_coupons WHERE coupon_id = {coupon}"
-        ))
-        .await,
-        100
-    );
-    let remaining: HashSet<i64> = replies
-        .iter()
-        .filter_map(|r| r.body["remainingQuantity"].as_i64())
-        .collect();
-    assert_eq!(
-        remaining,
-        (0..100).collect(),
-        "each success saw its own remaining quantity"
-    );
+    let remaining: HashSet<i64> = replies.iter().filter_map(|r| r.body["remainingQuantity"].as_i64()).collect();
+    assert_eq!(remaining, (0..100).collect(), "each success saw its own remaining quantity");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -58,26 +31,9 @@ async fn fifty_simultaneous_requests_by_one_user_issue_once() {
     let replies = all((0..50).map(|_| app.issue(coupon, user))).await;
     assert_eq!(count_status(&replies, 201), 1);
     assert_eq!(count_status(&replies, 409), 49);
-    assert!(
-        replies
-            .iter()
-            .filter(|r| r.status == 409)
-            .all(|r| r.code() == "COUPON_ALREADY_ISSUED")
-    );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}"
-        ))
-        .await,
-        9
-    );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}"
-        ))
-        .await,
-        1
-    );
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "COUPON_ALREADY_ISSUED"));
+    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 9);
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 1);
 }
 
 #[tokio::test]
@@ -85,56 +41,27 @@ async fn issue_refusals_change_nothing() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
     let coupon = app.create_coupon("FIXED", 500, 0, 1).await;
-    app.issue(coupon + 100, user)
-        .await
-        .assert_problem(404, "COUPON_NOT_FOUND");
-    app.issue(coupon, user + 100)
-        .await
-        .assert_problem(404, "USER_NOT_FOUND");
-    app.post("/api/v1/coupons/abc/issue", &json!({"userId": user}))
+    app.issue(coupon + 100, user).await.assert_problem(404, "COUPON_NOT_FOUND");
+    app.issue(coupon, user + 100).await.assert_problem(404, "USER_NOT_FOUND");
+    app.post("/api/v1/coupons/abc/issue", &json!({"userId": user})).await.assert_problem(400, "INVALID_REQUEST");
+    app.post(&format!("/api/v1/coupons/{coupon}/issue"), &json!({"userId": -1}))
         .await
         .assert_problem(400, "INVALID_REQUEST");
-    app.post(
-        &format!("/api/v1/coupons/{coupon}/issue"),
-        &json!({"userId": -1}),
-    )
-    .await
-    .assert_problem(400, "INVALID_REQUEST");
-    app.post(&format!("/api/v1/coupons/{coupon}/issue"), &json!({}))
-        .await
-        .assert_problem(400, "INVALID_REQUEST");
+    app.post(&format!("/api/v1/coupons/{coupon}/issue"), &json!({})).await.assert_problem(400, "INVALID_REQUEST");
 
     let issued = app.issue(coupon, user).await;
     assert_eq!(issued.status, 201, "{}", issued.body);
     assert_eq!(issued.body["remainingQuantity"], 0);
     assert_eq!(issued.body["used"], false);
     assert_eq!(issued.body["discountType"], "FIXED");
-    app.issue(coupon, user)
-        .await
-        .assert_problem(409, "COUPON_ALREADY_ISSUED");
+    app.issue(coupon, user).await.assert_problem(409, "COUPON_ALREADY_ISSUED");
     let other = app.create_user().await;
-    app.issue(coupon, other)
-        .await
-        .assert_problem(409, "COUPON_SOLD_OUT");
+    app.issue(coupon, other).await.assert_problem(409, "COUPON_SOLD_OUT");
 
     app.execute(&format!("UPDATE coupons SET valid_from = now() - interval '2 days', valid_until = now() - interval '1 day', remaining_quantity = 1, total_quantity = 2 WHERE id = {coupon}")).await;
-    app.issue(coupon, other)
-        .await
-        .assert_problem(409, "COUPON_EXPIRED");
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}"
-        ))
-        .await,
-        1
-    );
+    app.issue(coupon, other).await.assert_problem(409, "COUPON_EXPIRED");
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 1);
+    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 1);
 }
 
 #[tokio::test]
@@ -148,26 +75,14 @@ async fn a_user_lists_the_coupons_they_hold() {
     let reply = app.get(&format!("/api/v1/coupons?userId={user}")).await;
     assert_eq!(reply.status, 200);
     let items = reply.body["items"].as_array().unwrap();
-    assert_eq!(
-        items
-            .iter()
-            .map(|c| c["couponId"].as_i64().unwrap())
-            .collect::<Vec<_>>(),
-        vec![first, second]
-    );
+    assert_eq!(items.iter().map(|c| c["couponId"].as_i64().unwrap()).collect::<Vec<_>>(), vec![first, second]);
     assert_eq!(items[1]["discountValue"], 15);
     assert_eq!(items[1]["minOrderAmount"], 1_000);
     assert!(items[0]["usedAt"].is_null());
     assert!(items[0].get("remainingQuantity").is_none());
-    app.get("/api/v1/coupons")
-        .await
-        .assert_problem(400, "INVALID_REQUEST");
-    app.get("/api/v1/coupons?userId=x")
-        .await
-        .assert_problem(400, "INVALID_REQUEST");
-    app.get(&format!("/api/v1/coupons?userId={}", user + 50))
-        .await
-        .assert_problem(404, "USER_NOT_FOUND");
+    app.get("/api/v1/coupons").await.assert_problem(400, "INVALID_REQUEST");
+    app.get("/api/v1/coupons?userId=x").await.assert_problem(400, "INVALID_REQUEST");
+    app.get(&format!("/api/v1/coupons?userId={}", user + 50)).await.assert_problem(404, "USER_NOT_FOUND");
 }
 
 async fn walk(app: &TestApp, limit: u32) -> Vec<i64> {
@@ -193,7 +108,8 @@ async fn walk(app: &TestApp, limit: u32) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paging_visits_every_product_once_even_while_products_are_added() {
     let app = TestApp::spawn().await;
-    app.execute("INSERT INTO products (name, price, stock) SELECT 'p' || g, g * 100, g FROM generate_series(1, 250) g").await;
+    app.execute("INSERT INTO products (name, price, stock) SELECT 'p' || g, g * 100, g FROM generate_series(1, 250) g")
+        .await;
     let ids = walk(&app, 7).await;
     assert_eq!(ids.len(), 250);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
@@ -204,43 +120,18 @@ async fn paging_visits_every_product_once_even_while_products_are_added() {
         }
     };
     let (walked, ()) = tokio::join!(walk(&app, 7), inserting);
-    assert!(
-        walked.windows(2).all(|w| w[0] < w[1]),
-        "no product twice, in id order"
-    );
-    assert!(
-        walked.len() >= 250,
-        "every product that existed before the walk is visited"
-    );
+    assert!(walked.windows(2).all(|w| w[0] < w[1]), "no product twice, in id order");
+    assert!(walked.len() >= 250, "every product that existed before the walk is visited");
     assert_eq!(&walked[..250], &ids[..]);
 
     let page = app.get("/api/v1/products?limit=1").await;
     let first = &page.body["items"][0];
     assert_eq!(
-        (
-            first["name"].as_str(),
-            first["price"].as_i64(),
-            first["stock"].as_i64()
-        ),
+        (first["name"].as_str(), first["price"].as_i64(), first["stock"].as_i64()),
         (Some("p1"), Some(100), Some(1))
     );
-    assert_eq!(
-        app.get("/api/v1/products").await.body["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        20,
-        "default limit"
-    );
-    for bad in [
-        "limit=0",
-        "limit=101",
-        "limit=x",
-        "cursor=bogus",
-        "cursor=djE6cG9pbnRzOjM",
-    ] {
-        app.get(&format!("/api/v1/products?{bad}"))
-            .await
-            .assert_problem(400, "INVALID_REQUEST");
+    assert_eq!(app.get("/api/v1/products").await.body["items"].as_array().unwrap().len(), 20, "default limit");
+    for bad in ["limit=0", "limit=101", "limit=x", "cursor=bogus", "cursor=djE6cG9pbnRzOjM"] {
+        app.get(&format!("/api/v1/products?{bad}")).await.assert_problem(400, "INVALID_REQUEST");
     }
 }

@@ -16,47 +16,22 @@ async fn health_metrics_and_the_api_documents_are_served() {
     let served = app.get("/api-docs/openapi.json").await;
     assert_eq!(served.status, 200);
     let committed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../openapi/openapi.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/openapi.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(
-        served.body, committed,
-        "the served document is the committed one"
-    );
-    let ui = app
-        .client
-        .get(app.url("/swagger-ui/"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(served.body, committed, "the served document is the committed one");
+    let ui = app.client.get(app.url("/swagger-ui/")).send().await.unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger"));
-    let redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let bare = redirect.get(app.url("/swagger-ui")).send().await.unwrap();
     assert!(bare.status().is_redirection());
     assert_eq!(bare.headers()["location"], "/swagger-ui/");
 
     app.get("/api/v1/points/1").await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(
-            r#"http_requests_total{method="GET",route="/api/v1/points/{userId}",status="404"} 1"#
-        ),
+        metrics.contains(r#"http_requests_total{method="GET",route="/api/v1/points/{userId}",status="404"} 1"#),
         "{metrics}"
     );
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
@@ -67,27 +42,12 @@ async fn framework_failures_are_problems_too() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
     let charge = app.url(&format!("/api/v1/points/{user}"));
-    let malformed = app
-        .send(
-            app.client
-                .post(&charge)
-                .header("content-type", "application/json")
-                .body("{\"amount\":"),
-        )
-        .await;
+    let malformed =
+        app.send(app.client.post(&charge).header("content-type", "application/json").body("{\"amount\":")).await;
     malformed.assert_problem(400, "INVALID_REQUEST");
-    let wrong_type = app
-        .post("/api/v1/payments", &json!({"userId": true, "orderId": 1}))
-        .await;
+    let wrong_type = app.post("/api/v1/payments", &json!({"userId": true, "orderId": 1})).await;
     wrong_type.assert_problem(400, "INVALID_REQUEST");
-    let not_json = app
-        .send(
-            app.client
-                .post(&charge)
-                .header("content-type", "text/plain")
-                .body("amount=1"),
-        )
-        .await;
+    let not_json = app.send(app.client.post(&charge).header("content-type", "text/plain").body("amount=1")).await;
     not_json.assert_problem(415, "UNSUPPORTED_MEDIA_TYPE");
     let huge = app
         .send(
@@ -98,15 +58,9 @@ async fn framework_failures_are_problems_too() {
         )
         .await;
     huge.assert_problem(413, "PAYLOAD_TOO_LARGE");
-    app.get("/api/v1/nowhere")
-        .await
-        .assert_problem(404, "NOT_FOUND");
-    app.send(app.client.delete(app.url("/api/v1/orders")))
-        .await
-        .assert_problem(405, "METHOD_NOT_ALLOWED");
-    app.send(app.client.put(&charge).json(&json!({"amount": 1})))
-        .await
-        .assert_problem(405, "METHOD_NOT_ALLOWED");
+    app.get("/api/v1/nowhere").await.assert_problem(404, "NOT_FOUND");
+    app.send(app.client.delete(app.url("/api/v1/orders"))).await.assert_problem(405, "METHOD_NOT_ALLOWED");
+    app.send(app.client.put(&charge).json(&json!({"amount": 1}))).await.assert_problem(405, "METHOD_NOT_ALLOWED");
     assert_eq!(app.balance(user).await, 0);
 }
 
@@ -114,43 +68,21 @@ async fn framework_failures_are_problems_too() {
 async fn the_admin_api_needs_the_token_and_validates_input() {
     let app = TestApp::spawn().await;
     let users = app.url("/api/v1/admin/users");
-    app.send(app.client.post(&users).json(&json!({"name": "kim"})))
+    app.send(app.client.post(&users).json(&json!({"name": "kim"}))).await.assert_problem(401, "UNAUTHORIZED");
+    app.send(app.client.post(&users).bearer_auth("wrong").json(&json!({"name": "kim"})))
         .await
         .assert_problem(401, "UNAUTHORIZED");
-    app.send(
-        app.client
-            .post(&users)
-            .bearer_auth("wrong")
-            .json(&json!({"name": "kim"})),
-    )
-    .await
-    .assert_problem(401, "UNAUTHORIZED");
-    app.send(
-        app.client
-            .post(&users)
-            .header("authorization", ADMIN_TOKEN)
-            .json(&json!({"name": "kim"})),
-    )
-    .await
-    .assert_problem(401, "UNAUTHORIZED");
-    let created = app
-        .admin_post("/api/v1/admin/users", &json!({"name": "kim"}))
-        .await;
+    app.send(app.client.post(&users).header("authorization", ADMIN_TOKEN).json(&json!({"name": "kim"})))
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    let created = app.admin_post("/api/v1/admin/users", &json!({"name": "kim"})).await;
     assert_eq!(
-        (
-            created.status,
-            created.body["name"].as_str(),
-            created.body["balance"].as_i64()
-        ),
+        (created.status, created.body["name"].as_str(), created.body["balance"].as_i64()),
         (201, Some("kim"), Some(0))
     );
 
-    let product = app
-        .admin_post(
-            "/api/v1/admin/products",
-            &json!({"name": "Keyboard", "price": 89_000, "stock": 12}),
-        )
-        .await;
+    let product =
+        app.admin_post("/api/v1/admin/products", &json!({"name": "Keyboard", "price": 89_000, "stock": 12})).await;
     assert_eq!(product.status, 201);
     assert_eq!(product.body["stock"], 12);
     for body in [
@@ -159,25 +91,15 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
         json!({"name": " ", "price": 1, "stock": 1}),
         json!({"name": "x", "price": 1}),
     ] {
-        app.admin_post("/api/v1/admin/products", &body)
-            .await
-            .assert_problem(400, "INVALID_REQUEST");
+        app.admin_post("/api/v1/admin/products", &body).await.assert_problem(400, "INVALID_REQUEST");
     }
-    app.admin_post("/api/v1/admin/users", &json!({"name": ""}))
-        .await
-        .assert_problem(400, "INVALID_REQUEST");
+    app.admin_post("/api/v1/admin/users", &json!({"name": ""})).await.assert_problem(400, "INVALID_REQUEST");
 
     let valid = json!({"name": "c", "discountType": "PERCENT", "discountValue": 10, "totalQuantity": 5,
         "validFrom": "2026-01-01T00:00:00Z", "validUntil": "2026-12-31T00:00:00Z"});
     let coupon = app.admin_post("/api/v1/admin/coupons", &valid).await;
     assert_eq!(coupon.status, 201, "{}", coupon.body);
-    assert_eq!(
-        (
-            coupon.body["remainingQuantity"].as_i64(),
-            coupon.body["minOrderAmount"].as_i64()
-        ),
-        (Some(5), Some(0))
-    );
+    assert_eq!((coupon.body["remainingQuantity"].as_i64(), coupon.body["minOrderAmount"].as_i64()), (Some(5), Some(0)));
     for (field, value) in [
         ("discountValue", json!(101)),
         ("discountValue", json!(0)),
@@ -189,9 +111,7 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
     ] {
         let mut body = valid.clone();
         body[field] = value;
-        app.admin_post("/api/v1/admin/coupons", &body)
-            .await
-            .assert_problem(400, "INVALID_REQUEST");
+        app.admin_post("/api/v1/admin/coupons", &body).await.assert_problem(400, "INVALID_REQUEST");
     }
     assert_eq!(app.scalar("SELECT count(*) FROM coupons").await, 1);
     assert_eq!(app.scalar("SELECT count(*) FROM products").await, 1);
@@ -209,9 +129,7 @@ async fn without_a_configured_token_the_admin_api_is_closed() {
         )
         .await;
     reply.assert_problem(401, "UNAUTHORIZED");
-    app.admin_post("/api/v1/admin/users", &json!({"name": "kim"}))
-        .await
-        .assert_problem(401, "UNAUTHORIZED");
+    app.admin_post("/api/v1/admin/users", &json!({"name": "kim"})).await.assert_problem(401, "UNAUTHORIZED");
 }
 
 /// A TCP proxy in front of PostgreSQL that can cut every connection and come back.
@@ -225,11 +143,7 @@ impl Proxy {
     async fn start(target: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut proxy = Self {
-            port,
-            target,
-            tasks: JoinSet::new(),
-        };
+        let mut proxy = Self { port, target, tasks: JoinSet::new() };
         proxy.serve(listener);
         proxy
     }
@@ -261,9 +175,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
-    let db = adapter_postgres::testing::TestDatabase::new()
-        .await
-        .unwrap();
+    let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
     let url = url::Url::parse(db.url()).unwrap();
     let mut proxy = Proxy::start(url.port().unwrap_or(5432)).await;
     let mut via_proxy = url.clone();
@@ -283,21 +195,11 @@ async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
     assert_eq!(products.status(), 503);
     let body: serde_json::Value = products.json().await.unwrap();
     assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
-    assert!(
-        !body.to_string().contains("127.0.0.1"),
-        "no internals leak: {body}"
-    );
-    assert_eq!(
-        get("/health/live").await.status(),
-        200,
-        "alive while the database is down"
-    );
+    assert!(!body.to_string().contains("127.0.0.1"), "no internals leak: {body}");
+    assert_eq!(get("/health/live").await.status(), 200, "alive while the database is down");
 
     proxy.restore().await;
-    let recovered = eventually(Duration::from_secs(10), async || {
-        get("/health/ready").await.status() == 200
-    })
-    .await;
+    let recovered = eventually(Duration::from_secs(10), async || get("/health/ready").await.status() == 200).await;
     assert!(recovered, "ready again once the database is back");
     assert_eq!(get("/api/v1/products").await.status(), 200);
     handle.stop(true).await;
@@ -311,37 +213,23 @@ async fn a_graceful_stop_finishes_requests_in_flight() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(800)))
         .mount(&platform)
         .await;
-    let app = TestApp::spawn_with(&[
-        ("DATA_PLATFORM_URL", &platform.uri()),
-        ("DATA_PLATFORM_TIMEOUT_MS", "5000"),
-    ])
-    .await;
+    let app =
+        TestApp::spawn_with(&[("DATA_PLATFORM_URL", &platform.uri()), ("DATA_PLATFORM_TIMEOUT_MS", "5000")]).await;
     let user = app.create_user().await;
     let product = app.create_product(100, 1).await;
     assert_eq!(app.charge(user, 1_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
+    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
 
     let paying = tokio::spawn({
         let client = app.client.clone();
         let url = app.url("/api/v1/payments");
         async move {
-            client
-                .post(url)
-                .json(&json!({"userId": user, "orderId": order}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
+            client.post(url).json(&json!({"userId": user, "orderId": order})).send().await.map(|r| r.status().as_u16())
         }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     app.handle.stop(true).await;
-    assert_eq!(
-        paying.await.unwrap().unwrap(),
-        201,
-        "the in-flight payment completed"
-    );
+    assert_eq!(paying.await.unwrap().unwrap(), 201, "the in-flight payment completed");
     let TestApp { stopped, .. } = app;
     stopped.await.unwrap().unwrap();
 }

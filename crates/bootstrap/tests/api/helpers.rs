@@ -34,25 +34,13 @@ impl Reply {
     /// Asserts a problem response with this status and code.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.code()),
-            (status, code),
-            "body: {}",
-            self.body
-        );
-        assert_eq!(
-            self.content_type, "application/problem+json",
-            "body: {}",
-            self.body
-        );
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
+        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
     }
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap()
 }
 
 impl TestApp {
@@ -65,24 +53,14 @@ impl TestApp {
         let db = TestDatabase::new().await.unwrap();
         let app = Self::start_on(db.url(), vars).await;
         let (address, handle, stopped) = app;
-        Self {
-            address,
-            client: client(),
-            db,
-            handle,
-            stopped,
-        }
+        Self { address, client: client(), db, handle, stopped }
     }
 
     /// Starts another instance of the application on the same database.
     pub async fn start_on(
         database_url: &str,
         vars: &[(&str, &str)],
-    ) -> (
-        String,
-        ServerHandle,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
-    ) {
+    ) -> (String, ServerHandle, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", database_url),
             ("HTTP_ADDR", "127.0.0.1:0"),
@@ -119,11 +97,7 @@ impl TestApp {
             .to_owned();
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
-            status,
-            content_type,
-            body,
-        }
+        Reply { status, content_type, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -135,42 +109,25 @@ impl TestApp {
     }
 
     pub async fn admin_post(&self, path: &str, body: &Value) -> Reply {
-        self.send(
-            self.client
-                .post(self.url(path))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(body),
-        )
-        .await
+        self.send(self.client.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body)).await
     }
 
     pub async fn create_user(&self) -> i64 {
-        let reply = self
-            .admin_post("/api/v1/admin/users", &json!({"name": "user"}))
-            .await;
+        let reply = self.admin_post("/api/v1/admin/users", &json!({"name": "user"})).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         reply.body["userId"].as_i64().unwrap()
     }
 
     pub async fn create_product(&self, price: i64, stock: i64) -> i64 {
         let reply = self
-            .admin_post(
-                "/api/v1/admin/products",
-                &json!({"name": "product", "price": price, "stock": stock}),
-            )
+            .admin_post("/api/v1/admin/products", &json!({"name": "product", "price": price, "stock": stock}))
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         reply.body["productId"].as_i64().unwrap()
     }
 
     /// A campaign valid from an hour ago for a day.
-    pub async fn create_coupon(
-        &self,
-        discount_type: &str,
-        value: i64,
-        min_order: i64,
-        quantity: i64,
-    ) -> i64 {
+    pub async fn create_coupon(&self, discount_type: &str, value: i64, min_order: i64, quantity: i64) -> i64 {
         let now = chrono::Utc::now();
         let reply = self
             .admin_post(
@@ -187,65 +144,37 @@ impl TestApp {
     }
 
     pub async fn charge(&self, user: i64, amount: i64) -> Reply {
-        self.post(
-            &format!("/api/v1/points/{user}"),
-            &json!({"amount": amount}),
-        )
-        .await
+        self.post(&format!("/api/v1/points/{user}"), &json!({"amount": amount})).await
     }
 
     pub async fn issue(&self, coupon: i64, user: i64) -> Reply {
-        self.post(
-            &format!("/api/v1/coupons/{coupon}/issue"),
-            &json!({"userId": user}),
-        )
-        .await
+        self.post(&format!("/api/v1/coupons/{coupon}/issue"), &json!({"userId": user})).await
     }
 
     /// Places an order; the body is built before the returned future runs, so the
     /// lines need not outlive it.
-    pub fn order(
-        &self,
-        user: i64,
-        coupon: Option<i64>,
-        items: &[(i64, i64)],
-    ) -> impl Future<Output = Reply> + use<'_> {
-        let items: Vec<Value> = items
-            .iter()
-            .map(|(p, q)| json!({"productId": p, "quantity": q}))
-            .collect();
+    pub fn order(&self, user: i64, coupon: Option<i64>, items: &[(i64, i64)]) -> impl Future<Output = Reply> + use<'_> {
+        let items: Vec<Value> = items.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect();
         let body = json!({"userId": user, "couponId": coupon, "items": items});
         async move { self.post("/api/v1/orders", &body).await }
     }
 
     pub async fn pay(&self, user: i64, order: i64) -> Reply {
-        self.post(
-            "/api/v1/payments",
-            &json!({"userId": user, "orderId": order}),
-        )
-        .await
+        self.post("/api/v1/payments", &json!({"userId": user, "orderId": order})).await
     }
 
     pub async fn balance(&self, user: i64) -> i64 {
-        self.get(&format!("/api/v1/points/{user}")).await.body["balance"]
-            .as_i64()
-            .unwrap()
+        self.get(&format!("/api/v1/points/{user}")).await.body["balance"].as_i64().unwrap()
     }
 
     pub async fn stock(&self, product: i64) -> i64 {
-        self.scalar(&format!(
-            "SELECT stock::int8 FROM products WHERE id = {product}"
-        ))
-        .await
+        self.scalar(&format!("SELECT stock::int8 FROM products WHERE id = {product}")).await
     }
 
     /// One bigint from SQL run directly against the test database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
-        diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})")))
-            .get_result(&mut conn)
-            .await
-            .unwrap()
+        diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})"))).get_result(&mut conn).await.unwrap()
     }
 
     pub async fn execute(&self, sql: &str) {
@@ -256,18 +185,15 @@ impl TestApp {
     /// `count` users inserted directly, returning their ids in ascending order.
     pub async fn bulk_users(&self, count: i64, balance: i64) -> Vec<i64> {
         static BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let tag = format!(
-            "bulk {} ",
-            BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let tag = format!("bulk {} ", BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         self.execute(&format!(
             "INSERT INTO users (name, balance) SELECT '{tag}' || g, {balance} FROM generate_series(1, {count}) g"
         ))
         .await;
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Array<BigInt>>(
-            &format!("(SELECT array_agg(id ORDER BY id) FROM users WHERE name LIKE '{tag}%')"),
-        ))
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Array<BigInt>>(&format!(
+            "(SELECT array_agg(id ORDER BY id) FROM users WHERE name LIKE '{tag}%')"
+        )))
         .get_result(&mut conn)
         .await
         .unwrap()

@@ -9,25 +9,13 @@ async fn forty_users_race_for_the_last_ten_units() {
     let app = TestApp::spawn().await;
     let product = app.create_product(1_000, 10).await;
     let users = app.bulk_users(40, 0).await;
-    let replies = all(users
-        .iter()
-        .map(|user| app.order(*user, None, &[(product, 1)])))
-    .await;
+    let replies = all(users.iter().map(|user| app.order(*user, None, &[(product, 1)]))).await;
     assert_eq!(count_status(&replies, 201), 10);
     assert_eq!(count_status(&replies, 409), 30);
-    assert!(
-        replies
-            .iter()
-            .filter(|r| r.status == 409)
-            .all(|r| r.code() == "OUT_OF_STOCK")
-    );
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "OUT_OF_STOCK"));
     assert_eq!(app.stock(product).await, 0);
     assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 10);
-    assert_eq!(
-        app.scalar("SELECT COALESCE(sum(quantity), 0)::int8 FROM order_lines")
-            .await,
-        10
-    );
+    assert_eq!(app.scalar("SELECT COALESCE(sum(quantity), 0)::int8 FROM order_lines").await, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -37,20 +25,11 @@ async fn crossed_orders_do_not_deadlock() {
     let b = app.create_product(200, 1_000).await;
     let users = app.bulk_users(20, 0).await;
     let replies = all(users.iter().enumerate().map(|(i, user)| {
-        let lines = if i % 2 == 0 {
-            [(a, 1), (b, 2)]
-        } else {
-            [(b, 2), (a, 1)]
-        };
+        let lines = if i % 2 == 0 { [(a, 1), (b, 2)] } else { [(b, 2), (a, 1)] };
         app.order(*user, None, &lines)
     }))
     .await;
-    assert_eq!(
-        count_status(&replies, 201),
-        20,
-        "{:?}",
-        replies.iter().find(|r| r.status != 201)
-    );
+    assert_eq!(count_status(&replies, 201), 20, "{:?}", replies.iter().find(|r| r.status != 201));
     assert_eq!(app.stock(a).await, 980);
     assert_eq!(app.stock(b).await, 960);
 }
@@ -63,27 +42,19 @@ async fn an_order_reserves_stock_uses_the_coupon_and_reads_back() {
     let mouse = app.create_product(250, 5).await;
     let coupon = app.create_coupon("PERCENT", 10, 1_000, 5).await;
     assert_eq!(app.issue(coupon, user).await.status, 201);
-    let reply = app
-        .order(user, Some(coupon), &[(keyboard, 2), (mouse, 1)])
-        .await;
+    let reply = app.order(user, Some(coupon), &[(keyboard, 2), (mouse, 1)]).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let order = &reply.body;
     assert_eq!(order["status"], "NOT_PAID");
     assert_eq!(
-        (
-            order["totalAmount"].as_i64(),
-            order["discountAmount"].as_i64(),
-            order["paymentAmount"].as_i64()
-        ),
+        (order["totalAmount"].as_i64(), order["discountAmount"].as_i64(), order["paymentAmount"].as_i64()),
         (Some(2_250), Some(225), Some(2_025))
     );
     assert_eq!(order["items"][0]["productId"].as_i64(), Some(keyboard));
     assert_eq!(order["items"][0]["amount"], 2_000);
     assert_eq!(order["couponId"].as_i64(), Some(coupon));
-    let created =
-        chrono::DateTime::parse_from_rfc3339(order["createdAt"].as_str().unwrap()).unwrap();
-    let expires =
-        chrono::DateTime::parse_from_rfc3339(order["expiresAt"].as_str().unwrap()).unwrap();
+    let created = chrono::DateTime::parse_from_rfc3339(order["createdAt"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(order["expiresAt"].as_str().unwrap()).unwrap();
     assert_eq!(expires - created, chrono::Duration::minutes(5));
     assert_eq!(app.stock(keyboard).await, 3);
     assert_eq!(app.stock(mouse).await, 4);
@@ -91,22 +62,14 @@ async fn an_order_reserves_stock_uses_the_coupon_and_reads_back() {
     assert_eq!(held.body["items"][0]["used"], true);
 
     let order_id = order["orderId"].as_i64().unwrap();
-    let read = app
-        .get(&format!("/api/v1/orders/{order_id}?userId={user}"))
-        .await;
+    let read = app.get(&format!("/api/v1/orders/{order_id}?userId={user}")).await;
     assert_eq!(read.status, 200);
     assert_eq!(read.body, reply.body);
     let stranger = app.create_user().await;
-    app.get(&format!("/api/v1/orders/{order_id}?userId={stranger}"))
-        .await
-        .assert_problem(404, "ORDER_NOT_FOUND");
-    app.get(&format!("/api/v1/orders/{}?userId={user}", order_id + 9))
-        .await
-        .assert_problem(404, "ORDER_NOT_FOUND");
+    app.get(&format!("/api/v1/orders/{order_id}?userId={stranger}")).await.assert_problem(404, "ORDER_NOT_FOUND");
+    app.get(&format!("/api/v1/orders/{}?userId={user}", order_id + 9)).await.assert_problem(404, "ORDER_NOT_FOUND");
 
-    app.order(user, Some(coupon), &[(keyboard, 1)])
-        .await
-        .assert_problem(409, "COUPON_ALREADY_USED");
+    app.order(user, Some(coupon), &[(keyboard, 1)]).await.assert_problem(409, "COUPON_ALREADY_USED");
 }
 
 #[tokio::test]
@@ -118,9 +81,7 @@ async fn order_refusals_change_nothing() {
     assert_eq!(app.issue(cheap, user).await.status, 201);
     let not_held = app.create_coupon("FIXED", 100, 0, 5).await;
 
-    let too_many: Vec<serde_json::Value> = (1..=101)
-        .map(|p| json!({"productId": p, "quantity": 1}))
-        .collect();
+    let too_many: Vec<serde_json::Value> = (1..=101).map(|p| json!({"productId": p, "quantity": 1})).collect();
     for body in [
         json!({"userId": user, "items": []}),
         json!({"userId": user, "items": too_many}),
@@ -130,47 +91,23 @@ async fn order_refusals_change_nothing() {
         json!({"userId": user, "items": [{"productId": "x", "quantity": 1}]}),
         json!({"userId": user}),
     ] {
-        app.post("/api/v1/orders", &body)
-            .await
-            .assert_problem(400, "INVALID_REQUEST");
+        app.post("/api/v1/orders", &body).await.assert_problem(400, "INVALID_REQUEST");
     }
-    app.order(user + 100, None, &[(product, 1)])
-        .await
-        .assert_problem(404, "USER_NOT_FOUND");
-    app.order(user, None, &[(product, 1), (product + 100, 1)])
-        .await
-        .assert_problem(404, "PRODUCT_NOT_FOUND");
-    app.order(user, Some(not_held), &[(product, 1)])
-        .await
-        .assert_problem(404, "COUPON_NOT_OWNED");
-    app.order(user, None, &[(product, 3)])
-        .await
-        .assert_problem(409, "OUT_OF_STOCK");
-    app.order(user, Some(cheap), &[(product, 2)])
-        .await
-        .assert_problem(409, "COUPON_NOT_APPLICABLE");
+    app.order(user + 100, None, &[(product, 1)]).await.assert_problem(404, "USER_NOT_FOUND");
+    app.order(user, None, &[(product, 1), (product + 100, 1)]).await.assert_problem(404, "PRODUCT_NOT_FOUND");
+    app.order(user, Some(not_held), &[(product, 1)]).await.assert_problem(404, "COUPON_NOT_OWNED");
+    app.order(user, None, &[(product, 3)]).await.assert_problem(409, "OUT_OF_STOCK");
+    app.order(user, Some(cheap), &[(product, 2)]).await.assert_problem(409, "COUPON_NOT_APPLICABLE");
     app.execute(&format!("UPDATE coupons SET valid_from = now() + interval '1 day', valid_until = now() + interval '2 days' WHERE id = {cheap}")).await;
-    app.execute(&format!(
-        "UPDATE coupons SET min_order_amount = 0 WHERE id = {cheap}"
-    ))
-    .await;
-    app.order(user, Some(cheap), &[(product, 1)])
-        .await
-        .assert_problem(409, "COUPON_EXPIRED");
+    app.execute(&format!("UPDATE coupons SET min_order_amount = 0 WHERE id = {cheap}")).await;
+    app.order(user, Some(cheap), &[(product, 1)]).await.assert_problem(409, "COUPON_EXPIRED");
 
     assert_eq!(app.stock(product).await, 2);
     assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 0);
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM user_coupons WHERE used_at IS NOT NULL")
-            .await,
-        0
-    );
+    assert_eq!(app.scalar("SELECT count(*) FROM user_coupons WHERE used_at IS NOT NULL").await, 0);
 }
 
-pub const FAST_EXPIRY: [(&str, &str); 2] = [
-    ("ORDER_PAYMENT_TIMEOUT_SECS", "1"),
-    ("ORDER_EXPIRY_SWEEP_MS", "100"),
-];
+pub const FAST_EXPIRY: [(&str, &str); 2] = [("ORDER_PAYMENT_TIMEOUT_SECS", "1"), ("ORDER_EXPIRY_SWEEP_MS", "100")];
 
 #[tokio::test]
 async fn an_unpaid_order_fails_and_gives_back_stock_and_coupon_once() {
@@ -180,16 +117,11 @@ async fn an_unpaid_order_fails_and_gives_back_stock_and_coupon_once() {
     let coupon = app.create_coupon("FIXED", 300, 0, 1).await;
     assert_eq!(app.issue(coupon, user).await.status, 201);
     assert_eq!(app.charge(user, 10_000).await.status, 200);
-    let order = app.order(user, Some(coupon), &[(product, 2)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
+    let order = app.order(user, Some(coupon), &[(product, 2)]).await.body["orderId"].as_i64().unwrap();
     assert_eq!(app.stock(product).await, 3);
 
     let failed = eventually(Duration::from_secs(5), async || {
-        app.get(&format!("/api/v1/orders/{order}?userId={user}"))
-            .await
-            .body["status"]
-            == "FAILED"
+        app.get(&format!("/api/v1/orders/{order}?userId={user}")).await.body["status"] == "FAILED"
     })
     .await;
     assert!(failed, "the sweep fails the order after its deadline");
@@ -197,51 +129,31 @@ async fn an_unpaid_order_fails_and_gives_back_stock_and_coupon_once() {
     let held = app.get(&format!("/api/v1/coupons?userId={user}")).await;
     assert_eq!(held.body["items"][0]["used"], false);
     assert!(held.body["items"][0]["usedAt"].is_null());
-    app.pay(user, order)
-        .await
-        .assert_problem(409, "ORDER_EXPIRED");
+    app.pay(user, order).await.assert_problem(409, "ORDER_EXPIRED");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        app.stock(product).await,
-        5,
-        "later sweeps do not give it back again"
-    );
+    assert_eq!(app.stock(product).await, 5, "later sweeps do not give it back again");
     assert_eq!(app.balance(user).await, 10_000);
 
     let again = app.order(user, Some(coupon), &[(product, 1)]).await;
-    assert_eq!(
-        again.status, 201,
-        "the coupon is usable again: {}",
-        again.body
-    );
+    assert_eq!(again.status, 201, "the coupon is usable again: {}", again.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_sweeping_one_database_restore_stock_once() {
     let app = TestApp::spawn_with(&FAST_EXPIRY).await;
-    let (_second, second_handle, second_stopped) =
-        TestApp::start_on(app.db.url(), &FAST_EXPIRY).await;
+    let (_second, second_handle, second_stopped) = TestApp::start_on(app.db.url(), &FAST_EXPIRY).await;
     let product = app.create_product(10, 1_000).await;
     let users = app.bulk_users(30, 0).await;
-    let replies = all(users
-        .iter()
-        .map(|user| app.order(*user, None, &[(product, 3)])))
-    .await;
+    let replies = all(users.iter().map(|user| app.order(*user, None, &[(product, 3)]))).await;
     assert_eq!(count_status(&replies, 201), 30);
     assert_eq!(app.stock(product).await, 910);
     let all_failed = eventually(Duration::from_secs(8), async || {
-        app.scalar("SELECT count(*) FROM orders WHERE status = 'FAILED'")
-            .await
-            == 30
+        app.scalar("SELECT count(*) FROM orders WHERE status = 'FAILED'").await == 30
     })
     .await;
     assert!(all_failed);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        app.stock(product).await,
-        1_000,
-        "every order's stock came back exactly once"
-    );
+    assert_eq!(app.stock(product).await, 1_000, "every order's stock came back exactly once");
     second_handle.stop(true).await;
     second_stopped.await.unwrap().unwrap();
 }

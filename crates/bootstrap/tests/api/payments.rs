@@ -8,20 +8,13 @@ use crate::helpers::{TestApp, all, count_status};
 
 async fn platform(status: u16) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(status))
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).and(path("/orders")).respond_with(ResponseTemplate::new(status)).mount(&server).await;
     server
 }
 
 async fn app_with_platform(server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
     let url = format!("{}/orders", server.uri());
-    let mut vars = vec![
-        ("DATA_PLATFORM_URL", url.as_str()),
-        ("DATA_PLATFORM_TIMEOUT_MS", "500"),
-    ];
+    let mut vars = vec![("DATA_PLATFORM_URL", url.as_str()), ("DATA_PLATFORM_TIMEOUT_MS", "500")];
     vars.extend_from_slice(extra);
     TestApp::spawn_with(&vars).await
 }
@@ -33,43 +26,28 @@ async fn a_payment_deducts_records_marks_paid_and_tells_the_platform() {
     let user = app.create_user().await;
     let product = app.create_product(1_000, 5).await;
     assert_eq!(app.charge(user, 15_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 2)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
+    let order = app.order(user, None, &[(product, 2)]).await.body["orderId"].as_i64().unwrap();
 
     let paid = app.pay(user, order).await;
     assert_eq!(paid.status, 201, "{}", paid.body);
-    assert_eq!(
-        (paid.body["amount"].as_i64(), paid.body["balance"].as_i64()),
-        (Some(2_000), Some(13_000))
-    );
+    assert_eq!((paid.body["amount"].as_i64(), paid.body["balance"].as_i64()), (Some(2_000), Some(13_000)));
     assert_eq!(paid.body["status"], "PAID");
     assert_eq!(paid.body["orderId"].as_i64(), Some(order));
     let history = app.get(&format!("/api/v1/points/{user}/history")).await;
     assert_eq!(history.body["items"][0]["type"], "USE");
     assert_eq!(history.body["items"][0]["orderId"].as_i64(), Some(order));
     assert_eq!(history.body["items"][0]["balanceAfter"], 13_000);
-    assert_eq!(
-        app.get(&format!("/api/v1/orders/{order}?userId={user}"))
-            .await
-            .body["status"],
-        "PAID"
-    );
+    assert_eq!(app.get(&format!("/api/v1/orders/{order}?userId={user}")).await.body["status"], "PAID");
 
     let received = server.received_requests().await.unwrap();
     assert_eq!(received.len(), 1);
-    assert_eq!(
-        received[0].headers.get("idempotency-key").unwrap(),
-        &format!("order-{order}")
-    );
+    assert_eq!(received[0].headers.get("idempotency-key").unwrap(), &format!("order-{order}"));
     let event: serde_json::Value = received[0].body_json().unwrap();
     assert_eq!(event["orderId"].as_i64(), Some(order));
     assert_eq!(event["paymentAmount"], 2_000);
     assert_eq!(event["items"][0]["quantity"], 2);
 
-    app.pay(user, order)
-        .await
-        .assert_problem(409, "ORDER_ALREADY_PAID");
+    app.pay(user, order).await.assert_problem(409, "ORDER_ALREADY_PAID");
     assert_eq!(app.balance(user).await, 13_000);
 }
 
@@ -81,36 +59,18 @@ async fn payment_refusals_change_nothing() {
     let stranger = app.create_user().await;
     let product = app.create_product(1_000, 5).await;
     assert_eq!(app.charge(user, 999).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
-    app.pay(user, order)
-        .await
-        .assert_problem(409, "INSUFFICIENT_BALANCE");
-    app.pay(stranger, order)
-        .await
-        .assert_problem(404, "ORDER_NOT_FOUND");
-    app.pay(user + 100, order)
-        .await
-        .assert_problem(404, "USER_NOT_FOUND");
-    app.pay(user, order + 100)
-        .await
-        .assert_problem(404, "ORDER_NOT_FOUND");
-    app.post("/api/v1/payments", &json!({"userId": user, "orderId": 0}))
+    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
+    app.pay(user, order).await.assert_problem(409, "INSUFFICIENT_BALANCE");
+    app.pay(stranger, order).await.assert_problem(404, "ORDER_NOT_FOUND");
+    app.pay(user + 100, order).await.assert_problem(404, "USER_NOT_FOUND");
+    app.pay(user, order + 100).await.assert_problem(404, "ORDER_NOT_FOUND");
+    app.post("/api/v1/payments", &json!({"userId": user, "orderId": 0})).await.assert_problem(400, "INVALID_REQUEST");
+    app.post("/api/v1/payments", &json!({"userId": "1", "orderId": order}))
         .await
         .assert_problem(400, "INVALID_REQUEST");
-    app.post(
-        "/api/v1/payments",
-        &json!({"userId": "1", "orderId": order}),
-    )
-    .await
-    .assert_problem(400, "INVALID_REQUEST");
     assert_eq!(app.balance(user).await, 999);
     assert_eq!(app.scalar("SELECT count(*) FROM payments").await, 0);
-    assert!(
-        server.received_requests().await.unwrap().is_empty(),
-        "nothing was sent"
-    );
+    assert!(server.received_requests().await.unwrap().is_empty(), "nothing was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -120,24 +80,13 @@ async fn twenty_simultaneous_payments_of_one_order_succeed_once() {
     let user = app.create_user().await;
     let product = app.create_product(1_000, 5).await;
     assert_eq!(app.charge(user, 100_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
+    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
     let replies = all((0..20).map(|_| app.pay(user, order))).await;
     assert_eq!(count_status(&replies, 201), 1);
     assert_eq!(count_status(&replies, 409), 19);
-    assert!(
-        replies
-            .iter()
-            .filter(|r| r.status == 409)
-            .all(|r| r.code() == "ORDER_ALREADY_PAID")
-    );
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "ORDER_ALREADY_PAID"));
     assert_eq!(app.balance(user).await, 99_000);
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM point_history WHERE kind = 'USE'")
-            .await,
-        1
-    );
+    assert_eq!(app.scalar("SELECT count(*) FROM point_history WHERE kind = 'USE'").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -149,48 +98,22 @@ async fn twenty_five_orders_against_a_balance_for_ten() {
     assert_eq!(app.charge(user, 10_000).await.status, 200);
     let mut orders = Vec::new();
     for _ in 0..25 {
-        orders.push(
-            app.order(user, None, &[(product, 1)]).await.body["orderId"]
-                .as_i64()
-                .unwrap(),
-        );
+        orders.push(app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap());
     }
     let replies = all(orders.iter().map(|order| app.pay(user, *order))).await;
     assert_eq!(count_status(&replies, 201), 10);
     assert_eq!(count_status(&replies, 409), 15);
-    assert!(
-        replies
-            .iter()
-            .filter(|r| r.status == 409)
-            .all(|r| r.code() == "INSUFFICIENT_BALANCE")
-    );
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "INSUFFICIENT_BALANCE"));
     assert_eq!(app.balance(user).await, 0);
-    assert_eq!(
-        app.scalar("SELECT min(balance_after) FROM point_history")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM orders WHERE status = 'PAID'")
-            .await,
-        10
-    );
+    assert_eq!(app.scalar("SELECT min(balance_after) FROM point_history").await, 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM orders WHERE status = 'PAID'").await, 10);
 }
 
 async fn assert_unchanged(app: &TestApp, user: i64, order: i64) {
     assert_eq!(app.balance(user).await, 5_000);
-    assert_eq!(
-        app.scalar("SELECT count(*) FROM point_history WHERE kind = 'USE'")
-            .await,
-        0
-    );
+    assert_eq!(app.scalar("SELECT count(*) FROM point_history WHERE kind = 'USE'").await, 0);
     assert_eq!(app.scalar("SELECT count(*) FROM payments").await, 0);
-    assert_eq!(
-        app.get(&format!("/api/v1/orders/{order}?userId={user}"))
-            .await
-            .body["status"],
-        "NOT_PAID"
-    );
+    assert_eq!(app.get(&format!("/api/v1/orders/{order}?userId={user}")).await.body["status"], "NOT_PAID");
 }
 
 #[tokio::test]
@@ -200,17 +123,10 @@ async fn a_failing_or_hanging_platform_rolls_everything_back_until_it_recovers()
     let user = app.create_user().await;
     let product = app.create_product(1_000, 5).await;
     assert_eq!(app.charge(user, 5_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"]
-        .as_i64()
-        .unwrap();
+    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
 
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
-    app.pay(user, order)
-        .await
-        .assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
     assert_unchanged(&app, user, order).await;
 
     server.reset().await;
@@ -219,13 +135,8 @@ async fn a_failing_or_hanging_platform_rolls_everything_back_until_it_recovers()
         .mount(&server)
         .await;
     let started = std::time::Instant::now();
-    app.pay(user, order)
-        .await
-        .assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "bounded by the platform timeout"
-    );
+    app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the platform timeout");
     assert_unchanged(&app, user, order).await;
 
     server.reset().await;
@@ -242,14 +153,7 @@ async fn a_failing_or_hanging_platform_rolls_everything_back_until_it_recovers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn payments_racing_the_expiry_sweep_end_paid_or_failed_never_both() {
     let server = platform(200).await;
-    let app = app_with_platform(
-        &server,
-        &[
-            ("ORDER_PAYMENT_TIMEOUT_SECS", "1"),
-            ("ORDER_EXPIRY_SWEEP_MS", "10"),
-        ],
-    )
-    .await;
+    let app = app_with_platform(&server, &[("ORDER_PAYMENT_TIMEOUT_SECS", "1"), ("ORDER_EXPIRY_SWEEP_MS", "10")]).await;
     let product = app.create_product(1_000, 1_000).await;
     let coupon = app.create_coupon("FIXED", 100, 0, 100).await;
     let users = app.bulk_users(30, 10_000).await;
@@ -263,32 +167,22 @@ async fn payments_racing_the_expiry_sweep_end_paid_or_failed_never_both() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let replies = all(orders.iter().map(|(user, order)| app.pay(*user, *order))).await;
     assert!(
-        replies
-            .iter()
-            .all(|r| r.status == 201 || r.code() == "ORDER_EXPIRED"),
+        replies.iter().all(|r| r.status == 201 || r.code() == "ORDER_EXPIRED"),
         "{:?}",
         replies.iter().find(|r| r.status != 201)
     );
     let done = crate::helpers::eventually(Duration::from_secs(5), async || {
-        app.scalar("SELECT count(*) FROM orders WHERE status = 'NOT_PAID'")
-            .await
-            == 0
+        app.scalar("SELECT count(*) FROM orders WHERE status = 'NOT_PAID'").await == 0
     })
     .await;
     assert!(done);
 
     let mut paid_units = 0;
     for ((user, order), reply) in orders.iter().zip(&replies) {
-        let status = app
-            .get(&format!("/api/v1/orders/{order}?userId={user}"))
-            .await
-            .body["status"]
-            .clone();
+        let status = app.get(&format!("/api/v1/orders/{order}?userId={user}")).await.body["status"].clone();
         let balance = app.balance(*user).await;
         let coupon_used = app
-            .scalar(&format!(
-                "SELECT count(*) FROM user_coupons WHERE user_id = {user} AND used_at IS NOT NULL"
-            ))
+            .scalar(&format!("SELECT count(*) FROM user_coupons WHERE user_id = {user} AND used_at IS NOT NULL"))
             .await;
         if reply.status == 201 {
             assert_eq!(status, "PAID");
@@ -301,9 +195,5 @@ async fn payments_racing_the_expiry_sweep_end_paid_or_failed_never_both() {
             assert_eq!(coupon_used, 0, "its coupon is usable again");
         }
     }
-    assert_eq!(
-        app.stock(product).await,
-        1_000 - paid_units,
-        "stock returned for exactly the failed orders"
-    );
+    assert_eq!(app.stock(product).await, 1_000 - paid_units, "stock returned for exactly the failed orders");
 }
