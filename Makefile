@@ -54,7 +54,7 @@ run: ## Build, migrate, seed and serve the shop on HTTP_ADDR (default 127.0.0.1:
 	echo
 	exec "$$bin" serve
 
-test: ## Start the DB, then fmt check, clippy, layering check and all tests
+test: ## Start the DB, then fmt check, clippy, layering and schema checks, and all tests
 	@DATABASE_URL="$$($(PG))"
 	export DATABASE_URL
 	set -x

@@ -50,8 +50,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").get(health::metrics));
 }
 
-/// Starts serving on `listener`. The returned server stops gracefully on SIGTERM or
-/// SIGINT: it stops accepting, lets in-flight requests finish, then resolves.
+/// Starts serving on `listener`. The server does not watch signals itself: its owner
+/// stops it through [`Server::handle`], and a graceful stop refuses new connections,
+/// lets in-flight requests finish (up to `shutdown_timeout`), then resolves.
 pub fn serve(
     listener: TcpListener,
     state: AppState,
@@ -77,6 +78,7 @@ pub fn serve(
             .wrap(TracingLogger::default())
     })
     .listen(listener)?
+    .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout.as_secs());
     if settings.workers > 0 {
         server = server.workers(settings.workers);

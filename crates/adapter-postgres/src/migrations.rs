@@ -9,7 +9,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// Applies every pending migration; returns how many ran.
 ///
 /// diesel's migration harness is synchronous, so it runs on a blocking thread through
-/// `AsyncConnectionWrapper`, away from the async workers.
+/// `AsyncConnectionWrapper`, away from the async workers. A session advisory lock makes
+/// instances that start together apply the migrations one after the other.
 pub async fn run_migrations(database_url: &str) -> anyhow::Result<usize> {
     with_harness(database_url, |conn| {
         conn.run_pending_migrations(MIGRATIONS).map(|applied| applied.len()).map_err(|e| anyhow::anyhow!(e))
@@ -27,17 +28,26 @@ pub async fn revert_all_migrations(database_url: &str) -> anyhow::Result<usize> 
     .context("reverting migrations")
 }
 
+/// The advisory lock key that serialises migration runs (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 7_261_001;
+
 async fn with_harness<T, F>(database_url: &str, run: F) -> anyhow::Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&mut AsyncConnectionWrapper<AsyncPgConnection>) -> anyhow::Result<T> + Send + 'static,
 {
     use diesel::Connection;
+    use diesel::connection::SimpleConnection;
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn =
             AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).context("connecting to the database")?;
-        run(&mut conn)
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .context("waiting for the migration lock")?;
+        let outcome = run(&mut conn);
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .context("releasing the migration lock")?;
+        outcome
     })
     .await
     .context("the migration task panicked")?

@@ -52,11 +52,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Resolves at the first SIGTERM or SIGINT; both stop the service gracefully.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}
+
 async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::start(config).await?;
             tracing::info!(addr = %config.http_addr, port = app.port(), "serving; Swagger UI at /swagger-ui/");
+            let handle = app.handle();
+            tokio::spawn(async move {
+                match stop_signal().await {
+                    Ok(signal) => tracing::info!(signal, "stopping gracefully: finishing requests in flight"),
+                    Err(error) => tracing::error!(%error, "cannot watch stop signals; stopping"),
+                }
+                handle.stop(true).await;
+            });
             app.run_until_stopped().await?;
             tracing::info!("stopped");
         }
