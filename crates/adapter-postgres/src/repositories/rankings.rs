@@ -3,13 +3,13 @@ use application::ports::{BestProduct, BestProducts, RankingRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::ranking::{ProductSales, RankedProduct, SalesWindow, TOP_N};
 
 use crate::error::{StoreContext, corrupt};
 use crate::records::{ProductRow, product_id};
-use crate::schema::{best_product_snapshot_items, best_product_snapshots};
+use crate::schema::{best_product_snapshot_items, best_product_snapshots, products};
 use crate::work::PgWork;
 
 #[derive(QueryableByName)]
@@ -20,63 +20,40 @@ struct SalesRow {
     sold_quantity: i64,
 }
 
-/// A snapshot joined with its items and their products; item columns are null for a
-/// snapshot with no items.
-#[derive(QueryableByName)]
-struct SnapshotRow {
-    #[diesel(sql_type = Timestamptz)]
-    window_from: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    window_to: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    calculated_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    rank: Option<i16>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    sold_quantity: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    product_id: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    name: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    price: Option<i64>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    stock: Option<i32>,
-}
-
-/// One statement for the whole snapshot. `$1` null selects the latest window.
-const SNAPSHOT_QUERY: &str = "\
-    WITH s AS (\
-        SELECT id, window_from, window_to, calculated_at FROM best_product_snapshots \
-        WHERE $1::timestamptz IS NULL OR window_to = $1 \
-        ORDER BY window_to DESC LIMIT 1) \
-    SELECT s.window_from, s.window_to, s.calculated_at, i.rank, i.sold_quantity, \
-           p.id AS product_id, p.name, p.price, p.stock \
-    FROM s \
-    LEFT JOIN best_product_snapshot_items i ON i.snapshot_id = s.id \
-    LEFT JOIN products p ON p.id = i.product_id \
-    ORDER BY i.rank";
+/// A snapshot's columns, then its item and the item's product (null for a snapshot
+/// without items).
+type SnapshotRow = (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, Option<(i16, i64)>, Option<(i64, String, i64, i32)>);
 
 impl PgWork {
-    async fn snapshot(&mut self, window_to: Option<DateTime<Utc>>) -> Result<Option<BestProducts>, StoreError> {
-        let rows: Vec<SnapshotRow> = diesel::sql_query(SNAPSHOT_QUERY)
-            .bind::<Nullable<Timestamptz>, _>(window_to)
+    /// The snapshot ending at `at_or_before` or, failing that, the latest one before
+    /// it. One statically typed statement (prepared once per connection): the newest
+    /// window end comes from the unique index, the items in rank order from their
+    /// primary key, each product from its primary key — no aggregation, no scan.
+    async fn snapshot(&mut self, at_or_before: DateTime<Utc>) -> Result<Option<BestProducts>, StoreError> {
+        let newest = diesel::alias!(best_product_snapshots as newest);
+        let newest_end = newest
+            .filter(newest.field(best_product_snapshots::window_to).le(at_or_before))
+            .select(diesel::dsl::max(newest.field(best_product_snapshots::window_to)))
+            .single_value();
+        let rows: Vec<SnapshotRow> = best_product_snapshots::table
+            .left_join(best_product_snapshot_items::table.left_join(products::table))
+            .filter(best_product_snapshots::window_to.nullable().eq(newest_end))
+            .order(best_product_snapshot_items::rank.asc())
+            .select((
+                best_product_snapshots::window_from,
+                best_product_snapshots::window_to,
+                best_product_snapshots::calculated_at,
+                (best_product_snapshot_items::rank, best_product_snapshot_items::sold_quantity).nullable(),
+                (products::id, products::name, products::price, products::stock).nullable(),
+            ))
             .load(self.conn())
             .await
             .store_context("reading a best-products snapshot")?;
-        let Some(first) = <[SnapshotRow]>::first(&rows) else {
-            return Ok(None);
-        };
-        let window =
-            SalesWindow::between(first.window_from, first.window_to).map_err(|e| corrupt("sales window", e))?;
-        let calculated_at = first.calculated_at;
+        let Some(&(window_from, window_to, calculated_at, ..)) = <[SnapshotRow]>::first(&rows) else { return Ok(None) };
+        let window = SalesWindow::between(window_from, window_to).map_err(|e| corrupt("sales window", e))?;
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (Some(rank), Some(sold_quantity), Some(id), Some(name), Some(price), Some(stock)) =
-                (row.rank, row.sold_quantity, row.product_id, row.name, row.price, row.stock)
-            else {
-                continue;
-            };
+        for (_, _, _, item, product) in rows {
+            let (Some((rank, sold_quantity)), Some((id, name, price, stock))) = (item, product) else { continue };
             let product = ProductRow { id, name, price, stock }.into_domain()?;
             let rank = u8::try_from(rank).map_err(|e| corrupt("rank", e))?;
             items.push(BestProduct { ranked: RankedProduct { rank, product_id: product.id, sold_quantity }, product });
@@ -168,10 +145,10 @@ impl RankingRepository for PgWork {
     }
 
     async fn latest(&mut self) -> Result<Option<BestProducts>, StoreError> {
-        self.snapshot(None).await
+        self.snapshot(DateTime::<Utc>::MAX_UTC).await
     }
 
     async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError> {
-        self.snapshot(Some(window.to())).await
+        Ok(self.snapshot(window.to()).await?.filter(|found| found.window == *window))
     }
 }

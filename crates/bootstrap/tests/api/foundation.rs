@@ -220,16 +220,23 @@ async fn a_graceful_stop_finishes_requests_in_flight() {
     assert_eq!(app.charge(user, 1_000).await.status, 200);
     let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
 
+    // A client of its own, so the request cannot land on an idle keep-alive
+    // connection that the stop closes.
     let paying = tokio::spawn({
-        let client = app.client.clone();
         let url = app.url("/api/v1/payments");
         async move {
+            let client = reqwest::Client::new();
             client.post(url).json(&json!({"userId": user, "orderId": order})).send().await.map(|r| r.status().as_u16())
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    app.handle.stop(true).await;
+    let in_flight = eventually(Duration::from_secs(5), async || {
+        platform.received_requests().await.is_some_and(|received| !received.is_empty())
+    })
+    .await;
+    assert!(in_flight, "the payment reached the data platform");
+    let TestApp { client, handle, stopped, db: _db, .. } = app;
+    drop(client);
+    handle.stop(true).await;
     assert_eq!(paying.await.unwrap().unwrap(), 201, "the in-flight payment completed");
-    let TestApp { stopped, .. } = app;
     stopped.await.unwrap().unwrap();
 }
