@@ -27,8 +27,9 @@ impl Default for PoolSettings {
     }
 }
 
-/// Builds the pool. No connection is opened until one is needed, so the service can
-/// start while the database is still down and recover by itself when it comes back.
+/// Builds the pool. Connections are opened when needed and an idle one is verified
+/// before use, so after a database outage the pool recovers by itself: requests answer
+/// 503 while the database is down and succeed again once it is back.
 pub fn connect(database_url: &str, settings: PoolSettings) -> anyhow::Result<PgPool> {
     let mut config = ManagerConfig::default();
     // A connection that sat idle is checked before use, so a restarted server costs

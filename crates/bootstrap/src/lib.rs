@@ -58,8 +58,12 @@ impl Application {
         let (shop, _pool) = shop(config)?;
         let listener = TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
-        let state =
-            AppState { shop: shop.clone(), admin_token: config.admin_token.as_deref().and_then(AdminToken::new) };
+        let state = AppState {
+            shop: Arc::new(shop.clone()),
+            admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
+            // Use cases run here, not on the actix workers' runtimes (see AppState::run).
+            runtime: tokio::runtime::Handle::current(),
+        };
         let metrics = Metrics::new().context("registering metrics")?;
         let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
         let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;

@@ -94,7 +94,7 @@ pub async fn create_user(
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = UserName::new(&body.name).map_err(invalid)?;
-    let user = state.shop.create_user.execute(name).await?;
+    let user = state.run(move |shop| async move { shop.create_user.execute(name).await }).await?;
     Ok(HttpResponse::Created().json(UserResponse {
         user_id: user.id.get(),
         name: user.name,
@@ -125,7 +125,7 @@ pub async fn create_product(
         price: validate_price(body.price).map_err(invalid)?,
         stock: Stock::new(body.stock).map_err(invalid)?,
     };
-    let product = state.shop.create_product.execute(product).await?;
+    let product = state.run(move |shop| async move { shop.create_product.execute(product).await }).await?;
     Ok(HttpResponse::Created().json(ProductResponse::from(product)))
 }
 
@@ -148,7 +148,7 @@ pub async fn create_coupon(
     body: web::Json<CreateCouponRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = body.into_inner().try_into_domain()?;
-    let coupon = state.shop.create_coupon.execute(coupon).await?;
+    let coupon = state.run(move |shop| async move { shop.create_coupon.execute(coupon).await }).await?;
     Ok(HttpResponse::Created().json(CouponResponse::from(coupon)))
 }
 
@@ -186,6 +186,6 @@ pub async fn refresh_best_products(
                 .map_err(|_| ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}")))
         })
         .transpose()?;
-    let best = state.shop.refresh_best_products.execute(date).await?;
+    let best = state.run(move |shop| async move { shop.refresh_best_products.execute(date).await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(best))))
 }

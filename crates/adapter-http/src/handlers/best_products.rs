@@ -73,6 +73,6 @@ impl From<Option<BestProducts>> for BestProductsResponse {
     )
 )]
 pub async fn best(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.shop.best_products.execute().await?;
+    let snapshot = state.run(move |shop| async move { shop.best_products.execute().await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(snapshot)))
 }

@@ -174,7 +174,7 @@ pub async fn issue(
 ) -> Result<HttpResponse, ApiError> {
     let coupon_id: CouponId = parse_id(&path, "couponId", "INVALID_REQUEST")?;
     let user_id: UserId = id_from(body.user_id, "userId")?;
-    let issued = state.shop.issue_coupon.execute(coupon_id, user_id).await?;
+    let issued = state.run(move |shop| async move { shop.issue_coupon.execute(coupon_id, user_id).await }).await?;
     Ok(HttpResponse::Created().json(IssuedCouponResponse::from(issued)))
 }
 
@@ -192,7 +192,8 @@ pub async fn issue(
     )
 )]
 pub async fn list_held(state: web::Data<AppState>, query: web::Query<UserQuery>) -> Result<HttpResponse, ApiError> {
-    let coupons = state.shop.held_coupons.execute(user_from_query(&query)?).await?;
+    let user_id = user_from_query(&query)?;
+    let coupons = state.run(move |shop| async move { shop.held_coupons.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok()
         .json(HeldCouponsResponse { items: coupons.into_iter().map(HeldCouponResponse::from).collect() }))
 }

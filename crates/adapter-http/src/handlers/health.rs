@@ -29,7 +29,7 @@ pub async fn live() -> HttpResponse {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.shop.readiness.execute().await?;
+    state.run(move |shop| async move { shop.readiness.execute().await }).await?;
     Ok(HttpResponse::Ok().json(HealthResponse { status: "ok" }))
 }
 

@@ -141,7 +141,7 @@ impl From<Order> for OrderResponse {
 )]
 pub async fn place(state: web::Data<AppState>, body: web::Json<PlaceOrderBody>) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
-    let order = state.shop.place_order.execute(request).await?;
+    let order = state.run(move |shop| async move { shop.place_order.execute(request).await }).await?;
     Ok(HttpResponse::Created().json(OrderResponse::from(order)))
 }
 
@@ -165,6 +165,6 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = parse_id(&path, "orderId", "INVALID_REQUEST")?;
     let user_id = user_from_query(&query)?;
-    let order = state.shop.get_order.execute(order_id, user_id).await?;
+    let order = state.run(move |shop| async move { shop.get_order.execute(order_id, user_id).await }).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }

@@ -54,7 +54,7 @@ pub struct PaymentResponse {
 pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;
-    let paid = state.shop.pay_order.execute(user_id, order_id).await?;
+    let paid = state.run(move |shop| async move { shop.pay_order.execute(user_id, order_id).await }).await?;
     Ok(HttpResponse::Created().json(PaymentResponse {
         payment_id: paid.payment.id.get(),
         order_id: paid.payment.order_id.get(),

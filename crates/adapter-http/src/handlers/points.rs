@@ -137,7 +137,7 @@ pub async fn charge(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = user_id(&path)?;
     let amount = charge_amount(&body)?;
-    let view = state.shop.charge_points.execute(user_id, amount).await?;
+    let view = state.run(move |shop| async move { shop.charge_points.execute(user_id, amount).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
@@ -155,7 +155,8 @@ pub async fn charge(
     )
 )]
 pub async fn balance(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let view = state.shop.get_balance.execute(user_id(&path)?).await?;
+    let user_id = user_id(&path)?;
+    let view = state.run(move |shop| async move { shop.get_balance.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
@@ -180,7 +181,7 @@ pub async fn history(
     let user_id = user_id(&path)?;
     let limit = page_limit(query.limit.as_deref())?;
     let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
-    let page = state.shop.point_history.execute(user_id, before, limit).await?;
+    let page = state.run(move |shop| async move { shop.point_history.execute(user_id, before, limit).await }).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         items: page.entries.into_iter().map(PointEntryResponse::from).collect(),
         next_cursor: page.next_before.map(|id| cursor::encode(CursorKind::PointHistory, id)),

@@ -63,7 +63,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> R
         ),
         None => None,
     };
-    let page = state.shop.list_products.execute(after, limit).await?;
+    let page = state.run(move |shop| async move { shop.list_products.execute(after, limit).await }).await?;
     Ok(HttpResponse::Ok().json(ProductPageResponse {
         items: page.products.into_iter().map(ProductResponse::from).collect(),
         next_cursor: page.next_after.map(|id| cursor::encode(CursorKind::Products, id.get())),

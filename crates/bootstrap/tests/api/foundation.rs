@@ -208,6 +208,10 @@ async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_stop_finishes_requests_in_flight() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,actix_server=trace,actix_http=debug")
+        .with_test_writer()
+        .try_init();
     let platform = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(800)))
