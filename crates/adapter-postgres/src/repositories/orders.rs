@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use application::StoreError;
 use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
@@ -16,17 +18,20 @@ impl PgWork {
     /// The lines of `rows`, attached to their orders.
     async fn with_lines(&mut self, rows: Vec<OrderRow>) -> Result<Vec<Order>, StoreError> {
         let ids: Vec<i64> = rows.iter().map(|o| o.id).collect();
-        let mut lines = order_lines::table
+        let lines = order_lines::table
             .filter(order_lines::order_id.eq_any(&ids))
             .order((order_lines::order_id.asc(), order_lines::line_no.asc()))
             .select(OrderLineRow::as_select())
             .load::<OrderLineRow>(self.conn())
             .await
             .store_context("reading order lines")?;
+        let mut by_order: HashMap<i64, Vec<OrderLineRow>> = HashMap::with_capacity(rows.len());
+        for line in lines {
+            by_order.entry(line.order_id).or_default().push(line);
+        }
         rows.into_iter()
             .map(|row| {
-                let (own, rest): (Vec<_>, Vec<_>) = lines.drain(..).partition(|l| l.order_id == row.id);
-                lines = rest;
+                let own = by_order.remove(&row.id).unwrap_or_default();
                 row.into_domain(own)
             })
             .collect()
