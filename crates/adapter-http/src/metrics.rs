@@ -61,7 +61,23 @@ pub async fn track(
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {
         let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-        metrics.observe(&route, method.as_str(), response.status().as_str(), started.elapsed().as_secs_f64());
+        metrics.observe(&route, method_label(&method), response.status().as_str(), started.elapsed().as_secs_f64());
     }
     Ok(response)
+}
+
+/// The standard methods by name; any other method string shares one label, so that
+/// clients cannot grow the label set without bound.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }

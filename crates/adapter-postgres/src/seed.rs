@@ -11,6 +11,12 @@ INSERT INTO users (name, balance)
 SELECT v.name, v.balance FROM (VALUES ('kim', 50000), ('lee', 0), ('park', 1000000)) AS v(name, balance)
 WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.name = v.name);
 
+-- Each seeded balance has the ledger entry that explains it.
+INSERT INTO point_history (user_id, kind, amount, balance_after, created_at)
+SELECT u.id, 'CHARGE', u.balance, u.balance, now() FROM users u
+WHERE u.name IN ('kim', 'park') AND u.balance > 0
+  AND NOT EXISTS (SELECT 1 FROM point_history h WHERE h.user_id = u.id);
+
 INSERT INTO products (name, price, stock)
 SELECT v.name, v.price, v.stock FROM (VALUES
     ('Mechanical keyboard', 89000, 12),

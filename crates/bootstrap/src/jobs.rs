@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 
+/// Margin past the longest a payment can take to commit (its data-platform send).
+const SETTLE_MARGIN: Duration = Duration::from_secs(2);
+
 /// How many orders one sweep expires at most before it yields.
 const SWEEP_BATCH: u16 = 100;
 
@@ -24,7 +27,12 @@ impl Jobs {
     pub(crate) fn start(shop: &Shop, config: &Config, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, cancel.clone()));
-        tasks.spawn(daily_best_products(shop.clone(), config.time_zone, cancel.clone()));
+        tasks.spawn(daily_best_products(
+            shop.clone(),
+            config.time_zone,
+            config.data_platform_timeout + SETTLE_MARGIN,
+            cancel.clone(),
+        ));
         Self { cancel, tasks }
     }
 
@@ -39,7 +47,7 @@ impl Jobs {
 async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken) {
     loop {
         match shop.expire_orders.execute(SWEEP_BATCH).await {
-            Ok(expired) if expired == SWEEP_BATCH => continue,
+            Ok(expired) if expired == SWEEP_BATCH && !cancel.is_cancelled() => continue,
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "order expiry sweep failed; retrying"),
         }
@@ -51,8 +59,10 @@ async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken)
 }
 
 /// At start-up computes the latest window if missing, then recomputes at every 00:00
-/// of the service time zone.
-async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, cancel: CancellationToken) {
+/// of the service time zone — `settle` after it, so that a payment stamped before
+/// midnight but still committing (it waits at most for its data-platform send) is
+/// counted; the window is still the one ending at that midnight.
+async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Duration, cancel: CancellationToken) {
     match shop.refresh_best_products.ensure_latest().await {
         Ok(true) => tracing::info!("best products computed for the latest window"),
         Ok(false) => {}
@@ -60,7 +70,7 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, cancel: Cance
     }
     loop {
         let next = next_run_after(Utc::now(), time_zone);
-        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO) + settle;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

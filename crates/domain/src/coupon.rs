@@ -140,8 +140,8 @@ pub struct NewCoupon {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCoupon {
-    #[error("a coupon name must be 1..=200 characters and not blank")]
-    Name,
+    #[error("invalid coupon name: {0}")]
+    Name(#[from] crate::text::InvalidName),
     #[error("totalQuantity must be between 1 and {max}, got {0}", max = i32::MAX)]
     TotalQuantity(i64),
     #[error("minOrderAmount cannot be negative, got {0}")]
@@ -156,17 +156,14 @@ impl NewCoupon {
         total_quantity: i64,
         validity: ValidityWindow,
     ) -> Result<Self, InvalidCoupon> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(InvalidCoupon::Name);
-        }
+        let name = crate::text::name(name, 200)?;
         let total_quantity = i32::try_from(total_quantity)
             .ok()
             .filter(|q| *q >= 1)
             .ok_or(InvalidCoupon::TotalQuantity(total_quantity))?;
         let min_order_amount =
             Money::new(min_order_amount).map_err(|_| InvalidCoupon::MinOrderAmount(min_order_amount))?;
-        Ok(Self { name: name.to_owned(), discount, min_order_amount, total_quantity, validity })
+        Ok(Self { name, discount, min_order_amount, total_quantity, validity })
     }
 }
 
@@ -322,6 +319,9 @@ pub(crate) mod tests {
         assert!(NewCoupon::new("ok", fixed, 0, 1, window).is_ok());
         assert_eq!(NewCoupon::new("ok", fixed, 0, 0, window), Err(InvalidCoupon::TotalQuantity(0)));
         assert_eq!(NewCoupon::new("ok", fixed, -1, 1, window), Err(InvalidCoupon::MinOrderAmount(-1)));
-        assert_eq!(NewCoupon::new("  ", fixed, 0, 1, window), Err(InvalidCoupon::Name));
+        assert_eq!(
+            NewCoupon::new("  ", fixed, 0, 1, window),
+            Err(InvalidCoupon::Name(crate::text::InvalidName::Blank))
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod order;
 pub mod points;
 pub mod product;
 pub mod ranking;
+pub mod text;
 pub mod user;
 
 pub use ids::{CouponId, OrderId, PaymentId, ProductId, UserId};

@@ -280,6 +280,14 @@ mod tests {
     }
 
     #[test]
+    fn a_total_beyond_64_bits_is_refused_not_wrapped() {
+        let lines: Vec<_> = (1..=50).map(|id| line(id, i64::from(i32::MAX))).collect();
+        let products: Vec<_> = (1..=50).map(|id| product(id, 100_000_000, i64::from(i32::MAX))).collect();
+        let items = OrderItems::new(lines).unwrap();
+        assert_eq!(price_order(&items, &products, None, at(0)), Err(PlaceOrderRefusal::TotalOverflow));
+    }
+
+    #[test]
     fn pricing_applies_the_coupon() {
         let items = OrderItems::new(vec![line(1, 2)]).unwrap();
         let products = [product(1, 1_000, 10)];

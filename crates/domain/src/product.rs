@@ -2,31 +2,17 @@
 
 use crate::ids::ProductId;
 use crate::money::Money;
+use crate::text::InvalidName;
 
-/// A product's name: 1..=200 characters, not blank.
+/// A product's name: 1..=200 characters, not blank, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidProductName {
-    #[error("a product name cannot be blank")]
-    Blank,
-    #[error("a product name is at most {max} characters", max = ProductName::MAX_CHARS)]
-    TooLong,
-}
 
 impl ProductName {
     pub const MAX_CHARS: usize = 200;
 
-    pub fn new(raw: &str) -> Result<Self, InvalidProductName> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            Err(InvalidProductName::Blank)
-        } else if trimmed.chars().count() > Self::MAX_CHARS {
-            Err(InvalidProductName::TooLong)
-        } else {
-            Ok(Self(trimmed.to_owned()))
-        }
+    pub fn new(raw: &str) -> Result<Self, InvalidName> {
+        crate::text::name(raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -47,9 +33,8 @@ pub struct Quantity(i32);
 pub struct InvalidQuantity(pub i64);
 
 impl Quantity {
-    /// Bounded so that `price × quantity` of a line cannot overflow for any price the
-    /// catalog accepts.
-    pub const MAX: i32 = 10_000;
+    /// The most that stock can hold; pricing checks its arithmetic for overflow.
+    pub const MAX: i32 = i32::MAX;
 
     pub const fn new(raw: i64) -> Result<Self, InvalidQuantity> {
         if raw >= 1 && raw <= Self::MAX as i64 {
@@ -139,8 +124,8 @@ mod tests {
         assert_eq!(Quantity::new(0), Err(InvalidQuantity(0)));
         assert_eq!(Quantity::new(-3), Err(InvalidQuantity(-3)));
         assert_eq!(Quantity::new(1).map(Quantity::get), Ok(1));
-        assert_eq!(Quantity::new(10_000).map(Quantity::get), Ok(10_000));
-        assert_eq!(Quantity::new(10_001), Err(InvalidQuantity(10_001)));
+        assert_eq!(Quantity::new(i64::from(i32::MAX)).map(Quantity::get), Ok(i32::MAX));
+        assert_eq!(Quantity::new(i64::from(i32::MAX) + 1), Err(InvalidQuantity(i64::from(i32::MAX) + 1)));
     }
 
     #[test]
@@ -163,7 +148,7 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_not_blank() {
         assert_eq!(ProductName::new(" Keyboard ").unwrap().as_str(), "Keyboard");
-        assert_eq!(ProductName::new(""), Err(InvalidProductName::Blank));
-        assert_eq!(ProductName::new(&"x".repeat(201)), Err(InvalidProductName::TooLong));
+        assert_eq!(ProductName::new(""), Err(InvalidName::Blank));
+        assert_eq!(ProductName::new(&"x".repeat(201)), Err(InvalidName::TooLong(200)));
     }
 }

@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
 use domain::product::{NewProduct, ProductName, Stock, validate_price};
 use domain::user::UserName;
@@ -67,9 +67,22 @@ impl CreateCouponRequest {
             DiscountType::Percent => DiscountPolicy::percent(self.discount_value),
         }
         .map_err(invalid)?;
-        let validity = ValidityWindow::new(self.valid_from, self.valid_until).map_err(invalid)?;
+        let validity =
+            ValidityWindow::new(in_range(self.valid_from, "validFrom")?, in_range(self.valid_until, "validUntil")?)
+                .map_err(invalid)?;
         NewCoupon::new(&self.name, discount, self.min_order_amount.unwrap_or(0), self.total_quantity, validity)
             .map_err(invalid)
+    }
+}
+
+/// Years an admin may name: wide enough for any campaign, narrow enough for every store.
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
+fn in_range(at: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    if YEARS.contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(ApiError::invalid_request(format!("{field} must be within the years 1970..=9999")))
     }
 }
 
@@ -182,8 +195,9 @@ pub async fn refresh_best_products(
         .date
         .as_deref()
         .map(|d| {
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid_request(format!("date must be YYYY-MM-DD, got {d:?}")))
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().filter(|date| YEARS.contains(&date.year())).ok_or_else(|| {
+                ApiError::invalid_request(format!("date must be YYYY-MM-DD within 1970..=9999, got {d:?}"))
+            })
         })
         .transpose()?;
     let best = state.run(move |shop| async move { shop.refresh_best_products.execute(date).await }).await?;

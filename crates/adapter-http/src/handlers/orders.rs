@@ -17,7 +17,7 @@ use crate::state::AppState;
 pub struct OrderLineRequest {
     #[schema(minimum = 1, example = 3)]
     pub product_id: i64,
-    #[schema(minimum = 1, maximum = 10000, example = 2)]
+    #[schema(minimum = 1, maximum = 2_147_483_647, example = 2)]
     pub quantity: i64,
 }
 

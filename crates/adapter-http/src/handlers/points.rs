@@ -99,6 +99,8 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
     let invalid = |detail: &str| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount", detail);
     let raw = match &body.amount {
         None | Some(serde_json::Value::Null) => return Err(invalid("amount is required")),
+        // An integer above i64::MAX but within 64 bits is still a (far too large) charge.
+        Some(serde_json::Value::Number(n)) if n.is_u64() && n.as_i64().is_none() => i64::MAX,
         Some(serde_json::Value::Number(n)) => {
             n.as_i64().ok_or_else(|| invalid("amount must be a whole number of KRW within 64 bits"))?
         }

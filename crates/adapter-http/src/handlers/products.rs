@@ -40,9 +40,9 @@ pub struct ProductPageResponse {
 
 /// List products by ascending id, one page at a time.
 ///
-/// Keyset paging: following `nextCursor` from the first page visits every product
-/// exactly once, even while products are added. `stock` is exact at the moment of the
-/// request.
+/// Keyset paging: following `nextCursor` from the first page visits every product that
+/// existed when the walk began exactly once, in id order, even while products are added.
+/// `stock` is exact at the moment of the request.
 #[utoipa::path(
     get,
     path = "/api/v1/products",

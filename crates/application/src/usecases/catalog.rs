@@ -37,8 +37,9 @@ pub struct ProductPage {
 }
 
 /// Lists products by keyset paging: a page is the `limit` products after a given id,
-/// so following the pages from the start visits every product exactly once, even
-/// while products are being added.
+/// so following the pages from the start visits every product that existed when the
+/// walk began exactly once and in id order, even while products are being added (a
+/// product added during the walk appears when its id is still ahead of the walk).
 #[derive(Clone)]
 pub struct ListProducts {
     uow: Arc<dyn UnitOfWork>,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, IssueRefusal, IssuedCoupon, NewCoupon};
 use domain::{CouponId, UserId};
 
@@ -74,20 +73,19 @@ impl IssueCoupon {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, coupon_id: CouponId, user_id: UserId) -> Result<Issued, IssueCouponError> {
-        let now = self.clock.now();
         let mut work = self.uow.begin().await?;
-        let outcome = Self::issue(work.as_mut(), coupon_id, user_id, now).await;
+        let outcome = self.issue(work.as_mut(), coupon_id, user_id).await;
         finish(work, outcome).await
     }
 
     async fn issue(
+        &self,
         work: &mut dyn Work,
         coupon_id: CouponId,
         user_id: UserId,
-        now: DateTime<Utc>,
     ) -> Result<Issued, IssueCouponError> {
         let coupons = work.coupons();
-        let issued_at = match coupons.record_issue(coupon_id, user_id, now).await? {
+        let issued_at = match coupons.record_issue(coupon_id, user_id, self.clock.now()).await? {
             IssueRecord::Recorded { issued_at } => issued_at,
             IssueRecord::AlreadyHeld => {
                 return Err(IssueCouponError::AlreadyIssued { coupon: coupon_id, user: user_id });
@@ -95,6 +93,8 @@ impl IssueCoupon {
             IssueRecord::UnknownCoupon => return Err(IssueCouponError::CouponNotFound(coupon_id)),
             IssueRecord::UnknownUser => return Err(IssueCouponError::UserNotFound(user_id)),
         };
+        // The validity is judged when the decrement runs, not when the request arrived.
+        let now = self.clock.now();
         let Some(coupon) = coupons.take_one(coupon_id, now).await? else {
             // Name the refusal with the same rule the store applied.
             let coupon = coupons.find(coupon_id).await?.ok_or(IssueCouponError::CouponNotFound(coupon_id))?;

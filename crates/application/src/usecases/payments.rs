@@ -38,8 +38,8 @@ pub struct Paid {
 
 /// Pays an order from its user's balance, all or nothing.
 ///
-/// One transaction: lock the order (payable: this user's, `NOT_PAID`, before its
-/// deadline), lock the balance, deduct, append the `USE` ledger line, record the
+/// One transaction: lock the order (this user's), lock the balance, check the order is
+/// payable at that instant (`NOT_PAID`, before its deadline), deduct, append the `USE` ledger line, record the
 /// payment, mark the order `PAID`, and only then hand the order to the data platform.
 /// It commits only when the platform accepted; otherwise everything rolls back and the
 /// order stays payable until it expires. The order's lock makes a second concurrent
@@ -72,12 +72,12 @@ impl PayOrder {
             }
             _ => return Err(PayOrderError::OrderNotFound(order_id)),
         };
-        // Read the clock once the lock is held: a payment that waited behind the sweep
-        // is judged at the instant it may act.
-        let now = self.clock.now();
-        order.check_payable(now)?;
         let users = work.users();
         let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
+        // Judge the deadline once both locks are held: a payment that waited behind the
+        // sweep or behind this user's other payments is judged at the instant it acts.
+        let now = self.clock.now();
+        order.check_payable(now)?;
         let after = balance.spend(order.payment_amount)?;
         users.set_balance(user_id, after).await?;
         users
@@ -212,6 +212,7 @@ mod tests {
     async fn an_order_at_its_deadline_is_expired() {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000_000).unwrap())));
         let (uow, ended) = work.into_uow();
         let error = pay_order(uow, 300, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
@@ -219,9 +220,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_deadline_is_judged_once_both_locks_are_held() {
+        let mut sequence = mockall::Sequence::new();
+        let mut work = FakeWork::default();
+        work.orders
+            .expect_lock()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
+        work.users
+            .expect_lock_balance()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_| Ok(Some(Balance::new(10).unwrap())));
+        let mut clock = crate::ports::MockClock::new();
+        // Reading the clock before the balance lock would break the sequence.
+        clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(300));
+        let (uow, _) = work.into_uow();
+        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()))
+            .execute(uid(1), oid())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
+    }
+
+    #[tokio::test]
     async fn a_paid_order_is_not_paid_twice() {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::Paid, 1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000_000).unwrap())));
         let (uow, _) = work.into_uow();
         let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::NotPayable(NotPayable::AlreadyPaid(_))));

@@ -77,4 +77,8 @@ async fn refresh_is_an_admin_operation_with_a_valid_date() {
         .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=2026-13-01")).bearer_auth(ADMIN_TOKEN))
         .await;
     bad.assert_problem(400, "INVALID_REQUEST");
+    let ancient = app
+        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=-5000-01-01")).bearer_auth(ADMIN_TOKEN))
+        .await;
+    ancient.assert_problem(400, "INVALID_REQUEST");
 }

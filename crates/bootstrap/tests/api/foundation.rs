@@ -94,6 +94,7 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
         app.admin_post("/api/v1/admin/products", &body).await.assert_problem(400, "INVALID_REQUEST");
     }
     app.admin_post("/api/v1/admin/users", &json!({"name": ""})).await.assert_problem(400, "INVALID_REQUEST");
+    app.admin_post("/api/v1/admin/users", &json!({"name": "k\u{0}m"})).await.assert_problem(400, "INVALID_REQUEST");
 
     let valid = json!({"name": "c", "discountType": "PERCENT", "discountValue": 10, "totalQuantity": 5,
         "validFrom": "2026-01-01T00:00:00Z", "validUntil": "2026-12-31T00:00:00Z"});
@@ -107,6 +108,8 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
         ("totalQuantity", json!(0)),
         ("validUntil", json!("2025-12-31T00:00:00Z")),
         ("validFrom", json!("yesterday")),
+        ("validFrom", json!("-5000-01-01T00:00:00Z")),
+        ("name", json!("nul\u{0}")),
         ("minOrderAmount", json!(-1)),
     ] {
         let mut body = valid.clone();
