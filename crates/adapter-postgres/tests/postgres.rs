@@ -243,3 +243,25 @@ async fn concurrent_snapshots_of_one_window_store_one() {
     assert_eq!(latest.items.len(), 1);
     assert_eq!(latest.items[0].product.id, p);
 }
+
+#[tokio::test]
+async fn the_demo_catalog_loads_once_however_often_it_is_seeded() {
+    let f = fixture().await;
+    adapter_postgres::seed_demo_catalog(&f.pool).await.unwrap();
+    let counts = async || {
+        let mut counts = Vec::new();
+        for table in ["users", "products", "coupons", "point_history"] {
+            counts.push(count(&f.pool, &format!("SELECT count(*) FROM {table}")).await);
+        }
+        counts
+    };
+    let first = counts().await;
+    assert!(first.iter().all(|c| *c > 0), "every table has demo rows: {first:?}");
+    adapter_postgres::seed_demo_catalog(&f.pool).await.unwrap();
+    assert_eq!(counts().await, first, "a second seed adds nothing");
+    assert_eq!(
+        count(&f.pool, "SELECT count(*) FROM users u WHERE balance <> COALESCE((SELECT sum(amount) FROM point_history h WHERE h.user_id = u.id), 0)").await,
+        0,
+        "every seeded balance is explained by its ledger"
+    );
+}
