@@ -92,11 +92,11 @@ impl Drop for PgWork {
     fn drop(&mut self) {
         // A work dropped mid-transaction (its request was cancelled) must not hand its
         // locks to the pool: detach the connection and close it; PostgreSQL rolls back.
-        if self.in_transaction {
-            if let Some(conn) = self.conn.take() {
-                tracing::debug!("discarding a connection whose transaction was abandoned");
-                drop(Object::take(conn));
-            }
+        if self.in_transaction
+            && let Some(conn) = self.conn.take()
+        {
+            tracing::debug!("discarding a connection whose transaction was abandoned");
+            drop(Object::take(conn));
         }
     }
 }
