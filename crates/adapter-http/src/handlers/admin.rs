@@ -201,5 +201,5 @@ pub async fn refresh_best_products(
         })
         .transpose()?;
     let best = state.run(move |shop| async move { shop.refresh_best_products.execute(date).await }).await?;
-    Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(best))))
+    Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(&best))))
 }

@@ -15,7 +15,7 @@ pub struct BestProductResponse {
     pub product_id: i64,
     pub name: String,
     pub price: i64,
-    /// Current stock.
+    /// Stock when this instance last read the snapshot, at most a second before.
     pub stock: i32,
     /// Units sold in paid orders inside the window.
     pub sold_quantity: i64,
@@ -33,19 +33,19 @@ pub struct BestProductsResponse {
     pub calculated_at: Option<DateTime<Utc>>,
 }
 
-impl From<Option<BestProducts>> for BestProductsResponse {
-    fn from(snapshot: Option<BestProducts>) -> Self {
+impl From<Option<&BestProducts>> for BestProductsResponse {
+    fn from(snapshot: Option<&BestProducts>) -> Self {
         let Some(snapshot) = snapshot else {
             return Self { items: vec![], from: None, to: None, calculated_at: None };
         };
         Self {
             items: snapshot
                 .items
-                .into_iter()
+                .iter()
                 .map(|item| BestProductResponse {
                     rank: item.ranked.rank,
                     product_id: item.product.id.get(),
-                    name: item.product.name.into_string(),
+                    name: item.product.name.as_str().to_owned(),
                     price: item.product.price.krw(),
                     stock: item.product.stock.get(),
                     sold_quantity: item.ranked.sold_quantity,
@@ -61,8 +61,9 @@ impl From<Option<BestProducts>> for BestProductsResponse {
 /// The top five products sold in the last three days.
 ///
 /// Served from the stored snapshot whose window ends latest (recomputed daily at 00:00
-/// in the service time zone); orders are never scanned per request. Ties: more units
-/// sold first, then the lower product id.
+/// in the service time zone); orders are never scanned per request, and each instance
+/// reads the snapshot at most once a second, so name, price and stock may be up to a
+/// second old. Ties: more units sold first, then the lower product id.
 #[utoipa::path(
     get,
     path = "/api/v1/products/best",
@@ -74,5 +75,5 @@ impl From<Option<BestProducts>> for BestProductsResponse {
 )]
 pub async fn best(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let snapshot = state.run(move |shop| async move { shop.best_products.execute().await }).await?;
-    Ok(HttpResponse::Ok().json(BestProductsResponse::from(snapshot)))
+    Ok(HttpResponse::Ok().json(BestProductsResponse::from(snapshot.as_deref())))
 }

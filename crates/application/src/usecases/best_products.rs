@@ -1,13 +1,73 @@
 //! Best products: computing the daily snapshot and serving the latest one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use domain::ranking::{SalesWindow, rank_best};
 
 use super::opaque_debug;
 use crate::ports::{BestProducts, Clock, StoreError, UnitOfWork, Work, finish};
+
+/// How long this instance serves the latest snapshot from memory before reading it
+/// again. The ranking changes once a day; what the read refreshes is the products'
+/// name, price and stock, which may therefore lag by up to this much.
+pub const LATEST_SNAPSHOT_MAX_AGE: TimeDelta = TimeDelta::seconds(1);
+
+/// The latest snapshot as this instance last read it, shared by [`GetBestProducts`]
+/// (which fills it) and [`RefreshBestProducts`] (which empties it after storing a
+/// snapshot, so that a refresh is visible here at once; other instances see it once
+/// their copy is older than [`LATEST_SNAPSHOT_MAX_AGE`]).
+#[derive(Debug, Default)]
+pub struct LatestSnapshot {
+    state: Mutex<CacheState>,
+    /// Held while reading the database, so that a miss under load costs one query,
+    /// not one per waiting request.
+    reading: futures::lock::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    cached: Option<Cached>,
+    /// Bumped by every [`LatestSnapshot::forget`]: a read that began before it must
+    /// not store what it read.
+    generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    read_at: DateTime<Utc>,
+    snapshot: Option<Arc<BestProducts>>,
+}
+
+impl LatestSnapshot {
+    /// The cached snapshot if it was read less than the maximum age before `now`
+    /// (and not after it: a clock that went back does not keep a copy forever).
+    fn fresh(&self, now: DateTime<Utc>) -> Option<Cached> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = state.cached.as_ref()?;
+        let age = now - cached.read_at;
+        (age >= TimeDelta::zero() && age < LATEST_SNAPSHOT_MAX_AGE).then(|| cached.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).generation
+    }
+
+    /// Stores a read unless a snapshot was stored since it began.
+    fn keep(&self, began_at_generation: u64, read_at: DateTime<Utc>, snapshot: Option<Arc<BestProducts>>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.generation == began_at_generation {
+            state.cached = Some(Cached { read_at, snapshot });
+        }
+    }
+
+    fn forget(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.cached = None;
+        state.generation = state.generation.wrapping_add(1);
+    }
+}
 
 /// Computes the ranking of a window and stores it as that window's one snapshot.
 #[derive(Clone)]
@@ -15,12 +75,13 @@ pub struct RefreshBestProducts {
     uow: Arc<dyn UnitOfWork>,
     clock: Arc<dyn Clock>,
     time_zone: Tz,
+    latest: Arc<LatestSnapshot>,
 }
 opaque_debug!(RefreshBestProducts);
 
 impl RefreshBestProducts {
-    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, time_zone: Tz) -> Self {
-        Self { uow, clock, time_zone }
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, time_zone: Tz, latest: Arc<LatestSnapshot>) -> Self {
+        Self { uow, clock, time_zone, latest }
     }
 
     pub fn time_zone(&self) -> Tz {
@@ -37,7 +98,9 @@ impl RefreshBestProducts {
         };
         let mut work = self.uow.begin().await?;
         let outcome = self.compute(work.as_mut(), &window).await;
-        finish(work, outcome).await
+        let stored = finish(work, outcome).await?;
+        self.latest.forget();
+        Ok(stored)
     }
 
     /// Computes the latest window unless it is already stored (start-up catch-up).
@@ -53,7 +116,11 @@ impl RefreshBestProducts {
             self.compute(work.as_mut(), &window).await.map(|_| true)
         }
         .await;
-        finish(work, outcome).await
+        let computed = finish(work, outcome).await?;
+        if computed {
+            self.latest.forget();
+        }
+        Ok(computed)
     }
 
     async fn compute(&self, work: &mut dyn Work, window: &SalesWindow) -> Result<BestProducts, StoreError> {
@@ -66,24 +133,39 @@ impl RefreshBestProducts {
     }
 }
 
-/// Serves the stored snapshot whose window ends latest; never aggregates orders.
+/// Serves the stored snapshot whose window ends latest; never aggregates orders, and
+/// reads the database at most once per [`LATEST_SNAPSHOT_MAX_AGE`].
 #[derive(Clone)]
 pub struct GetBestProducts {
     uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+    latest: Arc<LatestSnapshot>,
 }
 opaque_debug!(GetBestProducts);
 
 impl GetBestProducts {
-    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
-        Self { uow }
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, latest: Arc<LatestSnapshot>) -> Self {
+        Self { uow, clock, latest }
     }
 
     /// `None` before the first computation.
     #[tracing::instrument(skip(self))]
-    pub async fn execute(&self) -> Result<Option<BestProducts>, StoreError> {
+    pub async fn execute(&self) -> Result<Option<Arc<BestProducts>>, StoreError> {
+        if let Some(cached) = self.latest.fresh(self.clock.now()) {
+            return Ok(cached.snapshot);
+        }
+        let _reading = self.latest.reading.lock().await;
+        // Another request may have read it while this one waited.
+        if let Some(cached) = self.latest.fresh(self.clock.now()) {
+            return Ok(cached.snapshot);
+        }
+        let generation = self.latest.generation();
+        let read_at = self.clock.now();
         let mut work = self.uow.read().await?;
         let outcome = work.rankings().latest().await;
-        finish(work, outcome).await
+        let snapshot = finish(work, outcome).await?.map(Arc::new);
+        self.latest.keep(generation, read_at, snapshot.clone());
+        Ok(snapshot)
     }
 }
 
@@ -122,9 +204,144 @@ mod tests {
             .expect_find()
             .returning(move |w| Ok(Some(BestProducts { window: *w, calculated_at: at(5), items: vec![] })));
         let (uow, ended) = work.into_uow();
-        let stored = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul).execute(Some(date)).await.unwrap();
+        let stored =
+            RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul, Arc::default()).execute(Some(date)).await.unwrap();
         assert_eq!(stored.window, window);
         assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    /// A clock the test moves by hand.
+    struct ManualClock(Mutex<DateTime<Utc>>);
+
+    impl ManualClock {
+        fn at(now: DateTime<Utc>) -> Arc<Self> {
+            Arc::new(Self(Mutex::new(now)))
+        }
+        fn set(&self, now: DateTime<Utc>) {
+            *self.0.lock().unwrap() = now;
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    /// A store whose every read serves the snapshot `calculated_at(n)`, `n` counting
+    /// the reads from 1, after `delay`; a read while `down` is set fails.
+    #[derive(Default)]
+    struct CountingStore {
+        reads: std::sync::atomic::AtomicI64,
+        down: std::sync::atomic::AtomicBool,
+        delay: std::time::Duration,
+    }
+
+    impl CountingStore {
+        fn reads(&self) -> i64 {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl UnitOfWork for CountingStore {
+        async fn begin(&self) -> Result<Box<dyn Work>, StoreError> {
+            let mut work = FakeWork::default();
+            work.rankings.expect_sales_in().returning(|_| Ok(vec![]));
+            work.rankings.expect_save_snapshot().returning(|_, _, _| Ok(()));
+            work.rankings
+                .expect_find()
+                .returning(|w| Ok(Some(BestProducts { window: *w, calculated_at: at(0), items: vec![] })));
+            Ok(Box::new(work))
+        }
+        async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
+            tokio::time::sleep(self.delay).await;
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unavailable(anyhow::anyhow!("down")));
+            }
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut work = FakeWork::default();
+            work.rankings.expect_latest().returning(move || {
+                let window = SalesWindow::ending_on(NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(), Seoul);
+                Ok(Some(BestProducts { window, calculated_at: at(n), items: vec![] }))
+            });
+            Ok(Box::new(work))
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn served_read(snapshot: Option<&Arc<BestProducts>>) -> DateTime<Utc> {
+        snapshot.unwrap().calculated_at
+    }
+
+    #[tokio::test]
+    async fn the_latest_snapshot_is_read_again_only_once_it_is_a_second_old() {
+        let store = Arc::new(CountingStore::default());
+        let clock = ManualClock::at(at(100));
+        let get = GetBestProducts::new(store.clone(), clock.clone(), Arc::default());
+
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(1));
+        clock.set(at(100) + LATEST_SNAPSHOT_MAX_AGE - TimeDelta::microseconds(1));
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(1), "still fresh: served from memory");
+        assert_eq!(store.reads(), 1);
+
+        clock.set(at(100) + LATEST_SNAPSHOT_MAX_AGE);
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(2), "a second old: read again");
+        clock.set(at(50));
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(3), "the clock went back: read again");
+        assert_eq!(store.reads(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_on_this_instance_is_served_at_once() {
+        let store = Arc::new(CountingStore::default());
+        let clock = ManualClock::at(at(100));
+        let latest = Arc::new(LatestSnapshot::default());
+        let get = GetBestProducts::new(store.clone(), clock.clone(), latest.clone());
+        let refresh = RefreshBestProducts::new(store.clone(), clock, Seoul, latest);
+
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(1));
+        refresh.execute(None).await.unwrap();
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(2));
+        assert_eq!(store.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_not_remembered() {
+        let store = Arc::new(CountingStore::default());
+        let get = GetBestProducts::new(store.clone(), ManualClock::at(at(100)), Arc::default());
+
+        store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(get.execute().await, Err(StoreError::Unavailable(_))));
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(served_read(get.execute().await.unwrap().as_ref()), at(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn simultaneous_misses_read_the_database_once() {
+        let store = Arc::new(CountingStore { delay: std::time::Duration::from_millis(50), ..CountingStore::default() });
+        let get = GetBestProducts::new(store.clone(), ManualClock::at(at(100)), Arc::default());
+
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let get = get.clone();
+            requests.spawn(async move { get.execute().await });
+        }
+        for snapshot in requests.join_all().await {
+            assert_eq!(served_read(snapshot.unwrap().as_ref()), at(1));
+        }
+        assert_eq!(store.reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_began_before_a_refresh_is_not_kept() {
+        let latest = LatestSnapshot::default();
+        let generation = latest.generation();
+        latest.forget();
+        latest.keep(generation, at(100), None);
+        assert!(latest.fresh(at(100)).is_none(), "the stale read was dropped");
     }
 
     #[tokio::test]
@@ -132,7 +349,8 @@ mod tests {
         let mut work = FakeWork::default();
         work.rankings.expect_has_snapshot().returning(|_| Ok(true));
         let (uow, _) = work.into_uow();
-        let computed = RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul).ensure_latest().await.unwrap();
+        let computed =
+            RefreshBestProducts::new(uow, fixed_clock(at(5)), Seoul, Arc::default()).ensure_latest().await.unwrap();
         assert!(!computed);
     }
 }

@@ -63,6 +63,7 @@ pub struct Shop {
 
 impl Shop {
     pub fn new(ports: &Ports, settings: Settings) -> Self {
+        let latest_best_products = Arc::new(best_products::LatestSnapshot::default());
         Self {
             create_user: users::CreateUser::new(ports.uow.clone()),
             charge_points: points::ChargePoints::new(ports.uow.clone(), ports.clock.clone()),
@@ -81,8 +82,13 @@ impl Shop {
                 ports.uow.clone(),
                 ports.clock.clone(),
                 settings.time_zone,
+                latest_best_products.clone(),
             ),
-            best_products: best_products::GetBestProducts::new(ports.uow.clone()),
+            best_products: best_products::GetBestProducts::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                latest_best_products,
+            ),
             readiness: health::CheckReadiness::new(ports.uow.clone()),
         }
     }

@@ -1,7 +1,9 @@
+use std::time::Duration;
+
 use chrono::{Days, Utc};
 use chrono_tz::Asia::Seoul;
 
-use crate::helpers::{ADMIN_TOKEN, TestApp};
+use crate::helpers::{ADMIN_TOKEN, TestApp, eventually};
 
 #[tokio::test]
 async fn the_ranking_counts_paid_orders_of_the_window_only() {
@@ -81,4 +83,36 @@ async fn refresh_is_an_admin_operation_with_a_valid_date() {
         .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=-5000-01-01")).bearer_auth(ADMIN_TOKEN))
         .await;
     ancient.assert_problem(400, "INVALID_REQUEST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_instance_serves_a_refresh_within_a_second() {
+    let app = TestApp::spawn().await;
+    let (second, second_handle, second_stopped) = TestApp::start_on(app.db.url(), &[]).await;
+    let from_second = async || {
+        let reply = app.client.get(format!("{second}/api/v1/products/best")).send().await.unwrap();
+        reply.json::<serde_json::Value>().await.unwrap()
+    };
+    assert_eq!(from_second().await["items"].as_array().map(Vec::len), Some(0), "read and kept by the second");
+
+    let buyer = app.create_user().await;
+    assert_eq!(app.charge(buyer, 1_000).await.status, 200);
+    let product = app.create_product(100, 10).await;
+    let order = app.order(buyer, None, &[(product, 2)]).await.body["orderId"].as_i64().unwrap();
+    assert_eq!(app.pay(buyer, order).await.status, 201);
+    let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
+    let refreshed = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/admin/best-products/refresh?date={tomorrow}")))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(app.get("/api/v1/products/best").await.body, refreshed.body, "the refreshing instance at once");
+
+    let caught_up = eventually(Duration::from_secs(3), async || from_second().await == refreshed.body).await;
+    assert!(caught_up, "the other instance once its copy is a second old");
+    second_handle.stop(true).await;
+    second_stopped.await.unwrap().unwrap();
 }
