@@ -62,8 +62,8 @@ impl From<Option<&BestProducts>> for BestProductsResponse {
 ///
 /// Served from the stored snapshot whose window ends latest (recomputed daily at 00:00
 /// in the service time zone); orders are never scanned per request, and each instance
-/// reads the snapshot at most once a second, so name, price and stock may be up to a
-/// second old. Ties: more units sold first, then the lower product id.
+/// serves a copy of it at most a second old, so name, price and stock may lag by up to
+/// a second. Ties: more units sold first, then the lower product id.
 #[utoipa::path(
     get,
     path = "/api/v1/products/best",
