@@ -247,3 +247,20 @@ async fn a_graceful_stop_finishes_requests_in_flight() {
     assert_eq!(paying.await.unwrap().unwrap(), 201, "the in-flight payment completed");
     stopped.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_closes_keep_alive_connections_instead_of_serving_them() {
+    let app = TestApp::spawn().await;
+    let live = app.url("/health/live");
+    assert_eq!(app.client.get(&live).send().await.unwrap().status(), 200, "a keep-alive connection is open");
+
+    let handle = app.handle.clone();
+    let stopping = tokio::spawn(async move { handle.stop(true).await });
+    // A client that keeps using its connection must not hold the instance open until
+    // the shutdown timeout: the connection is closed, and no new one is accepted.
+    let turned_away = eventually(Duration::from_secs(10), async || app.client.get(&live).send().await.is_err()).await;
+    assert!(turned_away, "the keep-alive connection was still served after the stop");
+    stopping.await.unwrap();
+    let TestApp { stopped, .. } = app;
+    stopped.await.unwrap().unwrap();
+}
