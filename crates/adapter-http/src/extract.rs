@@ -67,6 +67,12 @@ pub fn id_from<T: TryFrom<i64>>(raw: i64, what: &str) -> Result<T, ApiError> {
     T::try_from(raw).map_err(|_| ApiError::invalid_request(format!("{what} must be a positive integer, got {raw}")))
 }
 
+/// Reads an optional query value, taking an empty one (`?cursor=`) as absent, so that a
+/// client may always send the parameter.
+pub fn empty_as_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(<Option<String> as serde::Deserialize>::deserialize(deserializer)?.filter(|value| !value.is_empty()))
+}
+
 /// `limit` of a paged list: 1..=100, 20 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<u16, ApiError> {
     match raw {

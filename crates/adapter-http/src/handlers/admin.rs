@@ -10,6 +10,7 @@ use super::best_products::BestProductsResponse;
 use super::coupons::{CouponResponse, DiscountType};
 use super::products::ProductResponse;
 use crate::auth::Admin;
+use crate::extract::empty_as_none;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -168,7 +169,9 @@ pub async fn create_coupon(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RefreshQuery {
-    /// The window ends at 00:00 of this date in the service time zone (default: today).
+    /// The window ends at 00:00 of this date in the service time zone (default, also
+    /// when empty: today).
+    #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<String>, format = Date, example = "2026-11-27")]
     pub date: Option<String>,
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::cursor::{self, CursorKind};
-use crate::extract::{page_limit, parse_id};
+use crate::extract::{empty_as_none, page_limit, parse_id};
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 
@@ -84,9 +84,11 @@ pub struct HistoryResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Opaque cursor from a previous page's `nextCursor`.
+    /// Opaque cursor from a previous page's `nextCursor`; absent or empty for the first page.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub cursor: Option<String>,
-    /// Page size, 1..=100 (default 20).
+    /// Page size, 1..=100 (default 20, also when empty).
+    #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<u16>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
@@ -135,10 +137,12 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
 pub async fn charge(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ChargeRequest>,
-) -> Result<HttpResponse, ApiError> {
+    body: Result<web::Json<ChargeRequest>, actix_web::Error>,
+) -> actix_web::Result<HttpResponse> {
+    // The user id is judged before the body, so a bad id is reported as such whatever
+    // the body holds.
     let user_id = user_id(&path)?;
-    let amount = charge_amount(&body)?;
+    let amount = charge_amount(&body?.into_inner())?;
     let view = state.run(move |shop| async move { shop.charge_points.execute(user_id, amount).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }

@@ -83,6 +83,11 @@ async fn refresh_is_an_admin_operation_with_a_valid_date() {
         .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=-5000-01-01")).bearer_auth(ADMIN_TOKEN))
         .await;
     ancient.assert_problem(400, "INVALID_REQUEST");
+    let today =
+        app.send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=")).bearer_auth(ADMIN_TOKEN)).await;
+    assert_eq!(today.status, 200, "an empty date is today's window: {}", today.body);
+    let to = chrono::DateTime::parse_from_rfc3339(today.body["to"].as_str().unwrap()).unwrap();
+    assert_eq!(to.with_timezone(&Seoul).date_naive(), Utc::now().with_timezone(&Seoul).date_naive());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

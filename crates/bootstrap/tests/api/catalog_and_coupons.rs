@@ -130,7 +130,10 @@ async fn paging_visits_every_product_once_even_while_products_are_added() {
         (first["name"].as_str(), first["price"].as_i64(), first["stock"].as_i64()),
         (Some("p1"), Some(100), Some(1))
     );
-    assert_eq!(app.get("/api/v1/products").await.body["items"].as_array().unwrap().len(), 20, "default limit");
+    let first_page = app.get("/api/v1/products").await;
+    assert_eq!(first_page.body["items"].as_array().unwrap().len(), 20, "default limit");
+    let empty_values = app.get("/api/v1/products?cursor=&limit=").await;
+    assert_eq!(empty_values.body, first_page.body, "empty values count as absent");
     for bad in ["limit=0", "limit=101", "limit=x", "cursor=bogus", "cursor=djE6cG9pbnRzOjM"] {
         app.get(&format!("/api/v1/products?{bad}")).await.assert_problem(400, "INVALID_REQUEST");
     }

@@ -72,6 +72,9 @@ async fn malformed_charges_get_the_contract_codes() {
     app.send(beyond_64_bits.body(r#"{"amount": 18446744073709551616}"#)).await.assert_problem(400, "INVALID_AMOUNT");
     for bad in ["-1", "abc", "0", "1.5", "99999999999999999999"] {
         app.post(&format!("/api/v1/points/{bad}"), &json!({"amount": 1})).await.assert_problem(400, "INVALID_USER_ID");
+        let bad_body =
+            app.client.post(app.url(&format!("/api/v1/points/{bad}"))).header("content-type", "application/json");
+        app.send(bad_body.body("{not json")).await.assert_problem(400, "INVALID_USER_ID");
         app.get(&format!("/api/v1/points/{bad}")).await.assert_problem(400, "INVALID_USER_ID");
     }
     app.charge(user + 1_000, 10).await.assert_problem(404, "USER_NOT_FOUND");
@@ -100,6 +103,8 @@ async fn history_pages_newest_first() {
     let rest = app.get(&format!("/api/v1/points/{user}/history?limit=10&cursor={cursor}")).await;
     assert_eq!(amounts(&rest), vec![3, 2, 1]);
     assert!(rest.body["nextCursor"].is_null());
+    let empty_values = app.get(&format!("/api/v1/points/{user}/history?cursor=&limit=")).await;
+    assert_eq!(amounts(&empty_values), vec![5, 4, 3, 2, 1], "empty values count as absent");
     app.get(&format!("/api/v1/points/{user}/history?cursor=bogus")).await.assert_problem(400, "INVALID_REQUEST");
     app.get(&format!("/api/v1/points/{user}/history?limit=0")).await.assert_problem(400, "INVALID_REQUEST");
 }
