@@ -9,6 +9,20 @@ use chrono::SecondsFormat;
 use reqwest::{Client, Url, redirect};
 use serde::Serialize;
 
+/// Parses the platform's URL as [`HttpDataPlatform`] needs it: absolute, `http` or
+/// `https`, with a host. Lets configuration reject a bad URL before anything starts.
+pub fn parse_url(raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw.trim()).with_context(|| format!("not an absolute URL: {raw:?}"))?;
+    check_url(&url)?;
+    Ok(url)
+}
+
+fn check_url(url: &Url) -> anyhow::Result<()> {
+    ensure!(matches!(url.scheme(), "http" | "https"), "the data platform URL must be http or https, got {url}");
+    ensure!(url.host_str().is_some_and(|host| !host.is_empty()), "the data platform URL has no host: {url}");
+    Ok(())
+}
+
 /// A [`DataPlatform`] that POSTs each event as JSON to one URL.
 ///
 /// The request carries `Idempotency-Key: order-{orderId}`. It is bounded by `timeout`
@@ -28,13 +42,12 @@ impl HttpDataPlatform {
     /// A client for the platform at `url` (`http` or `https`) that gives up after
     /// `timeout` (which must not be zero).
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let url = Url::parse(url).with_context(|| format!("invalid data platform URL {url:?}"))?;
-        Self::with_url(url, timeout)
+        Self::with_url(parse_url(url)?, timeout)
     }
 
     /// Like [`HttpDataPlatform::new`], for an already parsed URL.
     pub fn with_url(url: Url, timeout: Duration) -> anyhow::Result<Self> {
-        ensure!(matches!(url.scheme(), "http" | "https"), "the data platform URL must be http or https, got {url}");
+        check_url(&url)?;
         ensure!(!timeout.is_zero(), "the data platform timeout must be positive");
         let client = Client::builder()
             .timeout(timeout)

@@ -20,5 +20,7 @@
 mod http;
 mod logging;
 
-pub use http::HttpDataPlatform;
+pub use http::{HttpDataPlatform, parse_url};
 pub use logging::LoggingDataPlatform;
+/// The URL type [`parse_url`] returns and [`HttpDataPlatform::with_url`] takes.
+pub use reqwest::Url;

@@ -21,7 +21,7 @@ pub struct Config {
     pub database_url: String,
     pub http_addr: SocketAddr,
     pub admin_token: Option<String>,
-    pub data_platform_url: Option<String>,
+    pub data_platform_url: Option<adapter_data_platform::Url>,
     pub data_platform_timeout: Duration,
     pub payment_timeout: PaymentTimeout,
     pub expiry_sweep_interval: Duration,
@@ -75,13 +75,10 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             .parse()
             .map_err(|_| error("HTTP_ADDR", format!("expected host:port such as 127.0.0.1:8080, got {raw:?}")))?,
     };
-    let data_platform_url = match non_empty("DATA_PLATFORM_URL") {
-        None => None,
-        Some(raw) if raw.starts_with("http://") || raw.starts_with("https://") => Some(raw.trim().to_owned()),
-        Some(raw) => {
-            return Err(error("DATA_PLATFORM_URL", format!("expected an http:// or https:// URL, got {raw:?}")));
-        }
-    };
+    let data_platform_url = non_empty("DATA_PLATFORM_URL")
+        .map(|raw| adapter_data_platform::parse_url(&raw))
+        .transpose()
+        .map_err(|e| error("DATA_PLATFORM_URL", format!("expected an http:// or https:// URL with a host: {e:#}")))?;
     let payment_timeout = PaymentTimeout::from_secs(number("ORDER_PAYMENT_TIMEOUT_SECS", 300, 1..=86_400)?)
         .map_err(|e| error("ORDER_PAYMENT_TIMEOUT_SECS", e.to_string()))?;
     let time_zone = match non_empty("BEST_PRODUCTS_TIMEZONE") {
@@ -107,6 +104,17 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
 /// Reads the process environment.
 pub fn from_env() -> Result<Config, ConfigError> {
     from_lookup(|name| std::env::var(name).ok())
+}
+
+/// The log filter from `RUST_LOG` (`tracing-subscriber` `EnvFilter` syntax): `info`
+/// when unset or blank; a value it cannot parse is an error like any other variable's.
+pub fn log_filter(raw: Option<&str>) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
+    match raw.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(tracing_subscriber::EnvFilter::new("info")),
+        Some(directives) => tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| {
+            error("RUST_LOG", format!("expected EnvFilter directives such as info,adapter_postgres=debug: {e}"))
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +147,9 @@ mod tests {
         for (variable, value) in [
             ("HTTP_ADDR", "localhost"),
             ("DATA_PLATFORM_URL", "ftp://x"),
+            ("DATA_PLATFORM_URL", "http://"),
+            ("DATA_PLATFORM_URL", "http://bad host"),
+            ("DATA_PLATFORM_URL", "platform.internal/events"),
             ("DATA_PLATFORM_TIMEOUT_MS", "0"),
             ("ORDER_PAYMENT_TIMEOUT_SECS", "five"),
             ("ORDER_EXPIRY_SWEEP_MS", "-1"),
@@ -151,6 +162,22 @@ mod tests {
             assert!(!error.to_string().contains('\n'), "one line");
         }
         assert_eq!(config(&[]).unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn the_log_filter_defaults_to_info_and_rejects_nonsense() {
+        assert_eq!(log_filter(None).unwrap().to_string(), "info");
+        assert_eq!(log_filter(Some("  ")).unwrap().to_string(), "info");
+        assert_eq!(log_filter(Some("warn,adapter_postgres=debug")).unwrap().to_string(), "adapter_postgres=debug,warn");
+        let error = log_filter(Some("info,adapter_postgres=loud")).unwrap_err();
+        assert_eq!(error.variable, "RUST_LOG");
+        assert!(!error.to_string().contains('\n'), "one line");
+    }
+
+    #[test]
+    fn a_data_platform_url_is_kept_parsed() {
+        let config = config(&[DB, ("DATA_PLATFORM_URL", " https://dp.internal:8443/events ")]).unwrap();
+        assert_eq!(config.data_platform_url.map(String::from).as_deref(), Some("https://dp.internal:8443/events"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub fn shop(config: &Config) -> anyhow::Result<(Shop, adapter_postgres::PgPool)>
     )?;
     let data_platform: Arc<dyn DataPlatform> = match &config.data_platform_url {
         Some(url) => Arc::new(
-            HttpDataPlatform::new(url, config.data_platform_timeout).context("configuring the data platform client")?,
+            HttpDataPlatform::with_url(url.clone(), config.data_platform_timeout)
+                .context("configuring the data platform client")?,
         ),
         None => Arc::new(LoggingDataPlatform::new()),
     };

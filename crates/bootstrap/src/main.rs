@@ -3,7 +3,6 @@
 use anyhow::Context;
 use bootstrap::{Application, config};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(name = "ecommerce", version, about = "The shop's REST service")]
@@ -26,9 +25,14 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let log_filter = match config::log_filter(std::env::var("RUST_LOG").ok().as_deref()) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("ecommerce: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(log_filter).init();
     let config = match config::from_env() {
         Ok(config) => config,
         Err(error) => {
