@@ -18,6 +18,9 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 /// How many orders one sweep expires at most before it yields.
 const SWEEP_BATCH: u16 = 100;
 
+/// How long a failed best-products computation waits before it is tried again.
+const RANKING_RETRY: Duration = Duration::from_secs(60);
+
 pub(crate) struct Jobs {
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -61,12 +64,13 @@ async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken)
 /// At start-up computes the latest window if missing, then recomputes at every 00:00
 /// of the service time zone — `settle` after it, so that a payment stamped before
 /// midnight but still committing (it waits at most for its data-platform send) is
-/// counted; the window is still the one ending at that midnight.
+/// counted; the window is still the one ending at that midnight. A failed computation
+/// is retried a minute later rather than a day later, the start-up one included.
 async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Duration, cancel: CancellationToken) {
-    match shop.refresh_best_products.ensure_latest().await {
-        Ok(true) => tracing::info!("best products computed for the latest window"),
-        Ok(false) => {}
-        Err(error) => tracing::warn!(%error, "best products could not be computed at start-up"),
+    match until_done(|| shop.refresh_best_products.ensure_latest(), RANKING_RETRY, &cancel).await {
+        Some(true) => tracing::info!("best products computed for the latest window"),
+        Some(false) => {}
+        None => return,
     }
     loop {
         let next = next_run_after(Utc::now(), time_zone);
@@ -75,14 +79,66 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Durat
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        // A failed run is retried a minute later rather than a day later.
-        while let Err(error) = shop.refresh_best_products.execute(None).await {
-            tracing::warn!(%error, "best products computation failed; retrying in a minute");
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            }
+        if until_done(|| shop.refresh_best_products.execute(None), RANKING_RETRY, &cancel).await.is_none() {
+            return;
         }
         tracing::info!(window_end = %next, "best products recomputed");
+    }
+}
+
+/// Runs `attempt` until it succeeds, `retry` apart, logging each failure; `None` when
+/// cancelled first.
+async fn until_done<T, E, F>(mut attempt: impl FnMut() -> F, retry: Duration, cancel: &CancellationToken) -> Option<T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(error) => tracing::warn!(%error, retry_in = ?retry, "best products computation failed; retrying"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_computation_is_tried_again_until_it_succeeds() {
+        let mut attempts = 0;
+        let done = until_done(
+            || {
+                attempts += 1;
+                let attempt = attempts;
+                async move { if attempt < 3 { Err("database unavailable") } else { Ok(attempt) } }
+            },
+            Duration::from_millis(1),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(done, Some(3));
+    }
+
+    #[tokio::test]
+    async fn retrying_stops_when_the_jobs_are_cancelled() {
+        let cancel = CancellationToken::new();
+        let mut attempts = 0;
+        let done = until_done(
+            || {
+                attempts += 1;
+                cancel.cancel();
+                async { Err::<(), _>("database unavailable") }
+            },
+            Duration::from_secs(3600),
+            &cancel,
+        )
+        .await;
+        assert_eq!((done, attempts), (None, 1));
     }
 }
