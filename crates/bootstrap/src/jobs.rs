@@ -67,7 +67,7 @@ async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken)
 /// counted; the window is still the one ending at that midnight. A failed computation
 /// is retried a minute later rather than a day later, the start-up one included.
 async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Duration, cancel: CancellationToken) {
-    match until_done(|| shop.refresh_best_products.ensure_latest(), RANKING_RETRY, &cancel).await {
+    match compute_until_done(|| shop.refresh_best_products.ensure_latest(), RANKING_RETRY, &cancel).await {
         Some(true) => tracing::info!("best products computed for the latest window"),
         Some(false) => {}
         None => return,
@@ -79,16 +79,20 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Durat
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        if until_done(|| shop.refresh_best_products.execute(None), RANKING_RETRY, &cancel).await.is_none() {
+        if compute_until_done(|| shop.refresh_best_products.execute(None), RANKING_RETRY, &cancel).await.is_none() {
             return;
         }
         tracing::info!(window_end = %next, "best products recomputed");
     }
 }
 
-/// Runs `attempt` until it succeeds, `retry` apart, logging each failure; `None` when
-/// cancelled first.
-async fn until_done<T, E, F>(mut attempt: impl FnMut() -> F, retry: Duration, cancel: &CancellationToken) -> Option<T>
+/// Runs a best-products computation until it succeeds, `retry` apart, logging each
+/// failure; `None` when the jobs are cancelled first.
+async fn compute_until_done<T, E, F>(
+    mut attempt: impl FnMut() -> F,
+    retry: Duration,
+    cancel: &CancellationToken,
+) -> Option<T>
 where
     F: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
@@ -112,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_computation_is_tried_again_until_it_succeeds() {
         let mut attempts = 0;
-        let done = until_done(
+        let done = compute_until_done(
             || {
                 attempts += 1;
                 let attempt = attempts;
@@ -129,7 +133,7 @@ mod tests {
     async fn retrying_stops_when_the_jobs_are_cancelled() {
         let cancel = CancellationToken::new();
         let mut attempts = 0;
-        let done = until_done(
+        let done = compute_until_done(
             || {
                 attempts += 1;
                 cancel.cancel();
