@@ -3,7 +3,7 @@ use std::time::Duration;
 use chrono::{Days, Utc};
 use chrono_tz::Asia::Seoul;
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, eventually};
+use crate::helpers::{TestApp, eventually};
 
 #[tokio::test]
 async fn the_ranking_counts_paid_orders_of_the_window_only() {
@@ -36,13 +36,7 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     buy(&[(products[6], 50)], false).await;
 
     let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
-    let refreshed = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/v1/admin/best-products/refresh?date={tomorrow}")))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let refreshed = app.refresh_best_products(&tomorrow.to_string()).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let best = app.get("/api/v1/products/best").await;
     assert_eq!(best.body, refreshed.body, "the stored snapshot is served");
@@ -64,9 +58,7 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     assert_eq!(to - from, chrono::Duration::days(3));
 
     // A window that ended before these sales ranks nothing, and is not the latest.
-    let long_ago = app
-        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=2020-01-01")).bearer_auth(ADMIN_TOKEN))
-        .await;
+    let long_ago = app.refresh_best_products("2020-01-01").await;
     assert_eq!(long_ago.body["items"].as_array().map(Vec::len), Some(0));
     assert_eq!(app.get("/api/v1/products/best").await.body, refreshed.body);
 }
@@ -75,16 +67,11 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
 async fn refresh_is_an_admin_operation_with_a_valid_date() {
     let app = TestApp::spawn().await;
     app.post("/api/v1/admin/best-products/refresh", &serde_json::json!({})).await.assert_problem(401, "UNAUTHORIZED");
-    let bad = app
-        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=2026-13-01")).bearer_auth(ADMIN_TOKEN))
-        .await;
+    let bad = app.refresh_best_products("2026-13-01").await;
     bad.assert_problem(400, "INVALID_REQUEST");
-    let ancient = app
-        .send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=-5000-01-01")).bearer_auth(ADMIN_TOKEN))
-        .await;
+    let ancient = app.refresh_best_products("-5000-01-01").await;
     ancient.assert_problem(400, "INVALID_REQUEST");
-    let today =
-        app.send(app.client.post(app.url("/api/v1/admin/best-products/refresh?date=")).bearer_auth(ADMIN_TOKEN)).await;
+    let today = app.refresh_best_products("").await;
     assert_eq!(today.status, 200, "an empty date is today's window: {}", today.body);
     let to = chrono::DateTime::parse_from_rfc3339(today.body["to"].as_str().unwrap()).unwrap();
     assert_eq!(to.with_timezone(&Seoul).date_naive(), Utc::now().with_timezone(&Seoul).date_naive());
@@ -106,13 +93,7 @@ async fn another_instance_serves_a_refresh_within_a_second() {
     let order = app.order(buyer, None, &[(product, 2)]).await.body["orderId"].as_i64().unwrap();
     assert_eq!(app.pay(buyer, order).await.status, 201);
     let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
-    let refreshed = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/v1/admin/best-products/refresh?date={tomorrow}")))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let refreshed = app.refresh_best_products(&tomorrow.to_string()).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(app.get("/api/v1/products/best").await.body, refreshed.body, "the refreshing instance at once");
 

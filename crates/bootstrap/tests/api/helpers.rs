@@ -104,6 +104,12 @@ impl TestApp {
         self.send(self.client.get(self.url(path))).await
     }
 
+    /// The admin refresh of the window ending at 00:00 of `date` (as sent, so it may be invalid).
+    pub async fn refresh_best_products(&self, date: &str) -> Reply {
+        let url = self.url(&format!("/api/v1/admin/best-products/refresh?date={date}"));
+        self.send(self.client.post(url).bearer_auth(ADMIN_TOKEN)).await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send(self.client.post(self.url(path)).json(body)).await
     }
