@@ -7,7 +7,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use subtle::ConstantTimeEq;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemCode};
 use crate::state::AppState;
 
 /// The configured admin token. Never printed by `Debug`.
@@ -50,7 +50,7 @@ impl FromRequest for Admin {
             .map(str::trim);
         ready(match (expected, presented) {
             (Some(expected), Some(presented)) if expected.matches(presented) => Ok(Admin),
-            _ => Err(ApiError::unauthorized()),
+            _ => Err(ApiError::new(ProblemCode::Unauthorized, "a valid admin bearer token is required")),
         })
     }
 }

@@ -8,7 +8,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpRequest, ResponseError, web};
 
-use crate::problem::{ApiError, PROBLEM_JSON};
+use crate::problem::{ApiError, PROBLEM_JSON, ProblemCode};
 
 /// The largest JSON body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -16,18 +16,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|error, _req: &HttpRequest| {
         let problem = match &error {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "Payload too large",
-                format!("the body may be at most {MAX_BODY_BYTES} bytes"),
-            ),
-            JsonPayloadError::ContentType => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Unsupported media type",
-                "the body must be application/json",
-            ),
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::new(ProblemCode::PayloadTooLarge, format!("the body may be at most {MAX_BODY_BYTES} bytes"))
+            }
+            JsonPayloadError::ContentType => {
+                ApiError::new(ProblemCode::UnsupportedMediaType, "the body must be application/json")
+            }
             JsonPayloadError::Deserialize(e) => ApiError::invalid_request(format!("invalid JSON body: {e}")),
             other => ApiError::invalid_request(format!("unreadable body: {other}")),
         };
@@ -48,18 +42,15 @@ pub fn path_config() -> web::PathConfig {
 }
 
 /// Parses a positive 64-bit id from text, or answers `code`.
-pub fn parse_id<T>(raw: &str, what: &str, code: &'static str) -> Result<T, ApiError>
+pub fn parse_id<T>(raw: &str, what: &str, code: ProblemCode) -> Result<T, ApiError>
 where
     T: TryFrom<i64>,
 {
-    raw.trim().parse::<i64>().ok().and_then(|v| T::try_from(v).ok()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            "Invalid request",
-            format!("{what} must be a positive 64-bit integer, got {raw:?}"),
-        )
-    })
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| ApiError::new(code, format!("{what} must be a positive 64-bit integer, got {raw:?}")))
 }
 
 /// A positive id from a JSON number.
@@ -99,31 +90,27 @@ pub fn problem_for_every_error<B: 'static>() -> ErrorHandlers<B> {
         }
         let status = response.status();
         let problem = match status {
-            StatusCode::NOT_FOUND => {
-                ApiError::not_found("NOT_FOUND", "Not found", format!("no resource at {}", response.request().path()))
-            }
+            StatusCode::NOT_FOUND => not_found(response.request()),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-                status,
-                "METHOD_NOT_ALLOWED",
-                "Method not allowed",
+                ProblemCode::MethodNotAllowed,
                 format!("{} is not allowed on {}", response.request().method(), response.request().path()),
             ),
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(status, "PAYLOAD_TOO_LARGE", "Payload too large", "the body is too large")
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(ProblemCode::PayloadTooLarge, "the body is too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ApiError::new(ProblemCode::UnsupportedMediaType, "the body's media type is not accepted")
             }
-            s if s.is_server_error() => {
-                ApiError::new(status, "INTERNAL", "Internal error", "the request failed unexpectedly")
-            }
-            s => ApiError::new(
-                s,
-                "INVALID_REQUEST",
-                "Invalid request",
-                s.canonical_reason().unwrap_or("the request was refused"),
-            ),
+            s if s.is_server_error() => ApiError::new(ProblemCode::Internal, "the request failed unexpectedly"),
+            // Any other refusal of the framework's is, to a client, a malformed request.
+            s => ApiError::invalid_request(s.canonical_reason().unwrap_or("the request was refused")),
         };
         let (request, _) = response.into_parts();
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(request, problem.error_response()).map_into_right_body(),
         ))
     })
+}
+
+/// The answer to a path no route serves.
+pub fn not_found(request: &HttpRequest) -> ApiError {
+    ApiError::new(ProblemCode::NotFound, format!("no resource at {}", request.path()))
 }

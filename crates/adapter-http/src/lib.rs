@@ -12,6 +12,7 @@ mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+mod routing;
 mod server;
 mod state;
 

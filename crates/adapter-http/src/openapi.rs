@@ -1,9 +1,13 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations: [`ApiDoc`] holds
+//! what is said once for the whole API, and the operations come from the same list
+//! that registers their routes ([`crate::server::operations`]).
 
+use actix_web::App;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 
-use crate::handlers::{admin, best_products, coupons, health, orders, payments, points, products};
+use crate::problem::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,14 +18,7 @@ use crate::handlers::{admin, best_products, coupons, health, orders, payments, p
             `application/problem+json` (RFC 9457) with a stable `code`; clients branch on `code`.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(
-        points::charge, points::balance, points::history,
-        products::list, best_products::best,
-        coupons::issue, coupons::list_held,
-        orders::place, orders::get, payments::pay,
-        admin::create_user, admin::create_product, admin::create_coupon, admin::refresh_best_products,
-        health::live, health::ready, health::metrics,
-    ),
+    components(schemas(Problem)),
     modifiers(&AdminTokenScheme),
     tags(
         (name = "points", description = "Charging and reading balances"),
@@ -44,9 +41,17 @@ impl Modify for AdminTokenScheme {
     }
 }
 
+/// The whole document: [`ApiDoc`] with every registered operation and the schemas
+/// they use.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, document) =
+        App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::server::operations).split_for_parts();
+    document
+}
+
 /// The document as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> Result<String, serde_json::Error> {
-    ApiDoc::openapi().to_pretty_json().map(|mut json| {
+    document().to_pretty_json().map(|mut json| {
         json.push('\n');
         json
     })

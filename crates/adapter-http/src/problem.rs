@@ -1,5 +1,13 @@
-//! RFC 9457 problem details: the one envelope of every error response, and the one
-//! place where use-case errors become HTTP statuses and stable `code`s.
+//! RFC 9457 problem details: the one envelope of every error response, the one list of
+//! the stable `code`s a client can branch on, and the one place where use-case errors
+//! become HTTP statuses and codes.
+//!
+//! Every code is a [`ProblemCode`]; its status and title are stated next to it and
+//! nowhere else, and an [`ApiError`] can only be built from one. Each operation lists
+//! the codes it can answer with [`problems!`](crate::problems), which documents them
+//! on the operation in the OpenAPI document.
+
+use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
@@ -13,8 +21,86 @@ use domain::coupon::{CouponRefusal, IssueRefusal};
 use domain::order::{NotPayable, PlaceOrderRefusal};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Declares every problem code once, with its status and title.
+macro_rules! problem_codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($status:ident, $code:literal, $title:literal), )+) => {
+        /// Every `code` the service answers with. Clients branch on it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ProblemCode {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl ProblemCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[Self] = &[$( Self::$variant, )+];
+
+            /// The stable machine-readable code.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => $code, )+ }
+            }
+
+            /// The HTTP status every response with this code carries.
+            pub const fn status(self) -> StatusCode {
+                match self { $( Self::$variant => StatusCode::$status, )+ }
+            }
+
+            /// A short human summary, the same for every response with this code.
+            pub const fn title(self) -> &'static str {
+                match self { $( Self::$variant => $title, )+ }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    /// Malformed or out-of-range input without a more specific code.
+    InvalidRequest => (BAD_REQUEST, "INVALID_REQUEST", "Invalid request"),
+    InvalidUserId => (BAD_REQUEST, "INVALID_USER_ID", "Invalid user id"),
+    InvalidAmount => (BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount"),
+    ChargeLimitExceeded => (BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded"),
+    /// An admin endpoint without a valid admin token.
+    Unauthorized => (UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized"),
+    /// No route at this path.
+    NotFound => (NOT_FOUND, "NOT_FOUND", "Not found"),
+    UserNotFound => (NOT_FOUND, "USER_NOT_FOUND", "User not found"),
+    ProductNotFound => (NOT_FOUND, "PRODUCT_NOT_FOUND", "Product not found"),
+    CouponNotFound => (NOT_FOUND, "COUPON_NOT_FOUND", "Coupon not found"),
+    CouponNotOwned => (NOT_FOUND, "COUPON_NOT_OWNED", "Coupon not owned"),
+    OrderNotFound => (NOT_FOUND, "ORDER_NOT_FOUND", "Order not found"),
+    /// The path exists, the method does not.
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed"),
+    BalanceLimitExceeded => (CONFLICT, "BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded"),
+    CouponAlreadyIssued => (CONFLICT, "COUPON_ALREADY_ISSUED", "Coupon already issued"),
+    CouponSoldOut => (CONFLICT, "COUPON_SOLD_OUT", "Coupon sold out"),
+    /// The coupon cannot be issued or used now: its validity window is over (or, for an
+    /// order, not open).
+    CouponExpired => (CONFLICT, "COUPON_EXPIRED", "Coupon not valid now"),
+    CouponAlreadyUsed => (CONFLICT, "COUPON_ALREADY_USED", "Coupon already used"),
+    CouponNotApplicable => (CONFLICT, "COUPON_NOT_APPLICABLE", "Coupon not applicable"),
+    OutOfStock => (CONFLICT, "OUT_OF_STOCK", "Out of stock"),
+    OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
+    OrderExpired => (CONFLICT, "ORDER_EXPIRED", "Order expired"),
+    InsufficientBalance => (CONFLICT, "INSUFFICIENT_BALANCE", "Insufficient balance"),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    /// A bug; the details are in the server's log only.
+    Internal => (INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error"),
+    /// The database does not answer; nothing was changed.
+    ServiceUnavailable => (SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "Service unavailable"),
+    /// The data platform did not accept a paid order; the payment was rolled back.
+    DataPlatformUnavailable => (SERVICE_UNAVAILABLE, "DATA_PLATFORM_UNAVAILABLE", "Data platform unavailable"),
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An error response body (RFC 9457). Clients branch on `code`; `detail` is for people.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -35,49 +121,35 @@ pub struct Problem {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {detail}")]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    title: &'static str,
+    code: ProblemCode,
     detail: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, title, detail: detail.into() }
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "Invalid request", detail)
-    }
-
-    pub fn not_found(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, title, detail)
-    }
-
-    pub fn conflict(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, title, detail)
-    }
-
-    pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized", "a valid admin bearer token is required")
+        Self::new(ProblemCode::InvalidRequest, detail)
     }
 
     /// A bug. The full error is logged here; the client learns nothing of it.
     pub fn internal(error: &dyn std::fmt::Debug) -> Self {
         tracing::error!(?error, "request failed unexpectedly");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error", "the request failed unexpectedly")
+        Self::new(ProblemCode::Internal, "the request failed unexpectedly")
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         self.code
     }
 
     pub fn problem(&self) -> Problem {
         Problem {
             kind: "about:blank",
-            title: self.title,
-            status: self.status.as_u16(),
-            code: self.code,
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            code: self.code.as_str(),
             detail: self.detail.clone(),
         }
     }
@@ -85,11 +157,11 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).insert_header(ContentType(problem_mime())).json(self.problem())
+        HttpResponse::build(self.code.status()).insert_header(ContentType(problem_mime())).json(self.problem())
     }
 }
 
@@ -97,17 +169,64 @@ pub fn problem_mime() -> actix_web::mime::Mime {
     PROBLEM_JSON.parse().unwrap_or(actix_web::mime::APPLICATION_JSON)
 }
 
+/// Declares the problem responses of one operation: a unit type to name in its
+/// `#[utoipa::path(responses(..))]`, documenting each listed code under its status.
+///
+/// ```ignore
+/// problems!(BalanceProblems: InvalidUserId, UserNotFound, ServiceUnavailable);
+/// ```
+#[macro_export]
+macro_rules! problems {
+    ($name:ident: $($code:ident),+ $(,)?) => {
+        #[doc = concat!("The problem responses of one operation: ", $("`", stringify!($code), "` "),+)]
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl $name {
+            /// The codes this operation can answer with.
+            pub const CODES: &[$crate::problem::ProblemCode] = &[$($crate::problem::ProblemCode::$code),+];
+        }
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+                $crate::problem::documented(Self::CODES)
+            }
+        }
+    };
+}
+
+/// The OpenAPI responses for `codes`, one per status: a [`Problem`] whose `code` is one
+/// of that status's codes.
+pub fn documented(codes: &[ProblemCode]) -> BTreeMap<String, RefOr<Response>> {
+    let mut by_status: BTreeMap<u16, Vec<ProblemCode>> = BTreeMap::new();
+    for &code in codes {
+        by_status.entry(code.status().as_u16()).or_default().push(code);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, codes)| {
+            let description =
+                codes.iter().map(|c| format!("`{}`: {}", c.as_str(), c.title())).collect::<Vec<_>>().join("; ");
+            let code_rule = ObjectBuilder::new().property(
+                "code",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().map(|c| c.as_str()))),
+            );
+            let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(code_rule);
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVICE_UNAVAILABLE",
-                    "Service unavailable",
-                    "the database is unavailable; retry later",
-                )
+                Self::new(ProblemCode::ServiceUnavailable, "the database is unavailable; retry later")
             }
             StoreError::Unexpected(cause) => Self::internal(&cause),
         }
@@ -115,16 +234,14 @@ impl From<StoreError> for ApiError {
 }
 
 fn user_not_found(user: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("USER_NOT_FOUND", "User not found", format!("user {user} does not exist"))
+    ApiError::new(ProblemCode::UserNotFound, format!("user {user} does not exist"))
 }
 
 impl From<ChargePointsError> for ApiError {
     fn from(error: ChargePointsError) -> Self {
         match error {
             ChargePointsError::UserNotFound(user) => user_not_found(user),
-            ChargePointsError::BalanceLimitExceeded(e) => {
-                Self::conflict("BALANCE_LIMIT_EXCEEDED", "Balance limit exceeded", e.to_string())
-            }
+            ChargePointsError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
             ChargePointsError::Store(e) => e.into(),
         }
     }
@@ -143,17 +260,15 @@ impl From<IssueCouponError> for ApiError {
     fn from(error: IssueCouponError) -> Self {
         match error {
             IssueCouponError::CouponNotFound(id) => {
-                Self::not_found("COUPON_NOT_FOUND", "Coupon not found", format!("coupon {id} does not exist"))
+                Self::new(ProblemCode::CouponNotFound, format!("coupon {id} does not exist"))
             }
             IssueCouponError::UserNotFound(user) => user_not_found(user),
-            e @ IssueCouponError::AlreadyIssued { .. } => {
-                Self::conflict("COUPON_ALREADY_ISSUED", "Coupon already issued", e.to_string())
-            }
+            e @ IssueCouponError::AlreadyIssued { .. } => Self::new(ProblemCode::CouponAlreadyIssued, e.to_string()),
             IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => {
-                Self::conflict("COUPON_SOLD_OUT", "Coupon sold out", e.to_string())
+                Self::new(ProblemCode::CouponSoldOut, e.to_string())
             }
             IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => {
-                Self::conflict("COUPON_EXPIRED", "Coupon expired", e.to_string())
+                Self::new(ProblemCode::CouponExpired, e.to_string())
             }
             IssueCouponError::Store(e) => e.into(),
         }
@@ -173,32 +288,25 @@ impl From<PlaceOrderError> for ApiError {
     fn from(error: PlaceOrderError) -> Self {
         match error {
             PlaceOrderError::UserNotFound(user) => user_not_found(user),
-            e @ PlaceOrderError::CouponNotOwned(_) => {
-                Self::not_found("COUPON_NOT_OWNED", "Coupon not owned", e.to_string())
+            e @ PlaceOrderError::CouponNotOwned(_) => Self::new(ProblemCode::CouponNotOwned, e.to_string()),
+            PlaceOrderError::Refused(refusal) => {
+                let code = match refusal {
+                    PlaceOrderRefusal::ProductNotFound(_) => ProblemCode::ProductNotFound,
+                    PlaceOrderRefusal::OutOfStock(_) => ProblemCode::OutOfStock,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_)) => ProblemCode::CouponAlreadyUsed,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::OutsideValidity(_)) => ProblemCode::CouponExpired,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }) => ProblemCode::CouponNotApplicable,
+                    PlaceOrderRefusal::TotalOverflow => return Self::invalid_request("the order total is too large"),
+                };
+                Self::new(code, refusal.to_string())
             }
-            PlaceOrderError::Refused(refusal) => match refusal {
-                PlaceOrderRefusal::ProductNotFound(_) => {
-                    Self::not_found("PRODUCT_NOT_FOUND", "Product not found", refusal.to_string())
-                }
-                PlaceOrderRefusal::OutOfStock(e) => Self::conflict("OUT_OF_STOCK", "Out of stock", e.to_string()),
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::AlreadyUsed(_)) => {
-                    Self::conflict("COUPON_ALREADY_USED", "Coupon already used", e.to_string())
-                }
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::OutsideValidity(_)) => {
-                    Self::conflict("COUPON_EXPIRED", "Coupon not valid now", e.to_string())
-                }
-                PlaceOrderRefusal::Coupon(e @ CouponRefusal::BelowMinimum { .. }) => {
-                    Self::conflict("COUPON_NOT_APPLICABLE", "Coupon not applicable", e.to_string())
-                }
-                PlaceOrderRefusal::TotalOverflow => Self::invalid_request("the order total is too large"),
-            },
             PlaceOrderError::Store(e) => e.into(),
         }
     }
 }
 
 fn order_not_found(order: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("ORDER_NOT_FOUND", "Order not found", format!("order {order} does not exist for this user"))
+    ApiError::new(ProblemCode::OrderNotFound, format!("order {order} does not exist for this user"))
 }
 
 impl From<GetOrderError> for ApiError {
@@ -216,24 +324,55 @@ impl From<PayOrderError> for ApiError {
             PayOrderError::UserNotFound(user) => user_not_found(user),
             PayOrderError::OrderNotFound(id) => order_not_found(id),
             PayOrderError::NotPayable(e @ NotPayable::AlreadyPaid(_)) => {
-                Self::conflict("ORDER_ALREADY_PAID", "Order already paid", e.to_string())
+                Self::new(ProblemCode::OrderAlreadyPaid, e.to_string())
             }
             PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
-                Self::conflict("ORDER_EXPIRED", "Order expired", e.to_string())
+                Self::new(ProblemCode::OrderExpired, e.to_string())
             }
-            PayOrderError::InsufficientBalance(e) => {
-                Self::conflict("INSUFFICIENT_BALANCE", "Insufficient balance", e.to_string())
-            }
+            PayOrderError::InsufficientBalance(e) => Self::new(ProblemCode::InsufficientBalance, e.to_string()),
             PayOrderError::DataPlatform(e) => {
                 tracing::warn!(error = %e, "payment rolled back: the data platform did not accept the order");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "DATA_PLATFORM_UNAVAILABLE",
-                    "Data platform unavailable",
+                    ProblemCode::DataPlatformUnavailable,
                     "the data platform did not accept the order; nothing was charged, retry later",
                 )
             }
             PayOrderError::Store(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_screaming_snake_case_and_errors_only() {
+        let mut seen = HashSet::new();
+        for code in ProblemCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} is declared twice");
+            assert!(code.as_str().chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{code}");
+            assert!(code.status().is_client_error() || code.status().is_server_error(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_problem_carries_its_codes_status_and_title() {
+        let error = ApiError::new(ProblemCode::CouponSoldOut, "coupon 7 has no remaining quantity");
+        let problem = error.problem();
+        assert_eq!((problem.status, problem.code, problem.title), (409, "COUPON_SOLD_OUT", "Coupon sold out"));
+        assert_eq!(error.error_response().status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn documented_responses_group_codes_by_status() {
+        let responses =
+            documented(&[ProblemCode::InvalidUserId, ProblemCode::InvalidAmount, ProblemCode::UserNotFound]);
+        assert_eq!(responses.keys().collect::<Vec<_>>(), ["400", "404"]);
+        let json = serde_json::to_value(&responses["400"]).unwrap_or_default();
+        let allowed = &json["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
+        assert_eq!(allowed, &serde_json::json!(["INVALID_USER_ID", "INVALID_AMOUNT"]));
     }
 }

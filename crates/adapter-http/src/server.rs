@@ -3,15 +3,17 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
-use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::{json_config, path_config, problem_for_every_error, query_config};
 use crate::handlers::{admin, best_products, coupons, health, orders, payments, points, products};
 use crate::metrics::{Metrics, track};
-use crate::openapi::ApiDoc;
+use crate::openapi;
+use crate::routing::{RouteTable, unmatched};
 use crate::state::AppState;
 
 /// How the HTTP server runs.
@@ -29,25 +31,27 @@ impl Default for HttpSettings {
     }
 }
 
-/// Every operation, one resource per path: a path that exists answers an unknown
-/// method with 405, an unknown path falls through to 404.
-fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/v1/points/{userId}").get(points::balance).post(points::charge))
-        .service(web::resource("/api/v1/points/{userId}/history").get(points::history))
-        .service(web::resource("/api/v1/products").get(products::list))
-        .service(web::resource("/api/v1/products/best").get(best_products::best))
-        .service(web::resource("/api/v1/coupons").get(coupons::list_held))
-        .service(web::resource("/api/v1/coupons/{couponId}/issue").post(coupons::issue))
-        .service(web::resource("/api/v1/orders").post(orders::place))
-        .service(web::resource("/api/v1/orders/{orderId}").get(orders::get))
-        .service(web::resource("/api/v1/payments").post(payments::pay))
-        .service(web::resource("/api/v1/admin/users").post(admin::create_user))
-        .service(web::resource("/api/v1/admin/products").post(admin::create_product))
-        .service(web::resource("/api/v1/admin/coupons").post(admin::create_coupon))
-        .service(web::resource("/api/v1/admin/best-products/refresh").post(admin::refresh_best_products))
-        .service(web::resource("/health/live").get(health::live))
-        .service(web::resource("/health/ready").get(health::ready))
-        .service(web::resource("/metrics").get(health::metrics));
+/// Every operation of the API, each declared once: its handler's route attribute gives
+/// the method and path, its `#[utoipa::path]` the documentation, and this list both
+/// registers it and puts it in the OpenAPI document ([`crate::openapi::document`]).
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(points::charge)
+        .service(points::balance)
+        .service(points::history)
+        .service(products::list)
+        .service(best_products::best)
+        .service(coupons::list_held)
+        .service(coupons::issue)
+        .service(orders::place)
+        .service(orders::get)
+        .service(payments::pay)
+        .service(admin::create_user)
+        .service(admin::create_product)
+        .service(admin::create_coupon)
+        .service(admin::refresh_best_products)
+        .service(health::live)
+        .service(health::ready)
+        .service(health::metrics);
 }
 
 /// Starts serving on `listener`. The server does not watch signals itself: its owner
@@ -61,18 +65,22 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let metrics = web::Data::new(metrics);
-    let openapi = ApiDoc::openapi();
+    let document = openapi::document();
+    let route_table = web::Data::new(RouteTable::from_document(&document));
     let mut server = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
+            .configure(operations)
+            .into_app()
             .app_data(state.clone())
             .app_data(metrics.clone())
             .app_data(json_config())
             .app_data(query_config())
             .app_data(path_config())
-            .configure(routes)
+            .app_data(route_table.clone())
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
-            .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
-            .default_service(web::to(HttpResponse::NotFound))
+            .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", document.clone()))
+            .default_service(web::to(unmatched))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))
             .wrap(TracingLogger::default())

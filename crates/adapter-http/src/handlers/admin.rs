@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
 use domain::product::{NewProduct, ProductName, Stock, validate_price};
@@ -11,7 +11,8 @@ use super::coupons::{CouponResponse, DiscountType};
 use super::products::ProductResponse;
 use crate::auth::Admin;
 use crate::extract::empty_as_none;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
+use crate::problems;
 use crate::state::AppState;
 
 fn invalid(error: impl std::fmt::Display) -> ApiError {
@@ -87,21 +88,17 @@ fn in_range(at: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
-const UNAUTHORIZED: &str = "`UNAUTHORIZED`: missing or wrong admin bearer token";
+problems!(CreateUserProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
 
 /// Create a user with an empty balance.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/users",
     tag = "admin",
     security(("admin_token" = [])),
     request_body = CreateUserRequest,
     responses(
-        (status = 201, description = "Created", body = UserResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Created", body = UserResponse), CreateUserProblems)
 )]
+#[post("/api/v1/admin/users")]
 pub async fn create_user(
     _: Admin,
     state: web::Data<AppState>,
@@ -116,19 +113,17 @@ pub async fn create_user(
     }))
 }
 
+problems!(CreateProductProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+
 /// Add a product to the catalog.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/products",
     tag = "admin",
     security(("admin_token" = [])),
     request_body = CreateProductRequest,
     responses(
-        (status = 201, description = "Created", body = ProductResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Created", body = ProductResponse), CreateProductProblems)
 )]
+#[post("/api/v1/admin/products")]
 pub async fn create_product(
     _: Admin,
     state: web::Data<AppState>,
@@ -143,19 +138,17 @@ pub async fn create_product(
     Ok(HttpResponse::Created().json(ProductResponse::from(product)))
 }
 
+problems!(CreateCouponProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+
 /// Create a coupon campaign.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/coupons",
     tag = "admin",
     security(("admin_token" = [])),
     request_body = CreateCouponRequest,
     responses(
-        (status = 201, description = "Created, all of its quantity remaining", body = CouponResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Created, all of its quantity remaining", body = CouponResponse), CreateCouponProblems)
 )]
+#[post("/api/v1/admin/coupons")]
 pub async fn create_coupon(
     _: Admin,
     state: web::Data<AppState>,
@@ -176,19 +169,17 @@ pub struct RefreshQuery {
     pub date: Option<String>,
 }
 
+problems!(RefreshProblems: InvalidRequest, Unauthorized, ServiceUnavailable);
+
 /// Recompute the best products now and store the snapshot.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/best-products/refresh",
     tag = "admin",
     security(("admin_token" = [])),
     params(RefreshQuery),
     responses(
-        (status = 200, description = "The recomputed ranking of that window", body = BestProductsResponse),
-        (status = 400, description = "`INVALID_REQUEST` (date not YYYY-MM-DD)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = UNAUTHORIZED, body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 200, description = "The recomputed ranking of that window", body = BestProductsResponse), RefreshProblems)
 )]
+#[post("/api/v1/admin/best-products/refresh")]
 pub async fn refresh_best_products(
     _: Admin,
     state: web::Data<AppState>,

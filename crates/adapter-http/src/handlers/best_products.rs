@@ -1,10 +1,11 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use application::ports::BestProducts;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +59,8 @@ impl From<Option<&BestProducts>> for BestProductsResponse {
     }
 }
 
+problems!(BestProblems: ServiceUnavailable);
+
 /// The top five products sold in the last three days.
 ///
 /// Served from the stored snapshot whose window ends latest (recomputed daily at 00:00
@@ -65,14 +68,11 @@ impl From<Option<&BestProducts>> for BestProductsResponse {
 /// serves a copy of it at most a second old, so name, price and stock may lag by up to
 /// a second. Ties: more units sold first, then the lower product id.
 #[utoipa::path(
-    get,
-    path = "/api/v1/products/best",
     tag = "products",
     responses(
-        (status = 200, description = "The latest ranking", body = BestProductsResponse),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 200, description = "The latest ranking", body = BestProductsResponse), BestProblems)
 )]
+#[get("/api/v1/products/best")]
 pub async fn best(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let snapshot = state.run(move |shop| async move { shop.best_products.execute().await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(snapshot.as_deref())))

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use application::usecases::coupons::Issued;
 use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon};
@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::extract::{id_from, parse_id};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ProblemCode};
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -146,51 +147,44 @@ pub struct UserQuery {
 
 pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
     let raw = query.user_id.as_deref().ok_or_else(|| ApiError::invalid_request("userId is required"))?;
-    parse_id(raw, "userId", "INVALID_REQUEST")
+    parse_id(raw, "userId", ProblemCode::InvalidRequest)
 }
+
+problems!(IssueProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
 
 /// Issue a limited coupon to a user, first come first served.
 ///
 /// Under any concurrency: never more than the campaign's quantity, at most one per
 /// user, and `remainingQuantity` is always total − issued.
 #[utoipa::path(
-    post,
-    path = "/api/v1/coupons/{couponId}/issue",
     tag = "coupons",
     params(("couponId" = i64, Path, description = "Coupon campaign id (positive)")),
     request_body = IssueRequest,
     responses(
-        (status = 201, description = "Issued", body = IssuedCouponResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`COUPON_NOT_FOUND`, `USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`COUPON_ALREADY_ISSUED`, `COUPON_SOLD_OUT`, `COUPON_EXPIRED`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Issued", body = IssuedCouponResponse), IssueProblems)
 )]
+#[post("/api/v1/coupons/{couponId}/issue")]
 pub async fn issue(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let coupon_id: CouponId = parse_id(&path, "couponId", "INVALID_REQUEST")?;
+    let coupon_id: CouponId = parse_id(&path, "couponId", ProblemCode::InvalidRequest)?;
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let issued = state.run(move |shop| async move { shop.issue_coupon.execute(coupon_id, user_id).await }).await?;
     Ok(HttpResponse::Created().json(IssuedCouponResponse::from(issued)))
 }
 
+problems!(HeldProblems: InvalidRequest, UserNotFound, ServiceUnavailable);
+
 /// The coupons a user holds, used or not.
 #[utoipa::path(
-    get,
-    path = "/api/v1/coupons",
     tag = "coupons",
     params(UserQuery),
     responses(
-        (status = 200, description = "The user's coupons, oldest issue first", body = HeldCouponsResponse),
-        (status = 400, description = "`INVALID_REQUEST` (userId missing or invalid)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 200, description = "The user's coupons, oldest issue first", body = HeldCouponsResponse), HeldProblems)
 )]
+#[get("/api/v1/coupons")]
 pub async fn list_held(state: web::Data<AppState>, query: web::Query<UserQuery>) -> Result<HttpResponse, ApiError> {
     let user_id = user_from_query(&query)?;
     let coupons = state.run(move |shop| async move { shop.held_coupons.execute(user_id).await }).await?;

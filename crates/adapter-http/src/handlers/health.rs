@@ -1,9 +1,10 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::metrics::Metrics;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -13,33 +14,33 @@ pub struct HealthResponse {
 }
 
 /// Liveness: 200 while the process runs.
-#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "Alive", body = HealthResponse)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = HealthResponse)))]
+#[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse { status: "ok" })
 }
 
-/// Readiness: 200 when the database answers, 503 otherwise.
-#[utoipa::path(
-    get,
-    path = "/health/ready",
-    tag = "operations",
-    responses(
-        (status = 200, description = "Ready", body = HealthResponse),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database does not answer", body = Problem, content_type = "application/problem+json"),
-    )
-)]
+problems!(ReadyProblems: ServiceUnavailable);
+
+/// Readiness: 200 when the database answers, 503 (`SERVICE_UNAVAILABLE`) otherwise.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Ready", body = HealthResponse), ReadyProblems))]
+#[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.run(move |shop| async move { shop.readiness.execute().await }).await?;
     Ok(HttpResponse::Ok().json(HealthResponse { status: "ok" }))
 }
 
+problems!(MetricsProblems: Internal);
+
 /// Prometheus metrics: request counts and latency by route, method and status.
 #[utoipa::path(
-    get,
-    path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"),
+        MetricsProblems,
+    )
 )]
+#[get("/metrics")]
 pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use application::usecases::orders::PlaceOrderRequest;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::coupons::{UserQuery, user_from_query};
 use crate::extract::{id_from, parse_id};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ProblemCode};
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -121,49 +122,42 @@ impl From<Order> for OrderResponse {
     }
 }
 
+problems!(PlaceProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
+
 /// Place an order: reserve the stock, apply and use the coupon.
 ///
 /// The order is `NOT_PAID` until paid; unpaid at `expiresAt` it becomes `FAILED` and
 /// its stock and coupon are given back. Stock never goes negative under any
 /// concurrency.
 #[utoipa::path(
-    post,
-    path = "/api/v1/orders",
     tag = "orders",
     request_body = PlaceOrderBody,
     responses(
-        (status = 201, description = "Placed", body = OrderResponse),
-        (status = 400, description = "`INVALID_REQUEST` (items empty or over 100 lines, quantity < 1, a product twice, bad ids)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`, `PRODUCT_NOT_FOUND`, `COUPON_NOT_OWNED`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`OUT_OF_STOCK`, `COUPON_ALREADY_USED`, `COUPON_EXPIRED`, `COUPON_NOT_APPLICABLE`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Placed", body = OrderResponse), PlaceProblems)
 )]
+#[post("/api/v1/orders")]
 pub async fn place(state: web::Data<AppState>, body: web::Json<PlaceOrderBody>) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
     let order = state.run(move |shop| async move { shop.place_order.execute(request).await }).await?;
     Ok(HttpResponse::Created().json(OrderResponse::from(order)))
 }
 
+problems!(GetOrderProblems: InvalidRequest, OrderNotFound, ServiceUnavailable);
+
 /// Read one of a user's orders with its current status.
 #[utoipa::path(
-    get,
-    path = "/api/v1/orders/{orderId}",
     tag = "orders",
     params(("orderId" = i64, Path, description = "Order id (positive)"), UserQuery),
     responses(
-        (status = 200, description = "The order", body = OrderResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ORDER_NOT_FOUND` (also for another user's order)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 200, description = "The order", body = OrderResponse), GetOrderProblems)
 )]
+#[get("/api/v1/orders/{orderId}")]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let order_id: OrderId = parse_id(&path, "orderId", "INVALID_REQUEST")?;
+    let order_id: OrderId = parse_id(&path, "orderId", ProblemCode::InvalidRequest)?;
     let user_id = user_from_query(&query)?;
     let order = state.run(move |shop| async move { shop.get_order.execute(order_id, user_id).await }).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))

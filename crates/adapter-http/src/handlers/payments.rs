@@ -1,11 +1,12 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::extract::id_from;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -32,6 +33,8 @@ pub struct PaymentResponse {
     pub paid_at: DateTime<Utc>,
 }
 
+problems!(PayProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
+
 /// Pay an order from the user's balance.
 ///
 /// All or nothing: the balance is deducted, a `USE` ledger entry written, the order
@@ -39,18 +42,12 @@ pub struct PaymentResponse {
 /// everything is rolled back (503) and the order can be paid again until it expires.
 /// Of concurrent payments of one order exactly one succeeds.
 #[utoipa::path(
-    post,
-    path = "/api/v1/payments",
     tag = "orders",
     request_body = PayRequest,
     responses(
-        (status = 201, description = "Paid", body = PaymentResponse),
-        (status = 400, description = "`INVALID_REQUEST`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`, `ORDER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`ORDER_ALREADY_PAID`, `ORDER_EXPIRED`, `INSUFFICIENT_BALANCE`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`DATA_PLATFORM_UNAVAILABLE` (nothing was charged), `SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 201, description = "Paid", body = PaymentResponse), PayProblems)
 )]
+#[post("/api/v1/payments")]
 pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;

@@ -1,5 +1,4 @@
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use application::usecases::points::BalanceView;
 use chrono::{DateTime, Utc};
 use domain::UserId;
@@ -9,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, page_limit, parse_id};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ProblemCode};
+use crate::problems;
 use crate::state::AppState;
 
 /// A charge. `amount` is validated by hand so that every malformed amount — missing,
@@ -94,11 +94,11 @@ pub struct PageQuery {
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    parse_id(raw, "userId", "INVALID_USER_ID")
+    parse_id(raw, "userId", ProblemCode::InvalidUserId)
 }
 
 fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
-    let invalid = |detail: &str| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount", detail);
+    let invalid = |detail: &str| ApiError::new(ProblemCode::InvalidAmount, detail);
     let raw = match &body.amount {
         None | Some(serde_json::Value::Null) => return Err(invalid("amount is required")),
         // An integer above i64::MAX but within 64 bits is still a (far too large) charge.
@@ -110,30 +110,24 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
     };
     ChargeAmount::new(raw).map_err(|e| match e {
         InvalidChargeAmount::NotPositive(_) => invalid("amount must be at least 1"),
-        InvalidChargeAmount::AboveLimit(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded", e.to_string())
-        }
+        InvalidChargeAmount::AboveLimit(_) => ApiError::new(ProblemCode::ChargeLimitExceeded, e.to_string()),
     })
 }
+
+problems!(ChargeProblems: InvalidUserId, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
+    PayloadTooLarge, UserNotFound, BalanceLimitExceeded, ServiceUnavailable);
 
 /// Charge a user's balance.
 ///
 /// One charge adds 1..=1,000,000 KRW; the balance never exceeds 5,000,000 KRW. Each
 /// charge writes one `CHARGE` ledger entry. Concurrent charges never lose an update.
 #[utoipa::path(
-    post,
-    path = "/api/v1/points/{userId}",
     tag = "points",
     params(("userId" = i64, Path, description = "User id (positive)")),
     request_body = ChargeRequest,
-    responses(
-        (status = 200, description = "Charged; the new balance", body = BalanceResponse),
-        (status = 400, description = "`INVALID_USER_ID`, `INVALID_AMOUNT`, `CHARGE_LIMIT_EXCEEDED`, or `INVALID_REQUEST` (malformed JSON)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`BALANCE_LIMIT_EXCEEDED`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "Charged; the new balance", body = BalanceResponse), ChargeProblems)
 )]
+#[post("/api/v1/points/{userId}")]
 pub async fn charge(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -147,38 +141,30 @@ pub async fn charge(
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
+problems!(BalanceProblems: InvalidUserId, UserNotFound, ServiceUnavailable);
+
 /// Read a user's balance.
 #[utoipa::path(
-    get,
-    path = "/api/v1/points/{userId}",
     tag = "points",
     params(("userId" = i64, Path, description = "User id (positive)")),
-    responses(
-        (status = 200, description = "The balance", body = BalanceResponse),
-        (status = 400, description = "`INVALID_USER_ID`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The balance", body = BalanceResponse), BalanceProblems)
 )]
+#[get("/api/v1/points/{userId}")]
 pub async fn balance(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let user_id = user_id(&path)?;
     let view = state.run(move |shop| async move { shop.get_balance.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
+problems!(HistoryProblems: InvalidUserId, InvalidRequest, UserNotFound, ServiceUnavailable);
+
 /// Read a user's ledger, newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/points/{userId}/history",
     tag = "points",
     params(("userId" = i64, Path, description = "User id (positive)"), PageQuery),
-    responses(
-        (status = 200, description = "One page of the ledger", body = HistoryResponse),
-        (status = 400, description = "`INVALID_USER_ID`, or `INVALID_REQUEST` (bad limit or cursor)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`USER_NOT_FOUND`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "One page of the ledger", body = HistoryResponse), HistoryProblems)
 )]
+#[get("/api/v1/points/{userId}/history")]
 pub async fn history(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use domain::ProductId;
 use domain::product::Product;
 use serde::Serialize;
@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 use super::points::PageQuery;
 use crate::cursor::{self, CursorKind};
 use crate::extract::page_limit;
-use crate::problem::{ApiError, Problem};
+use crate::problem::ApiError;
+use crate::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,22 +39,20 @@ pub struct ProductPageResponse {
     pub next_cursor: Option<String>,
 }
 
+problems!(ListProblems: InvalidRequest, ServiceUnavailable);
+
 /// List products by ascending id, one page at a time.
 ///
 /// Keyset paging: following `nextCursor` from the first page visits every product that
 /// existed when the walk began exactly once, in id order, even while products are added.
 /// `stock` is exact at the moment of the request.
 #[utoipa::path(
-    get,
-    path = "/api/v1/products",
     tag = "products",
     params(PageQuery),
     responses(
-        (status = 200, description = "One page of products", body = ProductPageResponse),
-        (status = 400, description = "`INVALID_REQUEST` (bad limit or cursor)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 200, description = "One page of products", body = ProductPageResponse), ListProblems)
 )]
+#[get("/api/v1/products")]
 pub async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let after = match query.cursor.as_deref() {

@@ -7,6 +7,8 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 
+use crate::contract;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// A running application with its own database.
@@ -86,8 +88,12 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Sends a request and checks the reply against the OpenAPI document (see [`contract`]).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap();
+        let (client, request) = request.build_split();
+        let request = request.unwrap();
+        let (method, path) = (request.method().to_string(), request.url().path().to_owned());
+        let response = reqwest::Client::execute(&client, request).await.unwrap();
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -97,6 +103,7 @@ impl TestApp {
             .to_owned();
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        contract::check(&method, &path, status, &content_type, &body);
         Reply { status, content_type, body }
     }
 

@@ -5,6 +5,7 @@
 
 mod best_products;
 mod catalog_and_coupons;
+mod contract;
 mod foundation;
 mod helpers;
 mod orders;
