@@ -17,7 +17,7 @@ PG        := scripts/pg.sh
 DB_NAME   ?= ecommerce
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: help run test lint fmt bench db db-stop openapi clean-db
+.PHONY: help setup run test lint fmt bench db db-stop openapi clean-db
 
 help: ## List the targets
 	@echo "Targets:"
@@ -54,23 +54,26 @@ run: ## Build, migrate, seed and serve the shop on HTTP_ADDR (default 127.0.0.1:
 	echo
 	exec "$$bin" serve
 
-test: ## Start the DB, then fmt check, clippy, layering and schema checks, and all tests
-	@DATABASE_URL="$$($(PG))"
+setup: ## Install the tools the checks use (diesel CLI, cargo-machete); a no-op once done
+	@scripts/setup.sh
+
+test: setup ## Lint, start the DB, check the schema, run every test
+	@$(MAKE) --no-print-directory lint
+	DATABASE_URL="$$($(PG))"
 	export DATABASE_URL
 	set -x
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	scripts/check-layering.sh
 	scripts/check-schema.sh
 	# The tests open up to ~3000 files (one pool per test database).
 	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true
 	$(CARGO) test --workspace --locked
 
-lint: ## fmt check, clippy (-D warnings) and the layering check
+lint: ## fmt check, clippy (-D warnings), rustdoc (-D warnings), layering, unused dependencies
 	@set -x
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 	scripts/check-layering.sh
+	$(CARGO) machete
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

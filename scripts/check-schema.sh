@@ -1,23 +1,17 @@
 #!/usr/bin/env bash
 # Fails when crates/adapter-postgres/src/schema.rs is not what `diesel print-schema`
 # generates from the migrations. Needs DATABASE_URL naming a PostgreSQL server (any
-# database on it); installs the diesel CLI (PostgreSQL only) when it is missing.
+# database on it) and the diesel CLI, which `make setup` installs.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 : "${DATABASE_URL:?DATABASE_URL must name a PostgreSQL server}"
-DIESEL_CLI_VERSION=2.3.14
 SCHEMA=crates/adapter-postgres/src/schema.rs
 
 if ! command -v diesel >/dev/null 2>&1; then
-    if ! { pkg-config --exists libpq 2>/dev/null || [[ -e /usr/include/postgresql/libpq-fe.h ]]; }; then
-        echo "check-schema: installing libpq-dev for the diesel CLI" >&2
-        apt-get update >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y libpq-dev >&2
-    fi
-    echo "check-schema: installing diesel_cli $DIESEL_CLI_VERSION" >&2
-    cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features --features postgres --locked >&2
+    echo "check-schema: the diesel CLI is missing; run 'make setup'" >&2
+    exit 1
 fi
 
 scratch="ecommerce_schema_check_$$"

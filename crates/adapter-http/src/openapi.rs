@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations: [`ApiDoc`] holds
 //! what is said once for the whole API, and the operations come from the same list
-//! that registers their routes ([`crate::server::operations`]).
+//! that registers their routes (`server::operations`).
 
 use actix_web::App;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

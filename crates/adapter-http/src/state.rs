@@ -11,7 +11,7 @@ pub struct AppState {
     pub shop: Arc<Shop>,
     /// `None`: the admin API answers 401 to everyone.
     pub admin_token: Option<AdminToken>,
-    /// The service's main runtime, on which every use case runs (see [`AppState::run`]).
+    /// The service's main runtime, on which every use case runs (see `AppState::run`).
     pub runtime: tokio::runtime::Handle,
 }
 

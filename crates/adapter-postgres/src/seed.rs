@@ -40,7 +40,7 @@ WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
 COMMIT;
 ";
 
-/// Loads the demo catalog (see [`DEMO_CATALOG`]).
+/// Loads the demo catalog (see `DEMO_CATALOG`).
 pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.get().await.context("connecting to the database")?;
     conn.batch_execute(DEMO_CATALOG).await.context("loading the demo catalog")

@@ -65,6 +65,20 @@ async fn framework_failures_are_problems_too() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_is_told_which_methods_the_path_allows() {
+    let app = TestApp::spawn().await;
+    for (path, allowed) in [("/api/v1/points/1", "GET, POST"), ("/api/v1/orders", "POST"), ("/health/ready", "GET")] {
+        let response = app.client.delete(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(allow.as_deref(), Some(allowed), "{path}");
+    }
+    let unknown = app.client.delete(app.url("/api/v1/nowhere")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.headers().get("allow").is_none());
+}
+
+#[tokio::test]
 async fn the_admin_api_needs_the_token_and_validates_input() {
     let app = TestApp::spawn().await;
     let users = app.url("/api/v1/admin/users");
