@@ -4,8 +4,8 @@
 use application::StoreError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon, ValidityWindow};
-use domain::order::{Order, OrderLine, OrderStatus};
+use domain::coupon::{Coupon, CouponParts, DiscountPolicy, IssuedCoupon, ValidityWindow};
+use domain::order::{Order, OrderLine, OrderParts, OrderStatus};
 use domain::points::{Balance, PointEntry, PointEntryKind};
 use domain::product::{Product, ProductName, Quantity, Stock};
 use domain::user::User;
@@ -134,7 +134,7 @@ impl CouponRow {
             other => return Err(corrupt("discount type", other)),
         }
         .map_err(|e| corrupt("discount", e))?;
-        Ok(Coupon {
+        Coupon::new(CouponParts {
             id: coupon_id(self.id)?,
             name: self.name,
             discount,
@@ -143,6 +143,7 @@ impl CouponRow {
             remaining_quantity: self.remaining_quantity,
             validity: ValidityWindow::new(self.valid_from, self.valid_until).map_err(|e| corrupt("validity", e))?,
         })
+        .map_err(|e| corrupt("coupon", e))
     }
 }
 
@@ -196,7 +197,7 @@ impl OrderRow {
             "FAILED" => OrderStatus::Failed,
             other => return Err(corrupt("order status", other)),
         };
-        Ok(Order {
+        Order::new(OrderParts {
             id: order_id(self.id)?,
             user_id: user_id(self.user_id)?,
             status,
@@ -209,6 +210,7 @@ impl OrderRow {
             expires_at: self.expires_at,
             paid_at: self.paid_at,
         })
+        .map_err(|e| corrupt("order", e))
     }
 }
 
@@ -232,5 +234,82 @@ impl OrderLineRow {
             quantity: Quantity::new(i64::from(self.quantity)).map_err(|e| corrupt("quantity", e))?,
             amount: money(self.amount)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::testing::at;
+
+    use super::*;
+
+    fn coupon_row(total_quantity: i32, remaining_quantity: i32) -> CouponRow {
+        CouponRow {
+            id: 7,
+            name: "welcome".into(),
+            discount_type: "FIXED".into(),
+            discount_value: 1_000,
+            min_order_amount: 0,
+            total_quantity,
+            remaining_quantity,
+            valid_from: at(0),
+            valid_until: at(100),
+        }
+    }
+
+    fn order_row(total_amount: i64, discount_amount: i64, payment_amount: i64) -> OrderRow {
+        OrderRow {
+            id: 11,
+            user_id: 1,
+            coupon_id: None,
+            status: "NOT_PAID".into(),
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at: at(0),
+            expires_at: at(300),
+            paid_at: None,
+        }
+    }
+
+    fn line_row(amount: i64) -> OrderLineRow {
+        OrderLineRow { order_id: 11, product_id: 1, product_name: "p".into(), unit_price: amount, quantity: 1, amount }
+    }
+
+    #[test]
+    fn a_consistent_coupon_row_is_read() {
+        let coupon = coupon_row(10, 3).into_domain().unwrap();
+        assert_eq!((coupon.total_quantity(), coupon.remaining_quantity()), (10, 3));
+    }
+
+    #[test]
+    fn a_coupon_row_with_inconsistent_quantities_is_unexpected() {
+        for (total, remaining) in [(0, 0), (10, 11), (10, -1)] {
+            assert!(
+                matches!(coupon_row(total, remaining).into_domain(), Err(StoreError::Unexpected(_))),
+                "total {total}, remaining {remaining}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_consistent_order_row_is_read() {
+        let order = order_row(1_000, 100, 900).into_domain(vec![line_row(1_000)]).unwrap();
+        assert_eq!(order.payment_amount().krw(), 900);
+    }
+
+    #[test]
+    fn an_order_row_with_inconsistent_amounts_is_unexpected() {
+        for (total, discount, payment, line) in
+            [(1_000, 100, 900, 999), (1_000, 1_001, 0, 1_000), (1_000, 100, 1_000, 1_000)]
+        {
+            assert!(
+                matches!(
+                    order_row(total, discount, payment).into_domain(vec![line_row(line)]),
+                    Err(StoreError::Unexpected(_))
+                ),
+                "total {total}, discount {discount}, payment {payment}, line {line}"
+            );
+        }
     }
 }

@@ -8,14 +8,14 @@ use adapter_postgres::testing::TestDatabase;
 use adapter_postgres::{PgPool, PgUnitOfWork, PoolSettings, connect, revert_all_migrations, run_migrations};
 use application::UnitOfWork;
 use application::ports::{IssueRecord, NewOrder, NewPointEntry};
-use chrono::{DateTime, TimeZone, Utc};
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
-use domain::order::{OrderItems, OrderStatus, RequestedLine, price_order};
+use domain::order::{OrderStatus, price_order};
 use domain::points::{Balance, PointEntryKind};
-use domain::product::{NewProduct, ProductName, Quantity, Stock};
+use domain::product::{NewProduct, ProductName, Stock};
 use domain::ranking::{RankedProduct, SalesWindow};
+use domain::testing::{at, items};
 use domain::user::UserName;
 use domain::{CouponId, Money, ProductId, UserId};
 
@@ -31,10 +31,6 @@ async fn fixture() -> Fixture {
     let pool = connect(db.url(), PoolSettings::default()).unwrap();
     let uow = Arc::new(PgUnitOfWork::new(pool.clone()));
     Fixture { _db: db, pool, uow }
-}
-
-fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -70,7 +66,7 @@ async fn coupon(uow: &PgUnitOfWork, quantity: i64) -> CouponId {
     let coupon = NewCoupon::new("c", DiscountPolicy::fixed(100).unwrap(), 0, quantity, window).unwrap();
     let coupon = work.coupons().create(&coupon).await.unwrap();
     work.commit().await.unwrap();
-    coupon.id
+    coupon.id()
 }
 
 #[tokio::test]
@@ -191,7 +187,7 @@ async fn expired_orders_are_locked_once_across_sweepers() {
     let f = fixture().await;
     let u = user(&f.uow).await;
     let p = product(&f.uow, 1_000, 10).await;
-    let items = OrderItems::new(vec![RequestedLine { product_id: p, quantity: Quantity::new(1).unwrap() }]).unwrap();
+    let items = items(&[(p.get(), 1)]);
     let mut work = f.uow.begin().await.unwrap();
     let products = work.products().lock_many(&[p]).await.unwrap();
     for _ in 0..3 {
@@ -209,13 +205,13 @@ async fn expired_orders_are_locked_once_across_sweepers() {
     let b = second.orders().lock_expired(at(300), 2).await.unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(b.len(), 1, "the rows the first sweeper holds are skipped");
-    assert!(a.iter().all(|o| b.iter().all(|other| other.id != o.id)));
+    assert!(a.iter().all(|o| b.iter().all(|other| other.id() != o.id())));
     assert!(second.orders().lock_expired(at(299), 10).await.unwrap().is_empty(), "not yet at the deadline");
-    first.orders().mark_failed(a[0].id, at(300)).await.unwrap();
+    first.orders().mark_failed(a[0].id(), at(300)).await.unwrap();
     first.commit().await.unwrap();
     second.rollback().await.unwrap();
     let mut read = f.uow.read().await.unwrap();
-    assert_eq!(read.orders().find(a[0].id).await.unwrap().unwrap().status, OrderStatus::Failed);
+    assert_eq!(read.orders().find(a[0].id()).await.unwrap().unwrap().status(), OrderStatus::Failed);
 }
 
 #[tokio::test]

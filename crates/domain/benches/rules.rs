@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon, ValidityWindow};
+use domain::coupon::{Coupon, CouponParts, DiscountPolicy, IssuedCoupon, ValidityWindow};
 use domain::order::{OrderItems, RequestedLine, price_order};
 use domain::product::{Product, ProductName, Quantity, Stock};
 use domain::ranking::{ProductSales, rank_best};
@@ -27,7 +27,7 @@ fn pricing(c: &mut Criterion) {
     .unwrap();
     let at = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
     let coupon = IssuedCoupon {
-        coupon: Coupon {
+        coupon: Coupon::new(CouponParts {
             id: CouponId::new(1).unwrap(),
             name: "ten".into(),
             discount: DiscountPolicy::percent(10).unwrap(),
@@ -35,7 +35,8 @@ fn pricing(c: &mut Criterion) {
             total_quantity: 1,
             remaining_quantity: 0,
             validity: ValidityWindow::new(at, at + chrono::Duration::days(1)).unwrap(),
-        },
+        })
+        .unwrap(),
         user_id: UserId::new(1).unwrap(),
         issued_at: at,
         used_at: None,

@@ -90,9 +90,22 @@ impl ValidityWindow {
     }
 }
 
-/// A coupon campaign: how it discounts, for whom, and how many are left.
+/// A coupon campaign: how it discounts, for whom, and how many are left. At least one
+/// was issuable, and what remains is between none and all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coupon {
+    id: CouponId,
+    name: String,
+    discount: DiscountPolicy,
+    min_order_amount: Money,
+    total_quantity: i32,
+    remaining_quantity: i32,
+    validity: ValidityWindow,
+}
+
+/// The fields of a campaign before [`Coupon::new`] has checked its quantities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponParts {
     pub id: CouponId,
     pub name: String,
     pub discount: DiscountPolicy,
@@ -100,6 +113,15 @@ pub struct Coupon {
     pub total_quantity: i32,
     pub remaining_quantity: i32,
     pub validity: ValidityWindow,
+}
+
+/// Campaign quantities that do not agree with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InconsistentCoupon {
+    #[error("a campaign's total quantity must be at least 1, got {0}")]
+    TotalQuantity(i32),
+    #[error("a campaign's remaining quantity must be between 0 and its total {total}, got {remaining}")]
+    RemainingQuantity { remaining: i32, total: i32 },
 }
 
 /// Why a coupon cannot be issued to one more user.
@@ -112,6 +134,46 @@ pub enum IssueRefusal {
 }
 
 impl Coupon {
+    /// A campaign from `parts`, refused unless `1 <= total` and `0 <= remaining <= total`.
+    pub fn new(parts: CouponParts) -> Result<Self, InconsistentCoupon> {
+        let CouponParts { id, name, discount, min_order_amount, total_quantity, remaining_quantity, validity } = parts;
+        if total_quantity < 1 {
+            return Err(InconsistentCoupon::TotalQuantity(total_quantity));
+        }
+        if !(0..=total_quantity).contains(&remaining_quantity) {
+            return Err(InconsistentCoupon::RemainingQuantity { remaining: remaining_quantity, total: total_quantity });
+        }
+        Ok(Self { id, name, discount, min_order_amount, total_quantity, remaining_quantity, validity })
+    }
+
+    pub const fn id(&self) -> CouponId {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub const fn discount(&self) -> DiscountPolicy {
+        self.discount
+    }
+
+    pub const fn min_order_amount(&self) -> Money {
+        self.min_order_amount
+    }
+
+    pub const fn total_quantity(&self) -> i32 {
+        self.total_quantity
+    }
+
+    pub const fn remaining_quantity(&self) -> i32 {
+        self.remaining_quantity
+    }
+
+    pub const fn validity(&self) -> ValidityWindow {
+        self.validity
+    }
+
     /// The rule of a first-come issue: the campaign has not ended and one remains.
     /// An ended campaign is reported as expired even when it also sold out.
     ///
@@ -206,38 +268,60 @@ impl IssuedCoupon {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use chrono::{Duration, TimeZone};
+mod tests {
+    use chrono::Duration;
 
     use super::*;
+    use crate::testing::{CouponBuilder, at, cid, money};
 
-    pub(crate) fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    fn coupon(discount: DiscountPolicy, min: i64, remaining: i32) -> Coupon {
+        CouponBuilder::new().discount(discount).min_order_amount(min).remaining_quantity(remaining).build()
     }
 
-    fn money(krw: i64) -> Money {
-        Money::new(krw).unwrap()
+    fn held(discount: DiscountPolicy, min: i64) -> IssuedCoupon {
+        CouponBuilder::new().discount(discount).min_order_amount(min).remaining_quantity(10).held()
     }
 
-    pub(crate) fn coupon(discount: DiscountPolicy, min: i64, remaining: i32) -> Coupon {
-        Coupon {
-            id: CouponId::new(7).unwrap(),
+    fn parts(total_quantity: i32, remaining_quantity: i32) -> CouponParts {
+        CouponParts {
+            id: cid(7),
             name: "welcome".into(),
-            discount,
-            min_order_amount: money(min),
-            total_quantity: 100,
-            remaining_quantity: remaining,
+            discount: DiscountPolicy::fixed(1_000).unwrap(),
+            min_order_amount: Money::ZERO,
+            total_quantity,
+            remaining_quantity,
             validity: ValidityWindow::new(at(0), at(100)).unwrap(),
         }
     }
 
-    pub(crate) fn held(discount: DiscountPolicy, min: i64) -> IssuedCoupon {
-        IssuedCoupon {
-            coupon: coupon(discount, min, 10),
-            user_id: UserId::new(1).unwrap(),
-            issued_at: at(0),
-            used_at: None,
+    #[test]
+    fn a_campaign_needs_at_least_one_in_total() {
+        assert_eq!(Coupon::new(parts(0, 0)), Err(InconsistentCoupon::TotalQuantity(0)));
+        assert_eq!(Coupon::new(parts(-1, 0)), Err(InconsistentCoupon::TotalQuantity(-1)));
+    }
+
+    #[test]
+    fn a_campaign_cannot_have_more_remaining_than_its_total() {
+        assert_eq!(Coupon::new(parts(10, 11)), Err(InconsistentCoupon::RemainingQuantity { remaining: 11, total: 10 }));
+    }
+
+    #[test]
+    fn a_campaign_cannot_have_less_than_none_remaining() {
+        assert_eq!(Coupon::new(parts(10, -1)), Err(InconsistentCoupon::RemainingQuantity { remaining: -1, total: 10 }));
+    }
+
+    #[test]
+    fn a_campaign_with_none_to_all_remaining_is_accepted() {
+        for remaining in [0, 1, 10] {
+            let coupon = Coupon::new(parts(10, remaining)).unwrap();
+            assert_eq!((coupon.total_quantity(), coupon.remaining_quantity()), (10, remaining));
         }
+        let coupon = Coupon::new(parts(1, 1)).unwrap();
+        assert_eq!(coupon.id(), cid(7));
+        assert_eq!(coupon.name(), "welcome");
+        assert_eq!(coupon.discount(), DiscountPolicy::fixed(1_000).unwrap());
+        assert_eq!(coupon.min_order_amount(), Money::ZERO);
+        assert_eq!(coupon.validity(), ValidityWindow::new(at(0), at(100)).unwrap());
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod order;
 pub mod points;
 pub mod product;
 pub mod ranking;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text;
 pub mod user;
 

@@ -170,9 +170,27 @@ impl PaymentTimeout {
     }
 }
 
-/// A placed order.
+/// A placed order. Its amounts always agree: the total is the sum of its lines, the
+/// discount is at most the total, and the payment is the total less the discount; it
+/// has a payment instant exactly when it is paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    id: OrderId,
+    user_id: UserId,
+    status: OrderStatus,
+    coupon_id: Option<CouponId>,
+    lines: Vec<OrderLine>,
+    total_amount: Money,
+    discount_amount: Money,
+    payment_amount: Money,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+/// The fields of an order before [`Order::new`] has checked that they agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderParts {
     pub id: OrderId,
     pub user_id: UserId,
     pub status: OrderStatus,
@@ -186,6 +204,19 @@ pub struct Order {
     pub paid_at: Option<DateTime<Utc>>,
 }
 
+/// Order fields that do not agree with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InconsistentOrder {
+    #[error("the total {total} is not the sum of the order's line amounts")]
+    TotalNotSumOfLines { total: Money },
+    #[error("the discount {discount} exceeds the total {total}")]
+    DiscountAboveTotal { discount: Money, total: Money },
+    #[error("the payment amount {payment} is not the total {total} less the discount {discount}")]
+    PaymentNotTotalLessDiscount { payment: Money, total: Money, discount: Money },
+    #[error("an order has a payment instant exactly when it is paid (status {status:?})")]
+    PaidAtMismatch { status: OrderStatus },
+}
+
 /// Why an order cannot be paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotPayable {
@@ -196,6 +227,105 @@ pub enum NotPayable {
 }
 
 impl Order {
+    /// An order from `parts`, refused when its amounts or its payment instant disagree.
+    pub fn new(parts: OrderParts) -> Result<Self, InconsistentOrder> {
+        let OrderParts {
+            id,
+            user_id,
+            status,
+            coupon_id,
+            lines,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+        } = parts;
+        let lines_sum = lines.iter().try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount));
+        if lines_sum != Some(total_amount) {
+            return Err(InconsistentOrder::TotalNotSumOfLines { total: total_amount });
+        }
+        let Some(expected_payment) = total_amount.checked_sub(discount_amount) else {
+            return Err(InconsistentOrder::DiscountAboveTotal { discount: discount_amount, total: total_amount });
+        };
+        if payment_amount != expected_payment {
+            return Err(InconsistentOrder::PaymentNotTotalLessDiscount {
+                payment: payment_amount,
+                total: total_amount,
+                discount: discount_amount,
+            });
+        }
+        if paid_at.is_some() != (status == OrderStatus::Paid) {
+            return Err(InconsistentOrder::PaidAtMismatch { status });
+        }
+        Ok(Self {
+            id,
+            user_id,
+            status,
+            coupon_id,
+            lines,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+        })
+    }
+
+    pub const fn id(&self) -> OrderId {
+        self.id
+    }
+
+    pub const fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    pub const fn status(&self) -> OrderStatus {
+        self.status
+    }
+
+    pub const fn coupon_id(&self) -> Option<CouponId> {
+        self.coupon_id
+    }
+
+    /// The priced lines, in the order they were requested.
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
+    /// The priced lines, for a caller that no longer needs the order.
+    pub fn into_lines(self) -> Vec<OrderLine> {
+        self.lines
+    }
+
+    pub const fn total_amount(&self) -> Money {
+        self.total_amount
+    }
+
+    pub const fn discount_amount(&self) -> Money {
+        self.discount_amount
+    }
+
+    pub const fn payment_amount(&self) -> Money {
+        self.payment_amount
+    }
+
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// The payment deadline: at this instant the order has expired.
+    pub const fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+
+    /// When it was paid; `Some` exactly when the status is `Paid`.
+    pub const fn paid_at(&self) -> Option<DateTime<Utc>> {
+        self.paid_at
+    }
+
     /// An order can be paid while it is `NOT_PAID` and strictly before `expires_at`;
     /// at `expires_at` itself it has expired, whether or not the sweep has run.
     pub fn check_payable(&self, at: DateTime<Utc>) -> Result<(), NotPayable> {
@@ -217,28 +347,10 @@ pub fn has_expired(expires_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
 mod tests {
     use super::*;
     use crate::coupon::DiscountPolicy;
-    use crate::coupon::tests::{at, held};
-    use crate::product::{ProductName, Stock};
+    use crate::testing::{CouponBuilder, OrderBuilder, at, money, order_line, pid, product, requested as line};
 
-    fn pid(raw: i64) -> ProductId {
-        ProductId::new(raw).unwrap()
-    }
-
-    fn line(product: i64, quantity: i64) -> RequestedLine {
-        RequestedLine { product_id: pid(product), quantity: Quantity::new(quantity).unwrap() }
-    }
-
-    fn product(id: i64, price: i64, stock: i64) -> Product {
-        Product {
-            id: pid(id),
-            name: ProductName::new(&format!("product {id}")).unwrap(),
-            price: Money::new(price).unwrap(),
-            stock: Stock::new(stock).unwrap(),
-        }
-    }
-
-    fn money(krw: i64) -> Money {
-        Money::new(krw).unwrap()
+    fn held(discount: DiscountPolicy, min: i64) -> IssuedCoupon {
+        CouponBuilder::new().discount(discount).min_order_amount(min).remaining_quantity(10).held()
     }
 
     #[test]
@@ -310,18 +422,104 @@ mod tests {
     }
 
     fn order(status: OrderStatus) -> Order {
-        Order {
+        OrderBuilder::new().status(status).build()
+    }
+
+    /// Order 11 of user 1 with two lines totalling 2,500, a 250 discount and a 2,250 payment.
+    fn parts() -> OrderParts {
+        OrderParts {
             id: OrderId::new(11).unwrap(),
             user_id: UserId::new(1).unwrap(),
-            status,
-            coupon_id: None,
+            status: OrderStatus::NotPaid,
+            coupon_id: CouponId::new(7).ok(),
+            lines: vec![order_line(2, 2, 1_000), order_line(5, 1, 500)],
+            total_amount: money(2_500),
+            discount_amount: money(250),
+            payment_amount: money(2_250),
+            created_at: at(0),
+            expires_at: at(300),
+            paid_at: None,
+        }
+    }
+
+    #[test]
+    fn an_order_whose_amounts_agree_is_accepted() {
+        let order = Order::new(parts()).unwrap();
+        assert_eq!(order.id(), OrderId::new(11).unwrap());
+        assert_eq!(order.user_id(), UserId::new(1).unwrap());
+        assert_eq!(order.status(), OrderStatus::NotPaid);
+        assert_eq!(order.coupon_id(), CouponId::new(7).ok());
+        assert_eq!(order.lines(), [order_line(2, 2, 1_000), order_line(5, 1, 500)]);
+        assert_eq!(
+            (order.total_amount(), order.discount_amount(), order.payment_amount()),
+            (money(2_500), money(250), money(2_250))
+        );
+        assert_eq!((order.created_at(), order.expires_at(), order.paid_at()), (at(0), at(300), None));
+        assert_eq!(order.into_lines(), vec![order_line(2, 2, 1_000), order_line(5, 1, 500)]);
+        let paid = Order::new(OrderParts { status: OrderStatus::Paid, paid_at: Some(at(10)), ..parts() }).unwrap();
+        assert_eq!(paid.paid_at(), Some(at(10)));
+        let whole_discount = OrderParts { discount_amount: money(2_500), payment_amount: Money::ZERO, ..parts() };
+        assert!(Order::new(whole_discount).is_ok(), "a discount may take the whole total");
+        let empty = OrderParts {
             lines: vec![],
             total_amount: Money::ZERO,
             discount_amount: Money::ZERO,
             payment_amount: Money::ZERO,
-            created_at: at(0),
-            expires_at: at(300),
-            paid_at: None,
+            ..parts()
+        };
+        assert!(Order::new(empty).is_ok());
+    }
+
+    #[test]
+    fn an_order_total_is_the_sum_of_its_lines() {
+        let off_by_one = OrderParts { total_amount: money(2_501), payment_amount: money(2_251), ..parts() };
+        assert_eq!(Order::new(off_by_one), Err(InconsistentOrder::TotalNotSumOfLines { total: money(2_501) }));
+        let line_missing = OrderParts { lines: vec![order_line(2, 2, 1_000)], ..parts() };
+        assert_eq!(Order::new(line_missing), Err(InconsistentOrder::TotalNotSumOfLines { total: money(2_500) }));
+        let overflowing = OrderParts {
+            lines: vec![order_line(1, 1, i64::MAX), order_line(2, 1, 1)],
+            total_amount: Money::new(i64::MAX).unwrap(),
+            discount_amount: Money::ZERO,
+            payment_amount: Money::new(i64::MAX).unwrap(),
+            ..parts()
+        };
+        assert_eq!(
+            Order::new(overflowing),
+            Err(InconsistentOrder::TotalNotSumOfLines { total: Money::new(i64::MAX).unwrap() })
+        );
+    }
+
+    #[test]
+    fn an_order_discount_is_at_most_its_total() {
+        let too_much = OrderParts { discount_amount: money(2_501), payment_amount: Money::ZERO, ..parts() };
+        assert_eq!(
+            Order::new(too_much),
+            Err(InconsistentOrder::DiscountAboveTotal { discount: money(2_501), total: money(2_500) })
+        );
+    }
+
+    #[test]
+    fn an_order_payment_is_its_total_less_its_discount() {
+        for payment in [2_249, 2_251, 2_500] {
+            let wrong = OrderParts { payment_amount: money(payment), ..parts() };
+            assert_eq!(
+                Order::new(wrong),
+                Err(InconsistentOrder::PaymentNotTotalLessDiscount {
+                    payment: money(payment),
+                    total: money(2_500),
+                    discount: money(250),
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_has_a_payment_instant_exactly_when_paid() {
+        let paid_without = OrderParts { status: OrderStatus::Paid, paid_at: None, ..parts() };
+        assert_eq!(Order::new(paid_without), Err(InconsistentOrder::PaidAtMismatch { status: OrderStatus::Paid }));
+        for status in [OrderStatus::NotPaid, OrderStatus::Failed] {
+            let unpaid_with = OrderParts { status, paid_at: Some(at(10)), ..parts() };
+            assert_eq!(Order::new(unpaid_with), Err(InconsistentOrder::PaidAtMismatch { status }));
         }
     }
 

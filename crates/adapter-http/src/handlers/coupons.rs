@@ -45,16 +45,16 @@ pub struct HeldCouponTerms {
 
 impl From<&IssuedCoupon> for HeldCouponTerms {
     fn from(held: &IssuedCoupon) -> Self {
-        let (discount_type, discount_value) = discount_parts(held.coupon.discount);
+        let (discount_type, discount_value) = discount_parts(held.coupon.discount());
         Self {
-            coupon_id: held.coupon.id.get(),
+            coupon_id: held.coupon.id().get(),
             user_id: held.user_id.get(),
-            name: held.coupon.name.clone(),
+            name: held.coupon.name().to_owned(),
             discount_type,
             discount_value,
-            min_order_amount: held.coupon.min_order_amount.krw(),
-            valid_from: held.coupon.validity.from(),
-            valid_until: held.coupon.validity.until(),
+            min_order_amount: held.coupon.min_order_amount().krw(),
+            valid_from: held.coupon.validity().from(),
+            valid_until: held.coupon.validity().until(),
             used: held.used_at.is_some(),
             issued_at: held.issued_at,
         }
@@ -109,17 +109,17 @@ pub struct CouponResponse {
 
 impl From<Coupon> for CouponResponse {
     fn from(c: Coupon) -> Self {
-        let (discount_type, discount_value) = discount_parts(c.discount);
+        let (discount_type, discount_value) = discount_parts(c.discount());
         Self {
-            coupon_id: c.id.get(),
-            name: c.name,
+            coupon_id: c.id().get(),
+            name: c.name().to_owned(),
             discount_type,
             discount_value,
-            min_order_amount: c.min_order_amount.krw(),
-            total_quantity: c.total_quantity,
-            remaining_quantity: c.remaining_quantity,
-            valid_from: c.validity.from(),
-            valid_until: c.validity.until(),
+            min_order_amount: c.min_order_amount().krw(),
+            total_quantity: c.total_quantity(),
+            remaining_quantity: c.remaining_quantity(),
+            valid_from: c.validity().from(),
+            valid_until: c.validity().until(),
         }
     }
 }

@@ -94,30 +94,30 @@ pub struct OrderResponse {
 impl From<Order> for OrderResponse {
     fn from(order: Order) -> Self {
         Self {
-            order_id: order.id.get(),
-            user_id: order.user_id.get(),
-            status: match order.status {
+            order_id: order.id().get(),
+            user_id: order.user_id().get(),
+            status: match order.status() {
                 OrderStatus::NotPaid => OrderStatusDto::NotPaid,
                 OrderStatus::Paid => OrderStatusDto::Paid,
                 OrderStatus::Failed => OrderStatusDto::Failed,
             },
-            coupon_id: order.coupon_id.map(CouponId::get),
+            coupon_id: order.coupon_id().map(CouponId::get),
             items: order
-                .lines
-                .into_iter()
+                .lines()
+                .iter()
                 .map(|l| OrderLineResponse {
                     product_id: l.product_id.get(),
-                    name: l.name,
+                    name: l.name.clone(),
                     unit_price: l.unit_price.krw(),
                     quantity: l.quantity.get(),
                     amount: l.amount.krw(),
                 })
                 .collect(),
-            total_amount: order.total_amount.krw(),
-            discount_amount: order.discount_amount.krw(),
-            payment_amount: order.payment_amount.krw(),
-            created_at: order.created_at,
-            expires_at: order.expires_at,
+            total_amount: order.total_amount().krw(),
+            discount_amount: order.discount_amount().krw(),
+            payment_amount: order.payment_amount().krw(),
+            created_at: order.created_at(),
+            expires_at: order.expires_at(),
         }
     }
 }

@@ -170,9 +170,10 @@ mod tests {
     use chrono_tz::Asia::Seoul;
     use domain::ProductId;
     use domain::ranking::ProductSales;
+    use domain::testing::at;
 
     use super::*;
-    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock};
+    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn sales(id: i64, sold: i64) -> ProductSales {
         ProductSales { product_id: ProductId::new(id).unwrap(), sold_quantity: sold }

@@ -70,20 +70,10 @@ impl ListProducts {
 
 #[cfg(test)]
 mod tests {
-    use domain::Money;
-    use domain::product::{ProductName, Stock};
+    use domain::testing::product;
 
     use super::*;
     use crate::usecases::test_support::FakeWork;
-
-    fn product(id: i64) -> Product {
-        Product {
-            id: ProductId::new(id).unwrap(),
-            name: ProductName::new("p").unwrap(),
-            price: Money::ZERO,
-            stock: Stock::new(1).unwrap(),
-        }
-    }
 
     #[tokio::test]
     async fn a_full_page_points_at_its_last_product() {
@@ -91,7 +81,7 @@ mod tests {
         work.products
             .expect_page()
             .withf(|after, limit| *after == ProductId::new(4).ok() && *limit == 3)
-            .returning(|_, _| Ok(vec![product(5), product(6), product(7)]));
+            .returning(|_, _| Ok(vec![product(5, 0, 1), product(6, 0, 1), product(7, 0, 1)]));
         let (uow, _) = work.into_reader();
         let page = ListProducts::new(uow).execute(ProductId::new(4).ok(), 2).await.unwrap();
         assert_eq!(page.products.iter().map(|p| p.id.get()).collect::<Vec<_>>(), vec![5, 6]);
@@ -101,7 +91,7 @@ mod tests {
     #[tokio::test]
     async fn the_last_page_has_no_next() {
         let mut work = FakeWork::default();
-        work.products.expect_page().returning(|_, _| Ok(vec![product(1), product(2)]));
+        work.products.expect_page().returning(|_, _| Ok(vec![product(1, 0, 1), product(2, 0, 1)]));
         let (uow, _) = work.into_reader();
         let page = ListProducts::new(uow).execute(None, 2).await.unwrap();
         assert_eq!(page.products.len(), 2);

@@ -104,7 +104,7 @@ impl IssueCoupon {
             ))
             .into());
         };
-        let remaining_quantity = coupon.remaining_quantity;
+        let remaining_quantity = coupon.remaining_quantity();
         Ok(Issued { coupon: IssuedCoupon { coupon, user_id, issued_at, used_at: None }, remaining_quantity })
     }
 }
@@ -145,26 +145,17 @@ impl HeldCoupons {
 
 #[cfg(test)]
 mod tests {
-    use domain::Money;
-    use domain::coupon::{DiscountPolicy, ValidityWindow};
+    use domain::testing::{CouponBuilder, at, uid};
 
     use super::*;
-    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn cid() -> CouponId {
-        CouponId::new(7).unwrap()
+        domain::testing::cid(7)
     }
 
     fn campaign(remaining: i32) -> Coupon {
-        Coupon {
-            id: cid(),
-            name: "rush".into(),
-            discount: DiscountPolicy::fixed(1_000).unwrap(),
-            min_order_amount: Money::ZERO,
-            total_quantity: 100,
-            remaining_quantity: remaining,
-            validity: ValidityWindow::new(at(0), at(100)).unwrap(),
-        }
+        CouponBuilder::new().name("rush").remaining_quantity(remaining).build()
     }
 
     async fn issue(work: FakeWork, now: i64) -> (Result<Issued, IssueCouponError>, Option<Ended>) {

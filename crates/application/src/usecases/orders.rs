@@ -89,7 +89,7 @@ impl PlaceOrder {
             })
             .await?;
         if let Some(coupon) = coupon {
-            work.coupons().mark_used(user_id, coupon.coupon.id, order.id, now).await?;
+            work.coupons().mark_used(user_id, coupon.coupon.id(), order.id(), now).await?;
         }
         Ok(order)
     }
@@ -119,7 +119,7 @@ impl GetOrder {
     pub async fn execute(&self, order_id: OrderId, user_id: UserId) -> Result<Order, GetOrderError> {
         let mut work = self.uow.read().await?;
         let outcome = match work.orders().find(order_id).await {
-            Ok(Some(order)) if order.user_id == user_id => Ok(order),
+            Ok(Some(order)) if order.user_id() == user_id => Ok(order),
             Ok(_) => Err(GetOrderError::OrderNotFound(order_id)),
             Err(e) => Err(e.into()),
         };
@@ -165,87 +165,54 @@ impl ExpireOrders {
         let Some(order) = work.orders().lock_expired(now, 1).await?.into_iter().next() else {
             return Ok(None);
         };
-        work.orders().mark_failed(order.id, now).await?;
-        let mut ids: Vec<ProductId> = order.lines.iter().map(|l| l.product_id).collect();
+        work.orders().mark_failed(order.id(), now).await?;
+        let mut ids: Vec<ProductId> = order.lines().iter().map(|l| l.product_id).collect();
         ids.sort_unstable();
         work.products().lock_many(&ids).await?;
-        let returned: Vec<(ProductId, Quantity)> = order.lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        let returned: Vec<(ProductId, Quantity)> = order.lines().iter().map(|l| (l.product_id, l.quantity)).collect();
         work.products().return_stock(&returned).await?;
-        if order.coupon_id.is_some() {
-            work.coupons().release_used_by(order.id).await?;
+        if order.coupon_id().is_some() {
+            work.coupons().release_used_by(order.id()).await?;
         }
-        Ok(Some(order.id))
+        Ok(Some(order.id()))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use domain::Money;
-    use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon, ValidityWindow};
-    use domain::order::{OrderLine, OrderStatus, RequestedLine};
-    use domain::product::{Product, ProductName, Stock};
+    use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon};
+    use domain::order::OrderStatus;
+    use domain::testing::{CouponBuilder, OrderBuilder, at, cid, items, pid, product, quantity, uid};
 
     use super::*;
-    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
-
-    fn pid(raw: i64) -> ProductId {
-        ProductId::new(raw).unwrap()
-    }
-
-    fn product(id: i64, price: i64, stock: i64) -> Product {
-        Product {
-            id: pid(id),
-            name: ProductName::new("p").unwrap(),
-            price: Money::new(price).unwrap(),
-            stock: Stock::new(stock).unwrap(),
-        }
-    }
+    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn request(coupon: Option<i64>, lines: &[(i64, i64)]) -> PlaceOrderRequest {
-        PlaceOrderRequest {
-            user_id: uid(1),
-            coupon_id: coupon.map(|c| CouponId::new(c).unwrap()),
-            items: OrderItems::new(
-                lines
-                    .iter()
-                    .map(|(p, q)| RequestedLine { product_id: pid(*p), quantity: Quantity::new(*q).unwrap() })
-                    .collect(),
-            )
-            .unwrap(),
-        }
+        PlaceOrderRequest { user_id: uid(1), coupon_id: coupon.map(cid), items: items(lines) }
     }
 
     fn held(min: i64, used: bool) -> IssuedCoupon {
-        IssuedCoupon {
-            coupon: domain::coupon::Coupon {
-                id: CouponId::new(7).unwrap(),
-                name: "ten".into(),
-                discount: DiscountPolicy::percent(10).unwrap(),
-                min_order_amount: Money::new(min).unwrap(),
-                total_quantity: 10,
-                remaining_quantity: 0,
-                validity: ValidityWindow::new(at(0), at(1_000)).unwrap(),
-            },
-            user_id: uid(1),
-            issued_at: at(0),
-            used_at: used.then(|| at(1)),
-        }
+        let held = CouponBuilder::new()
+            .name("ten")
+            .discount(DiscountPolicy::percent(10).unwrap())
+            .min_order_amount(min)
+            .total_quantity(10)
+            .remaining_quantity(0)
+            .valid(0, 1_000)
+            .held();
+        IssuedCoupon { used_at: used.then(|| at(1)), ..held }
     }
 
     fn stored(order: &NewOrder) -> Order {
-        Order {
-            id: OrderId::new(11).unwrap(),
-            user_id: order.user_id,
-            status: OrderStatus::NotPaid,
-            coupon_id: order.coupon_id,
-            lines: order.priced.lines.clone(),
-            total_amount: order.priced.total_amount,
-            discount_amount: order.priced.discount_amount,
-            payment_amount: order.priced.payment_amount,
-            created_at: order.created_at,
-            expires_at: order.expires_at,
-            paid_at: None,
+        let mut stored = OrderBuilder::new()
+            .user(order.user_id.get())
+            .priced(&order.priced)
+            .created_at(order.created_at)
+            .expires_at(order.expires_at);
+        if let Some(coupon) = order.coupon_id {
+            stored = stored.coupon(coupon.get());
         }
+        stored.build()
     }
 
     fn place_order(uow: Arc<crate::ports::MockUnitOfWork>) -> PlaceOrder {
@@ -263,7 +230,7 @@ mod tests {
         work.coupons.expect_lock_held().returning(|_, _| Ok(Some(held(0, false))));
         work.products
             .expect_take_stock()
-            .withf(|lines| lines.len() == 2 && lines.contains(&(pid(5), Quantity::new(1).unwrap())))
+            .withf(|lines| lines.len() == 2 && lines.contains(&(pid(5), quantity(1))))
             .times(1)
             .returning(|_| Ok(()));
         work.orders
@@ -276,8 +243,8 @@ mod tests {
         work.coupons.expect_mark_used().times(1).returning(|_, _, _, _| Ok(()));
         let (uow, ended) = work.into_uow();
         let order = place_order(uow).execute(request(Some(7), &[(5, 1), (2, 2)])).await.unwrap();
-        assert_eq!(order.payment_amount.krw(), 2_250);
-        assert_eq!(order.status, OrderStatus::NotPaid);
+        assert_eq!(order.payment_amount().krw(), 2_250);
+        assert_eq!(order.status(), OrderStatus::NotPaid);
         assert_eq!(ended.get(), Some(Ended::Committed));
     }
 
@@ -303,30 +270,43 @@ mod tests {
         assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
 
+    /// Places one unit of a product the user can afford with coupon 7, which the
+    /// user's coupon lock answers with `coupon`.
+    async fn place_with(coupon: Option<IssuedCoupon>) -> (PlaceOrderError, Option<Ended>) {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
+        work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
+        let (uow, ended) = work.into_uow();
+        let error = place_order(uow).execute(request(Some(7), &[(1, 1)])).await.unwrap_err();
+        (error, ended.get())
+    }
+
     #[tokio::test]
-    async fn coupon_refusals_change_nothing() {
-        for (coupon, expected) in
-            [(None, "not owned"), (Some(held(0, true)), "used"), (Some(held(5_000, false)), "minimum")]
-        {
-            let mut work = FakeWork::default();
-            work.users.expect_exists().returning(|_| Ok(true));
-            work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
-            work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
-            let (uow, ended) = work.into_uow();
-            let error = place_order(uow).execute(request(Some(7), &[(1, 1)])).await.unwrap_err();
-            let matched = match expected {
-                "not owned" => matches!(error, PlaceOrderError::CouponNotOwned(_)),
-                "used" => {
-                    matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_))))
-                }
-                _ => matches!(
-                    error,
-                    PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))
-                ),
-            };
-            assert!(matched, "{expected}: got {error:?}");
-            assert_eq!(ended.get(), Some(Ended::RolledBack));
-        }
+    async fn a_coupon_not_held_changes_nothing() {
+        let (error, ended) = place_with(None).await;
+        assert!(matches!(error, PlaceOrderError::CouponNotOwned(_)), "got {error:?}");
+        assert_eq!(ended, Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_used_coupon_changes_nothing() {
+        let (error, ended) = place_with(Some(held(0, true))).await;
+        assert!(
+            matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_)))),
+            "got {error:?}"
+        );
+        assert_eq!(ended, Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_coupon_whose_minimum_exceeds_the_total_changes_nothing() {
+        let (error, ended) = place_with(Some(held(5_000, false))).await;
+        assert!(
+            matches!(error, PlaceOrderError::Refused(PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }))),
+            "got {error:?}"
+        );
+        assert_eq!(ended, Some(Ended::RolledBack));
     }
 
     #[tokio::test]
@@ -342,21 +322,7 @@ mod tests {
     #[tokio::test]
     async fn another_users_order_is_not_found() {
         let mut work = FakeWork::default();
-        work.orders.expect_find().returning(|_| {
-            Ok(Some(Order {
-                id: OrderId::new(11).unwrap(),
-                user_id: uid(2),
-                status: OrderStatus::NotPaid,
-                coupon_id: None,
-                lines: vec![],
-                total_amount: Money::ZERO,
-                discount_amount: Money::ZERO,
-                payment_amount: Money::ZERO,
-                created_at: at(0),
-                expires_at: at(300),
-                paid_at: None,
-            }))
-        });
+        work.orders.expect_find().returning(|_| Ok(Some(OrderBuilder::new().user(2).build())));
         let (uow, _) = work.into_reader();
         let result = GetOrder::new(uow).execute(OrderId::new(11).unwrap(), uid(1)).await;
         assert!(matches!(result, Err(GetOrderError::OrderNotFound(_))));
@@ -364,34 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiry_fails_the_order_and_gives_back_stock_and_coupon() {
-        let order = Order {
-            id: OrderId::new(11).unwrap(),
-            user_id: uid(1),
-            status: OrderStatus::NotPaid,
-            coupon_id: CouponId::new(7).ok(),
-            lines: vec![
-                OrderLine {
-                    product_id: pid(9),
-                    name: "b".into(),
-                    unit_price: Money::ZERO,
-                    quantity: Quantity::new(2).unwrap(),
-                    amount: Money::ZERO,
-                },
-                OrderLine {
-                    product_id: pid(3),
-                    name: "a".into(),
-                    unit_price: Money::ZERO,
-                    quantity: Quantity::new(1).unwrap(),
-                    amount: Money::ZERO,
-                },
-            ],
-            total_amount: Money::ZERO,
-            discount_amount: Money::ZERO,
-            payment_amount: Money::ZERO,
-            created_at: at(0),
-            expires_at: at(300),
-            paid_at: None,
-        };
+        let order = OrderBuilder::new().coupon(7).line(9, 2, 0).line(3, 1, 0).build();
         let mut first = FakeWork::default();
         first.orders.expect_lock_expired().withf(|now, _| *now == at(300)).return_once(move |_, _| Ok(vec![order]));
         first.orders.expect_mark_failed().times(1).returning(|_, _| Ok(()));

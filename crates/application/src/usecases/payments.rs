@@ -66,7 +66,7 @@ impl PayOrder {
 
     async fn pay(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
         let order = match work.orders().lock(order_id).await? {
-            Some(order) if order.user_id == user_id => order,
+            Some(order) if order.user_id() == user_id => order,
             _ if !work.users().exists(user_id).await? => {
                 return Err(PayOrderError::UserNotFound(user_id));
             }
@@ -78,19 +78,19 @@ impl PayOrder {
         // sweep or behind this user's other payments is judged at the instant it acts.
         let now = self.clock.now();
         order.check_payable(now)?;
-        let after = balance.spend(order.payment_amount)?;
+        let after = balance.spend(order.payment_amount())?;
         users.set_balance(user_id, after).await?;
         users
             .append_entry(&NewPointEntry {
                 user_id,
                 kind: PointEntryKind::Use,
-                amount: order.payment_amount,
+                amount: order.payment_amount(),
                 balance_after: after,
                 order_id: Some(order_id),
                 at: now,
             })
             .await?;
-        let payment = work.payments().insert(order_id, user_id, order.payment_amount, now).await?;
+        let payment = work.payments().insert(order_id, user_id, order.payment_amount(), now).await?;
         work.orders().mark_paid(order_id, now).await?;
         self.data_platform.send_paid_order(&paid_event(order, now)).await?;
         Ok(Paid { payment, balance: after })
@@ -99,45 +99,34 @@ impl PayOrder {
 
 fn paid_event(order: Order, paid_at: DateTime<Utc>) -> PaidOrderEvent {
     PaidOrderEvent {
-        order_id: order.id,
-        user_id: order.user_id,
-        lines: order.lines,
-        total_amount: order.total_amount,
-        discount_amount: order.discount_amount,
-        payment_amount: order.payment_amount,
+        order_id: order.id(),
+        user_id: order.user_id(),
+        total_amount: order.total_amount(),
+        discount_amount: order.discount_amount(),
+        payment_amount: order.payment_amount(),
+        lines: order.into_lines(),
         paid_at,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use domain::Money;
     use domain::PaymentId;
     use domain::order::OrderStatus;
     use domain::points::PointEntry;
+    use domain::testing::{OrderBuilder, at, uid};
 
     use super::*;
     use crate::ports::MockDataPlatform;
-    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn oid() -> OrderId {
         OrderId::new(11).unwrap()
     }
 
+    /// Order 11 of user 1, one line of `amount` KRW, no discount.
     fn order(status: OrderStatus, amount: i64) -> Order {
-        Order {
-            id: oid(),
-            user_id: uid(1),
-            status,
-            coupon_id: None,
-            lines: vec![],
-            total_amount: Money::new(amount).unwrap(),
-            discount_amount: Money::ZERO,
-            payment_amount: Money::new(amount).unwrap(),
-            created_at: at(0),
-            expires_at: at(300),
-            paid_at: None,
-        }
+        OrderBuilder::new().status(status).line(1, 1, amount).build()
     }
 
     fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {

@@ -157,8 +157,10 @@ impl PointHistory {
 
 #[cfg(test)]
 mod tests {
+    use domain::testing::{at, uid};
+
     use super::*;
-    use crate::usecases::test_support::{Ended, FakeWork, at, fixed_clock, uid};
+    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn charge(krw: i64) -> ChargeAmount {
         ChargeAmount::new(krw).unwrap()

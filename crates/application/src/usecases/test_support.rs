@@ -3,8 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
-use domain::UserId;
+use chrono::{DateTime, Utc};
 
 use crate::ports::{
     CouponRepository, MockClock, MockCouponRepository, MockOrderRepository, MockPaymentRepository,
@@ -101,16 +100,8 @@ impl Work for FakeWork {
     }
 }
 
-pub fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
-}
-
 pub fn fixed_clock(now: DateTime<Utc>) -> Arc<MockClock> {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(now);
     Arc::new(clock)
-}
-
-pub fn uid(raw: i64) -> UserId {
-    UserId::new(raw).unwrap()
 }
