@@ -19,4 +19,4 @@ mod state;
 pub use auth::AdminToken;
 pub use metrics::Metrics;
 pub use server::{HttpSettings, serve};
-pub use state::AppState;
+pub use state::{AppState, Bulkhead, Deadlines};

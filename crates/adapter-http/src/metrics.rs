@@ -36,6 +36,11 @@ impl Metrics {
         Ok(Self { registry, requests, latency })
     }
 
+    /// The registry, for the service's other metrics (its dependencies, its jobs).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut buffer = Vec::new();

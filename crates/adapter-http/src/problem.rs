@@ -8,9 +8,10 @@
 //! on the operation in the OpenAPI document.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ContentType;
+use actix_web::http::header::{ContentType, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use application::StoreError;
 use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
@@ -123,11 +124,23 @@ pub struct Problem {
 pub struct ApiError {
     code: ProblemCode,
     detail: String,
+    /// For a 503: when to try again (`Retry-After`); one second when unset.
+    retry_after: Option<Duration>,
 }
+
+/// `Retry-After` of a 503 that names no better instant.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl ApiError {
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self { code, detail: detail.into(), retry_after: None }
+    }
+
+    /// Tells the client when a retry may succeed (sent as `Retry-After` on a 503).
+    #[must_use]
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
@@ -161,7 +174,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.code.status()).insert_header(ContentType(problem_mime())).json(self.problem())
+        let mut response = HttpResponse::build(self.code.status());
+        response.insert_header(ContentType(problem_mime()));
+        if self.code.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Whole seconds, rounded up: never tell a client to come back before it may.
+            let after = self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response.insert_header((RETRY_AFTER, seconds.max(1)));
+        }
+        response.json(self.problem())
     }
 }
 
@@ -337,6 +358,10 @@ impl From<PayOrderError> for ApiError {
                     "the data platform did not accept the order; nothing was charged, retry later",
                 )
             }
+            PayOrderError::BreakerOpen(open) => {
+                Self::new(ProblemCode::DataPlatformUnavailable, format!("{open}; nothing was charged, retry later"))
+                    .retry_after(open.retry_after)
+            }
             PayOrderError::Store(e) => e.into(),
         }
     }
@@ -364,6 +389,16 @@ mod tests {
         let problem = error.problem();
         assert_eq!((problem.status, problem.code, problem.title), (409, "COUPON_SOLD_OUT", "Coupon sold out"));
         assert_eq!(error.error_response().status(), StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let retry_after = |error: ApiError| error.error_response().headers().get(RETRY_AFTER).cloned();
+        assert_eq!(retry_after(ApiError::new(ProblemCode::ServiceUnavailable, "down")).unwrap(), "1");
+        let later =
+            ApiError::new(ProblemCode::DataPlatformUnavailable, "open").retry_after(Duration::from_millis(4100));
+        assert_eq!(retry_after(later).unwrap(), "5");
+        assert_eq!(retry_after(ApiError::new(ProblemCode::OutOfStock, "none")), None);
     }
 
     #[test]

@@ -7,9 +7,15 @@ pub(crate) fn is_unavailable(error: &DieselError) -> bool {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
         | DieselError::BrokenTransactionManager => true,
-        // admin_shutdown and friends: the server is going away.
+        // admin_shutdown and friends: the server is going away; or a statement gave up
+        // on a lock or on its time limit (`lock_timeout`, `statement_timeout`): the
+        // database is too busy to answer now, and the transaction rolls back.
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            info.message().contains("terminating connection") || info.message().contains("shutting down")
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("shutting down")
+                || message.contains("canceling statement due to lock timeout")
+                || message.contains("canceling statement due to statement timeout")
         }
         _ => false,
     }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use application::ports::{
     CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
 };
@@ -13,17 +15,30 @@ use crate::pool::PgPool;
 #[derive(Clone)]
 pub struct PgUnitOfWork {
     pool: PgPool,
+    /// Where readiness pings go: a pool of its own, so a probe never queues behind
+    /// requests for a connection.
+    probe: PgPool,
 }
+
+/// The longest a readiness ping may take before the database counts as not answering.
+const PING_WITHIN: Duration = Duration::from_millis(800);
 
 impl std::fmt::Debug for PgUnitOfWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgUnitOfWork").field("pool", &self.pool.status()).finish()
+        f.debug_struct("PgUnitOfWork").field("pool", &self.pool.status()).field("probe", &self.probe.status()).finish()
     }
 }
 
 impl PgUnitOfWork {
+    /// Units of work over `pool`; readiness pings share it.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { probe: pool.clone(), pool }
+    }
+
+    /// Units of work over `pool`, with readiness pings on `probe` (a pool of one
+    /// connection is enough).
+    pub fn with_probe(pool: PgPool, probe: PgPool) -> Self {
+        Self { pool, probe }
     }
 
     async fn connection(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
@@ -45,7 +60,13 @@ impl UnitOfWork for PgUnitOfWork {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        crate::pool::ping(&self.pool).await
+        match tokio::time::timeout(PING_WITHIN, crate::pool::ping(&self.probe)).await {
+            Ok(answered) => answered,
+            Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the database did not answer a ping within {} ms",
+                PING_WITHIN.as_millis()
+            ))),
+        }
     }
 }
 

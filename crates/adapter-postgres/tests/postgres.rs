@@ -201,12 +201,12 @@ async fn expired_orders_are_locked_once_across_sweepers() {
 
     let mut first = f.uow.begin().await.unwrap();
     let mut second = f.uow.begin().await.unwrap();
-    let a = first.orders().lock_expired(at(300), 2).await.unwrap();
-    let b = second.orders().lock_expired(at(300), 2).await.unwrap();
+    let a = first.orders().lock_expired(at(300), 2, &[]).await.unwrap();
+    let b = second.orders().lock_expired(at(300), 2, &[]).await.unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(b.len(), 1, "the rows the first sweeper holds are skipped");
     assert!(a.iter().all(|o| b.iter().all(|other| other.id() != o.id())));
-    assert!(second.orders().lock_expired(at(299), 10).await.unwrap().is_empty(), "not yet at the deadline");
+    assert!(second.orders().lock_expired(at(299), 10, &[]).await.unwrap().is_empty(), "not yet at the deadline");
     first.orders().mark_failed(a[0].id(), at(300)).await.unwrap();
     first.commit().await.unwrap();
     second.rollback().await.unwrap();

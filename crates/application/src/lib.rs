@@ -10,6 +10,7 @@
 //! never a framework or driver type. Adapters turn those enums into their protocol.
 
 pub mod ports;
+pub mod resilience;
 pub mod usecases;
 
 pub use ports::{Clock, StoreError, UnitOfWork, Work};

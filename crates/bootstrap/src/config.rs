@@ -28,6 +28,50 @@ pub struct Config {
     pub time_zone: Tz,
     pub database_pool_size: usize,
     pub http_workers: usize,
+    /// How long a request waits for a pooled connection before 503.
+    pub database_pool_wait: Duration,
+    /// Server-side bound on one statement.
+    pub database_statement_timeout: Duration,
+    /// Server-side bound on one wait for a row lock.
+    pub database_lock_timeout: Duration,
+    /// Payments allowed at once (the bulkhead in front of the data platform).
+    pub data_platform_max_in_flight: usize,
+    /// Consecutive failed sends that open the data platform's circuit breaker.
+    pub data_platform_breaker_failures: u32,
+    /// How long an open breaker refuses payments before one trial.
+    pub data_platform_breaker_cooldown: Duration,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Config {
+    /// The longest a transaction may sit idle: longer than a payment waits on the
+    /// data platform inside its transaction, short enough that a client that vanished
+    /// mid-transaction releases its locks within seconds.
+    pub fn idle_in_transaction_timeout(&self) -> Duration {
+        self.data_platform_timeout + Duration::from_secs(5)
+    }
+
+    /// How long a payment waits for a bulkhead slot before it is refused: at most a
+    /// second, so that a refusal is prompt even when connections may be waited for longer.
+    pub fn payment_slot_wait(&self) -> Duration {
+        self.database_pool_wait.min(Duration::from_secs(1))
+    }
+
+    /// Client-side bound on a request's database work: the pool wait, one statement's
+    /// limit and a margin. It only matters when the database stops answering without
+    /// closing anything (server-side limits cannot fire then).
+    pub fn database_deadline(&self) -> Duration {
+        self.database_pool_wait + self.database_statement_timeout + Duration::from_secs(1)
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -43,6 +87,13 @@ impl std::fmt::Debug for Config {
             .field("time_zone", &self.time_zone)
             .field("database_pool_size", &self.database_pool_size)
             .field("http_workers", &self.http_workers)
+            .field("database_pool_wait", &self.database_pool_wait)
+            .field("database_statement_timeout", &self.database_statement_timeout)
+            .field("database_lock_timeout", &self.database_lock_timeout)
+            .field("data_platform_max_in_flight", &self.data_platform_max_in_flight)
+            .field("data_platform_breaker_failures", &self.data_platform_breaker_failures)
+            .field("data_platform_breaker_cooldown", &self.data_platform_breaker_cooldown)
+            .field("log_format", &self.log_format)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +138,22 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             error("BEST_PRODUCTS_TIMEZONE", format!("expected an IANA time zone such as Asia/Seoul, got {raw:?}"))
         })?,
     };
+    let database_pool_size = usize::try_from(number("DATABASE_POOL_SIZE", 16, 1..=1_000)?).unwrap_or(16);
+    // Half the pool by default, so that payments stuck on the platform leave the other
+    // half to everything else; an explicit bound must leave at least one connection.
+    let data_platform_max_in_flight = if non_empty("DATA_PLATFORM_MAX_IN_FLIGHT").is_none() {
+        (database_pool_size / 2).max(1)
+    } else {
+        let bound = usize::try_from(number("DATA_PLATFORM_MAX_IN_FLIGHT", 1, 1..=1_000)?).unwrap_or(1);
+        if bound >= database_pool_size {
+            return Err(error(
+                "DATA_PLATFORM_MAX_IN_FLIGHT",
+                format!("must be below DATABASE_POOL_SIZE ({database_pool_size}), got {bound}"),
+            ));
+        }
+        bound
+    };
+    let log_format = log_format(get("LOG_FORMAT").as_deref())?;
     Ok(Config {
         database_url,
         http_addr,
@@ -96,14 +163,40 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         payment_timeout,
         expiry_sweep_interval: Duration::from_millis(number("ORDER_EXPIRY_SWEEP_MS", 1_000, 10..=3_600_000)?),
         time_zone,
-        database_pool_size: usize::try_from(number("DATABASE_POOL_SIZE", 16, 1..=1_000)?).unwrap_or(16),
+        database_pool_size,
         http_workers: usize::try_from(number("HTTP_WORKERS", 0, 0..=1_024)?).unwrap_or(0),
+        database_pool_wait: Duration::from_millis(number("DATABASE_POOL_WAIT_MS", 5_000, 1..=60_000)?),
+        database_statement_timeout: Duration::from_millis(number(
+            "DATABASE_STATEMENT_TIMEOUT_MS",
+            5_000,
+            100..=600_000,
+        )?),
+        database_lock_timeout: Duration::from_millis(number("DATABASE_LOCK_TIMEOUT_MS", 2_000, 10..=600_000)?),
+        data_platform_max_in_flight,
+        data_platform_breaker_failures: u32::try_from(number("DATA_PLATFORM_BREAKER_FAILURES", 5, 1..=1_000)?)
+            .unwrap_or(5),
+        data_platform_breaker_cooldown: Duration::from_millis(number(
+            "DATA_PLATFORM_BREAKER_COOLDOWN_MS",
+            5_000,
+            100..=600_000,
+        )?),
+        log_format,
     })
 }
 
 /// Reads the process environment.
 pub fn from_env() -> Result<Config, ConfigError> {
     from_lookup(|name| std::env::var(name).ok())
+}
+
+/// The log line format from `LOG_FORMAT`: `text` (the default, also when blank) or
+/// `json`.
+pub fn log_format(raw: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(error("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+    }
 }
 
 /// The log filter from `RUST_LOG` (`tracing-subscriber` `EnvFilter` syntax): `info`
@@ -140,6 +233,24 @@ mod tests {
         assert_eq!(config.time_zone, chrono_tz::Asia::Seoul);
         assert!(config.admin_token.is_none());
         assert!(config.data_platform_url.is_none());
+        assert_eq!(config.database_pool_wait, Duration::from_secs(5));
+        assert_eq!(config.database_statement_timeout, Duration::from_secs(5));
+        assert_eq!(config.database_lock_timeout, Duration::from_secs(2));
+        assert_eq!(config.data_platform_max_in_flight, 8, "half the default pool of 16");
+        assert_eq!(config.data_platform_breaker_failures, 5);
+        assert_eq!(config.data_platform_breaker_cooldown, Duration::from_secs(5));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.idle_in_transaction_timeout(), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_payment_bulkhead_leaves_connections_for_everything_else() {
+        assert_eq!(config(&[DB, ("DATABASE_POOL_SIZE", "8")]).unwrap().data_platform_max_in_flight, 4);
+        assert_eq!(config(&[DB, ("DATABASE_POOL_SIZE", "1")]).unwrap().data_platform_max_in_flight, 1);
+        let error = config(&[DB, ("DATABASE_POOL_SIZE", "8"), ("DATA_PLATFORM_MAX_IN_FLIGHT", "8")]).unwrap_err();
+        assert_eq!(error.variable, "DATA_PLATFORM_MAX_IN_FLIGHT");
+        let ok = config(&[DB, ("DATABASE_POOL_SIZE", "8"), ("DATA_PLATFORM_MAX_IN_FLIGHT", "7")]).unwrap();
+        assert_eq!(ok.data_platform_max_in_flight, 7);
     }
 
     #[test]
@@ -155,6 +266,13 @@ mod tests {
             ("ORDER_EXPIRY_SWEEP_MS", "-1"),
             ("BEST_PRODUCTS_TIMEZONE", "Mars/Olympus"),
             ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_POOL_WAIT_MS", "0"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "10"),
+            ("DATABASE_LOCK_TIMEOUT_MS", "soon"),
+            ("DATA_PLATFORM_MAX_IN_FLIGHT", "0"),
+            ("DATA_PLATFORM_BREAKER_FAILURES", "0"),
+            ("DATA_PLATFORM_BREAKER_COOLDOWN_MS", "1"),
+            ("LOG_FORMAT", "xml"),
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::observability::JobMetrics;
 
 /// Margin past the longest a payment can take to commit (its data-platform send).
 const SETTLE_MARGIN: Duration = Duration::from_secs(2);
@@ -27,9 +28,9 @@ pub(crate) struct Jobs {
 }
 
 impl Jobs {
-    pub(crate) fn start(shop: &Shop, config: &Config, cancel: CancellationToken) -> Self {
+    pub(crate) fn start(shop: &Shop, config: &Config, metrics: JobMetrics, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
-        tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, cancel.clone()));
+        tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, metrics, cancel.clone()));
         tasks.spawn(daily_best_products(
             shop.clone(),
             config.time_zone,
@@ -45,13 +46,19 @@ impl Jobs {
     }
 }
 
-/// Every `interval`, fails the unpaid orders past their deadline; a full batch means
-/// more may be waiting, so it goes again at once.
-async fn expiry_sweep(shop: Shop, interval: Duration, cancel: CancellationToken) {
+/// Every `interval`, fails the unpaid orders past their deadline; a full batch of
+/// expired orders means more may be waiting, so it goes again at once. Orders that
+/// could not be expired are counted; the next pass tries them again.
+async fn expiry_sweep(shop: Shop, interval: Duration, metrics: JobMetrics, cancel: CancellationToken) {
     loop {
         match shop.expire_orders.execute(SWEEP_BATCH).await {
-            Ok(expired) if expired == SWEEP_BATCH && !cancel.is_cancelled() => continue,
-            Ok(_) => {}
+            Ok(pass) => {
+                metrics.sweep_failures.inc_by(u64::try_from(pass.failed.len()).unwrap_or(u64::MAX));
+                // Only expired orders make room: a batch of failures waits for the interval.
+                if pass.expired > 0 && pass.was_full(SWEEP_BATCH) && !cancel.is_cancelled() {
+                    continue;
+                }
+            }
             Err(error) => tracing::warn!(%error, "order expiry sweep failed; retrying"),
         }
         tokio::select! {

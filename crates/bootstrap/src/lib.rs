@@ -4,16 +4,19 @@
 
 pub mod config;
 mod jobs;
+mod observability;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use adapter_http::{AdminToken, AppState, HttpSettings, Metrics};
+use adapter_http::{AdminToken, AppState, Bulkhead, Deadlines, HttpSettings, Metrics};
 use adapter_postgres::{PgUnitOfWork, PoolSettings};
 use anyhow::Context;
 use application::Shop;
 use application::ports::{DataPlatform, SystemClock};
+use application::resilience::BreakerSettings;
 use application::usecases::{Ports, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -34,19 +37,51 @@ impl std::fmt::Debug for Application {
 
 /// Builds the use cases over PostgreSQL and the configured data platform.
 pub fn shop(config: &Config) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
-    let pool = adapter_postgres::connect(
-        &config.database_url,
-        PoolSettings { max_size: config.database_pool_size, ..PoolSettings::default() },
-    )?;
-    let data_platform: Arc<dyn DataPlatform> = match &config.data_platform_url {
-        Some(url) => Arc::new(
-            HttpDataPlatform::with_url(url.clone(), config.data_platform_timeout)
-                .context("configuring the data platform client")?,
-        ),
-        None => Arc::new(LoggingDataPlatform::new()),
+    build(config, None)
+}
+
+/// [`shop`], with the data platform's sends timed on `registry` when one is given.
+fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
+    let settings = PoolSettings {
+        max_size: config.database_pool_size,
+        wait_timeout: config.database_pool_wait,
+        statement_timeout: config.database_statement_timeout,
+        lock_timeout: config.database_lock_timeout,
+        idle_in_transaction_timeout: config.idle_in_transaction_timeout(),
+        ..PoolSettings::default()
     };
-    let ports = Ports { uow: Arc::new(PgUnitOfWork::new(pool.clone())), clock: Arc::new(SystemClock), data_platform };
-    let settings = Settings { payment_timeout: config.payment_timeout, time_zone: config.time_zone };
+    let pool = adapter_postgres::connect(&config.database_url, settings)?;
+    // Readiness pings on a connection of their own: they never queue behind requests.
+    let probe = adapter_postgres::connect(
+        &config.database_url,
+        PoolSettings { max_size: 1, wait_timeout: Duration::from_millis(500), ..settings },
+    )?;
+    let (data_platform, gate): (Arc<dyn DataPlatform>, _) = match &config.data_platform_url {
+        Some(url) => {
+            let client = HttpDataPlatform::with_url(url.clone(), config.data_platform_timeout)
+                .context("configuring the data platform client")?;
+            let gate = BreakerSettings {
+                failure_threshold: config.data_platform_breaker_failures,
+                cooldown: config.data_platform_breaker_cooldown,
+            };
+            (Arc::new(client), Some(gate))
+        }
+        None => (Arc::new(LoggingDataPlatform::new()), None),
+    };
+    let data_platform = match registry {
+        Some(registry) => Arc::new(
+            observability::MeteredDataPlatform::new(data_platform, registry)
+                .context("registering the data platform metrics")?,
+        ),
+        None => data_platform,
+    };
+    let ports = Ports {
+        uow: Arc::new(PgUnitOfWork::with_probe(pool.clone(), probe)),
+        clock: Arc::new(SystemClock),
+        data_platform,
+    };
+    let settings =
+        Settings { payment_timeout: config.payment_timeout, time_zone: config.time_zone, data_platform_breaker: gate };
     Ok((Shop::new(&ports, settings), pool))
 }
 
@@ -56,7 +91,9 @@ impl Application {
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let applied = adapter_postgres::run_migrations(&config.database_url).await?;
         tracing::info!(applied, "migrations up to date");
-        let (shop, _pool) = shop(config)?;
+        let metrics = Metrics::new().context("registering metrics")?;
+        let (shop, pool) = build(config, Some(metrics.registry()))?;
+
         let listener = TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         let state = AppState {
@@ -64,11 +101,22 @@ impl Application {
             admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
             // Use cases run here, not on the actix workers' runtimes (see AppState::run).
             runtime: tokio::runtime::Handle::current(),
+            deadlines: Deadlines {
+                database: config.database_deadline(),
+                payment: config.database_deadline() + config.data_platform_timeout,
+            },
+            payments: Bulkhead::new(config.data_platform_max_in_flight, config.payment_slot_wait()),
         };
-        let metrics = Metrics::new().context("registering metrics")?;
+        let job_metrics = observability::register(
+            metrics.registry(),
+            pool,
+            shop.data_platform_breaker.clone(),
+            state.payments.clone(),
+        )
+        .context("registering the dependency metrics")?;
         let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
         let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;
-        let jobs = jobs::Jobs::start(&shop, config, CancellationToken::new());
+        let jobs = jobs::Jobs::start(&shop, config, job_metrics, CancellationToken::new());
         Ok(Self { port, server, jobs })
     }
 

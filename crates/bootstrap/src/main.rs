@@ -32,7 +32,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(log_filter).init();
+    match config::log_format(std::env::var("LOG_FORMAT").ok().as_deref()) {
+        Ok(config::LogFormat::Text) => tracing_subscriber::fmt().with_env_filter(log_filter).init(),
+        Ok(config::LogFormat::Json) => tracing_subscriber::fmt().json().with_env_filter(log_filter).init(),
+        Err(error) => {
+            eprintln!("ecommerce: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     let config = match config::from_env() {
         Ok(config) => config,
         Err(error) => {

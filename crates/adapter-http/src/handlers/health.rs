@@ -22,12 +22,42 @@ pub async fn live() -> HttpResponse {
 
 problems!(ReadyProblems: ServiceUnavailable);
 
+/// What readiness reports of the data platform: its state never makes the service
+/// unready, since a platform outage affects payments only.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataPlatformHealth {
+    /// The circuit breaker: `closed` (sends go through), `open` (payments refused until
+    /// the cooldown ends) or `half_open` (one trial payment decides).
+    #[schema(example = "closed")]
+    pub breaker: &'static str,
+    /// Payments admitted and not yet finished (bounded by the bulkhead).
+    pub payments_in_flight: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessResponse {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    pub data_platform: DataPlatformHealth,
+}
+
 /// Readiness: 200 when the database answers, 503 (`SERVICE_UNAVAILABLE`) otherwise.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Ready", body = HealthResponse), ReadyProblems))]
+///
+/// Answers within a second whatever the load: the ping has a connection of its own,
+/// so it never queues behind requests, and is bounded in time.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Ready", body = ReadinessResponse), ReadyProblems))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.run(move |shop| async move { shop.readiness.execute().await }).await?;
-    Ok(HttpResponse::Ok().json(HealthResponse { status: "ok" }))
+    let readiness = state.run(move |shop| async move { shop.readiness.execute().await }).await?;
+    Ok(HttpResponse::Ok().json(ReadinessResponse {
+        status: "ready",
+        data_platform: DataPlatformHealth {
+            breaker: readiness.data_platform.as_str(),
+            payments_in_flight: readiness.payments_in_flight,
+        },
+    }))
 }
 
 problems!(MetricsProblems: Internal);

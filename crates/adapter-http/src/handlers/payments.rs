@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::extract::id_from;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
 
@@ -51,7 +51,15 @@ problems!(PayProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Us
 pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;
-    let paid = state.run(move |shop| async move { shop.pay_order.execute(user_id, order_id).await }).await?;
+    let Some(_slot) = state.payments.enter().await else {
+        return Err(ApiError::new(
+            ProblemCode::DataPlatformUnavailable,
+            "too many payments are waiting on the data platform; nothing was charged, retry later",
+        ));
+    };
+    let paid = state
+        .run_within(state.deadlines.payment, move |shop| async move { shop.pay_order.execute(user_id, order_id).await })
+        .await?;
     Ok(HttpResponse::Created().json(PaymentResponse {
         payment_id: paid.payment.id.get(),
         order_id: paid.payment.order_id.get(),

@@ -126,10 +126,17 @@ impl OrderRepository for PgWork {
         }
     }
 
-    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16) -> Result<Vec<Order>, StoreError> {
+    async fn lock_expired(
+        &mut self,
+        at: DateTime<Utc>,
+        limit: u16,
+        skip: &[OrderId],
+    ) -> Result<Vec<Order>, StoreError> {
+        let skip: Vec<i64> = skip.iter().map(|id| id.get()).collect();
         let rows = orders::table
             .filter(orders::status.eq(status_text(OrderStatus::NotPaid)))
             .filter(orders::expires_at.le(at))
+            .filter(orders::id.ne_all(skip))
             .order(orders::expires_at.asc())
             .limit(i64::from(limit))
             .select(OrderRow::as_select())

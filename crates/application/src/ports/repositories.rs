@@ -145,10 +145,11 @@ pub trait OrderRepository: Send {
 
     async fn mark_paid(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Up to `limit` `NOT_PAID` orders whose deadline is at or before `at`, each locked;
-    /// rows locked by another work are skipped, so concurrent sweepers never take the
-    /// same order.
-    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16) -> Result<Vec<Order>, StoreError>;
+    /// Up to `limit` `NOT_PAID` orders whose deadline is at or before `at`, oldest
+    /// deadline first, each locked, none of them in `skip`; rows locked by another work
+    /// are skipped, so concurrent sweepers never take the same order.
+    async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16, skip: &[OrderId])
+    -> Result<Vec<Order>, StoreError>;
 
     async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
 }

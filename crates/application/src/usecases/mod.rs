@@ -6,6 +6,7 @@ use std::sync::Arc;
 use domain::order::PaymentTimeout;
 
 use crate::ports::{Clock, DataPlatform, UnitOfWork};
+use crate::resilience::{BreakerSettings, CircuitBreaker};
 
 pub mod best_products;
 pub mod catalog;
@@ -38,6 +39,9 @@ impl std::fmt::Debug for Ports {
 pub struct Settings {
     pub payment_timeout: PaymentTimeout,
     pub time_zone: chrono_tz::Tz,
+    /// When the data platform's circuit breaker opens; `None` for a platform that
+    /// cannot fail (the logging stand-in): its breaker never opens.
+    pub data_platform_breaker: Option<BreakerSettings>,
 }
 
 /// Every use case of the shop, wired to one set of ports.
@@ -59,11 +63,17 @@ pub struct Shop {
     pub refresh_best_products: best_products::RefreshBestProducts,
     pub best_products: best_products::GetBestProducts,
     pub readiness: health::CheckReadiness,
+    /// The circuit breaker in front of payments, for metrics and readiness.
+    pub data_platform_breaker: Arc<CircuitBreaker>,
 }
 
 impl Shop {
     pub fn new(ports: &Ports, settings: Settings) -> Self {
         let latest_best_products = Arc::new(best_products::LatestSnapshot::default());
+        let gate = Arc::new(match settings.data_platform_breaker {
+            Some(bounds) => CircuitBreaker::new(bounds, ports.clock.clone()),
+            None => CircuitBreaker::never_open(ports.clock.clone()),
+        });
         Self {
             create_user: users::CreateUser::new(ports.uow.clone()),
             charge_points: points::ChargePoints::new(ports.uow.clone(), ports.clock.clone()),
@@ -77,7 +87,12 @@ impl Shop {
             place_order: orders::PlaceOrder::new(ports.uow.clone(), ports.clock.clone(), settings.payment_timeout),
             get_order: orders::GetOrder::new(ports.uow.clone()),
             expire_orders: orders::ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
-            pay_order: payments::PayOrder::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone()),
+            pay_order: payments::PayOrder::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                ports.data_platform.clone(),
+                gate.clone(),
+            ),
             refresh_best_products: best_products::RefreshBestProducts::new(
                 ports.uow.clone(),
                 ports.clock.clone(),
@@ -89,7 +104,8 @@ impl Shop {
                 ports.clock.clone(),
                 latest_best_products,
             ),
-            readiness: health::CheckReadiness::new(ports.uow.clone()),
+            readiness: health::CheckReadiness::new(ports.uow.clone(), gate.clone()),
+            data_platform_breaker: gate,
         }
     }
 }

@@ -143,28 +143,45 @@ impl ExpireOrders {
         Self { uow, clock }
     }
 
-    /// Expires up to `max` orders; returns how many it expired.
+    /// Expires up to `max` orders, each in its own transaction.
+    ///
+    /// An order that cannot be expired (an error once it is locked: a corrupt row, a
+    /// lock it waited on too long) is rolled back, logged and left out of the rest of
+    /// the pass, so the others still expire; a later pass tries it again.
+    ///
+    /// # Errors
+    /// Only when no order can be taken at all (the store is down).
     #[tracing::instrument(skip(self))]
-    pub async fn execute(&self, max: u16) -> Result<u16, StoreError> {
-        let mut expired = 0;
-        while expired < max {
+    pub async fn execute(&self, max: u16) -> Result<SweepPass, StoreError> {
+        let mut pass = SweepPass::default();
+        while usize::from(pass.expired) + pass.failed.len() < usize::from(max) {
             let mut work = self.uow.begin().await?;
-            let outcome = Self::expire_one(work.as_mut(), self.clock.now()).await;
-            match finish(work, outcome).await? {
-                Some(order_id) => {
-                    tracing::info!(%order_id, "order expired unpaid; stock and coupon given back");
-                    expired += 1;
+            let now = self.clock.now();
+            let taken = work.orders().lock_expired(now, 1, &pass.failed).await;
+            let order = match taken {
+                Ok(orders) => orders.into_iter().next(),
+                Err(error) => return finish(work, Err(error)).await,
+            };
+            let Some(order) = order else {
+                finish::<(), StoreError>(work, Ok(())).await?;
+                break;
+            };
+            let outcome = Self::expire(work.as_mut(), &order, now).await;
+            match finish(work, outcome).await {
+                Ok(()) => {
+                    tracing::info!(order_id = %order.id(), "order expired unpaid; stock and coupon given back");
+                    pass.expired += 1;
                 }
-                None => break,
+                Err(error) => {
+                    tracing::error!(order_id = %order.id(), %error, "order could not be expired; skipped until the next pass");
+                    pass.failed.push(order.id());
+                }
             }
         }
-        Ok(expired)
+        Ok(pass)
     }
 
-    async fn expire_one(work: &mut dyn Work, now: DateTime<Utc>) -> Result<Option<OrderId>, StoreError> {
-        let Some(order) = work.orders().lock_expired(now, 1).await?.into_iter().next() else {
-            return Ok(None);
-        };
+    async fn expire(work: &mut dyn Work, order: &Order, now: DateTime<Utc>) -> Result<(), StoreError> {
         work.orders().mark_failed(order.id(), now).await?;
         let mut ids: Vec<ProductId> = order.lines().iter().map(|l| l.product_id).collect();
         ids.sort_unstable();
@@ -174,7 +191,23 @@ impl ExpireOrders {
         if order.coupon_id().is_some() {
             work.coupons().release_used_by(order.id()).await?;
         }
-        Ok(Some(order.id()))
+        Ok(())
+    }
+}
+
+/// What one pass of the expiry sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepPass {
+    /// Orders failed, their stock and coupon given back.
+    pub expired: u16,
+    /// Orders that could not be expired in this pass (each is retried by a later one).
+    pub failed: Vec<OrderId>,
+}
+
+impl SweepPass {
+    /// Whether the pass stopped at its bound, so more orders may be waiting.
+    pub fn was_full(&self, max: u16) -> bool {
+        usize::from(self.expired) + self.failed.len() >= usize::from(max)
     }
 }
 
@@ -332,22 +365,66 @@ mod tests {
     async fn expiry_fails_the_order_and_gives_back_stock_and_coupon() {
         let order = OrderBuilder::new().coupon(7).line(9, 2, 0).line(3, 1, 0).build();
         let mut first = FakeWork::default();
-        first.orders.expect_lock_expired().withf(|now, _| *now == at(300)).return_once(move |_, _| Ok(vec![order]));
+        first
+            .orders
+            .expect_lock_expired()
+            .withf(|now, _, _| *now == at(300))
+            .return_once(move |_, _, _| Ok(vec![order]));
         first.orders.expect_mark_failed().times(1).returning(|_, _| Ok(()));
         first.products.expect_lock_many().withf(|ids| ids == [pid(3), pid(9)]).times(1).returning(|_| Ok(vec![]));
         first.products.expect_return_stock().times(1).returning(|_| Ok(()));
         first.coupons.expect_release_used_by().times(1).returning(|_| Ok(1));
         let first_ended = first.ended.clone();
         let mut second = FakeWork::default();
-        second.orders.expect_lock_expired().returning(|_, _| Ok(vec![]));
+        second.orders.expect_lock_expired().returning(|_, _, _| Ok(vec![]));
         let second_ended = second.ended.clone();
 
         let mut works = vec![second, first];
         let mut uow = crate::ports::MockUnitOfWork::new();
         uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
-        let expired = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300))).execute(10).await.unwrap();
-        assert_eq!(expired, 1);
+        let pass = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300))).execute(10).await.unwrap();
+        assert_eq!(pass, SweepPass { expired: 1, failed: vec![] });
         assert_eq!(first_ended.get(), Some(Ended::Committed));
         assert_eq!(second_ended.get(), Some(Ended::Committed), "an empty sweep ends its work too");
+    }
+
+    #[tokio::test]
+    async fn an_order_that_cannot_be_expired_is_skipped_and_the_next_one_still_expires() {
+        let broken = OrderBuilder::new().id(11).line(9, 1, 0).build();
+        let fine = OrderBuilder::new().id(12).line(3, 1, 0).build();
+        // First work: order 11 is taken, and marking it failed breaks.
+        let mut first = FakeWork::default();
+        first
+            .orders
+            .expect_lock_expired()
+            .withf(|_, _, skip| skip.is_empty())
+            .return_once(move |_, _, _| Ok(vec![broken]));
+        first
+            .orders
+            .expect_mark_failed()
+            .returning(|_, _| Err(StoreError::Unexpected(anyhow::anyhow!("a trigger refused the update"))));
+        let first_ended = first.ended.clone();
+        // Second work: order 11 is left out, order 12 is taken and expires.
+        let mut second = FakeWork::default();
+        second
+            .orders
+            .expect_lock_expired()
+            .withf(|_, _, skip| skip == [OrderId::new(11).unwrap()])
+            .return_once(move |_, _, _| Ok(vec![fine]));
+        second.orders.expect_mark_failed().times(1).returning(|_, _| Ok(()));
+        second.products.expect_lock_many().returning(|_| Ok(vec![]));
+        second.products.expect_return_stock().times(1).returning(|_| Ok(()));
+        let second_ended = second.ended.clone();
+        // Third work: nothing else is due.
+        let mut third = FakeWork::default();
+        third.orders.expect_lock_expired().returning(|_, _, _| Ok(vec![]));
+
+        let mut works = vec![third, second, first];
+        let mut uow = crate::ports::MockUnitOfWork::new();
+        uow.expect_begin().times(3).returning(move || Ok(Box::new(works.pop().unwrap())));
+        let pass = ExpireOrders::new(Arc::new(uow), fixed_clock(at(300))).execute(10).await.unwrap();
+        assert_eq!(pass, SweepPass { expired: 1, failed: vec![OrderId::new(11).unwrap()] });
+        assert_eq!(first_ended.get(), Some(Ended::RolledBack));
+        assert_eq!(second_ended.get(), Some(Ended::Committed));
     }
 }

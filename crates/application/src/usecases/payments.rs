@@ -12,6 +12,7 @@ use crate::ports::{
     Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work,
     finish,
 };
+use crate::resilience::{BreakerOpen, CircuitBreaker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayOrderError {
@@ -25,6 +26,10 @@ pub enum PayOrderError {
     InsufficientBalance(#[from] InsufficientBalance),
     #[error(transparent)]
     DataPlatform(#[from] DataPlatformError),
+    /// Refused before it began: the platform has been failing (see
+    /// [`crate::resilience`]). Nothing was read or written.
+    #[error(transparent)]
+    BreakerOpen(#[from] BreakerOpen),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -44,23 +49,40 @@ pub struct Paid {
 /// It commits only when the platform accepted; otherwise everything rolls back and the
 /// order stays payable until it expires. The order's lock makes a second concurrent
 /// payment of it wait and then see it `PAID`; the expiry sweep skips it meanwhile.
+///
+/// Before anything else the [`CircuitBreaker`] admits the payment, or refuses it at
+/// once while the platform has been failing; the send's outcome is reported back to it.
 #[derive(Clone)]
 pub struct PayOrder {
     uow: Arc<dyn UnitOfWork>,
     clock: Arc<dyn Clock>,
     data_platform: Arc<dyn DataPlatform>,
+    gate: Arc<CircuitBreaker>,
 }
 opaque_debug!(PayOrder);
 
 impl PayOrder {
-    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, data_platform: Arc<dyn DataPlatform>) -> Self {
-        Self { uow, clock, data_platform }
+    pub fn new(
+        uow: Arc<dyn UnitOfWork>,
+        clock: Arc<dyn Clock>,
+        data_platform: Arc<dyn DataPlatform>,
+        gate: Arc<CircuitBreaker>,
+    ) -> Self {
+        Self { uow, clock, data_platform, gate }
     }
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
+        // Held until the transaction has ended: in flight counts connections held.
+        let mut admission = self.gate.admit()?;
         let mut work = self.uow.begin().await?;
         let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        match &outcome {
+            Ok(_) => admission.report(true),
+            Err(PayOrderError::DataPlatform(_)) => admission.report(false),
+            // It ended before the send: the platform's health is not in question.
+            Err(_) => {}
+        }
         finish(work, outcome).await
     }
 
@@ -118,6 +140,7 @@ mod tests {
 
     use super::*;
     use crate::ports::MockDataPlatform;
+    use crate::resilience::BreakerSettings;
     use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
 
     fn oid() -> OrderId {
@@ -129,8 +152,18 @@ mod tests {
         OrderBuilder::new().status(status).line(1, 1, amount).build()
     }
 
+    fn unbounded_gate() -> Arc<CircuitBreaker> {
+        Arc::new(CircuitBreaker::never_open(fixed_clock(at(0))))
+    }
+
+    /// A gate that admits one payment at a time and opens after one failed send.
+    fn strict_gate() -> Arc<CircuitBreaker> {
+        let settings = BreakerSettings { failure_threshold: 1, cooldown: std::time::Duration::from_secs(5) };
+        Arc::new(CircuitBreaker::new(settings, fixed_clock(at(0))))
+    }
+
     fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
-        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform))
+        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform), unbounded_gate())
     }
 
     /// A work in which the order is payable and every write succeeds.
@@ -185,6 +218,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_send_opens_the_breaker_and_the_next_payment_takes_no_connection_and_sends_nothing() {
+        let gate = strict_gate();
+        let (uow, ended) = payable_work(15_000).into_uow();
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_send_paid_order()
+            .times(1)
+            .returning(|e| Err(DataPlatformError { order_id: e.order_id, reason: "no answer within 3000 ms".into() }));
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), gate.clone());
+        assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::DataPlatform(_))));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+        assert_eq!(gate.in_flight(), 0, "no longer in flight once the transaction ended");
+        // A unit of work and a platform without expectations: using either would panic.
+        let next = PayOrder::new(
+            Arc::new(crate::ports::MockUnitOfWork::new()),
+            fixed_clock(at(11)),
+            Arc::new(MockDataPlatform::new()),
+            gate,
+        );
+        let refused = next.execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(refused, PayOrderError::BreakerOpen(_)), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_by_the_rules_tells_the_breaker_nothing() {
+        let gate = strict_gate();
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
+        let (uow, _) = work.into_uow();
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), gate.clone());
+        assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::InsufficientBalance(_))));
+        assert_eq!(gate.state(), crate::resilience::BreakerState::Closed);
+    }
+
+    #[tokio::test]
     async fn a_failed_send_is_never_committed() {
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
@@ -226,7 +295,7 @@ mod tests {
         // Reading the clock before the balance lock would break the sequence.
         clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(300));
         let (uow, _) = work.into_uow();
-        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()))
+        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_gate())
             .execute(uid(1), oid())
             .await
             .unwrap_err();
