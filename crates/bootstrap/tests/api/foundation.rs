@@ -1,8 +1,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -147,80 +145,6 @@ async fn without_a_configured_token_the_admin_api_is_closed() {
         .await;
     reply.assert_problem(401, "UNAUTHORIZED");
     app.admin_post("/api/v1/admin/users", &json!({"name": "kim"})).await.assert_problem(401, "UNAUTHORIZED");
-}
-
-/// A TCP proxy in front of PostgreSQL that can cut every connection and come back.
-struct Proxy {
-    port: u16,
-    target: u16,
-    tasks: JoinSet<()>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut proxy = Self { port, target, tasks: JoinSet::new() };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let target = self.target;
-        self.tasks.spawn(async move {
-            let mut connections = JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-    }
-
-    /// Closes the listener and every open connection: the database is "down".
-    fn cut(&mut self) {
-        self.tasks.abort_all();
-    }
-
-    async fn restore(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.serve(listener);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
-    let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
-    let url = url::Url::parse(db.url()).unwrap();
-    let mut proxy = Proxy::start(url.port().unwrap_or(5432)).await;
-    let mut via_proxy = url.clone();
-    via_proxy.set_port(Some(proxy.port)).unwrap();
-    let (address, handle, stopped) = TestApp::start_on(via_proxy.as_str(), &[]).await;
-    let client = crate::helpers::client();
-    let get = async |path: &str| client.get(format!("{address}{path}")).send().await.unwrap();
-    assert_eq!(get("/health/ready").await.status(), 200);
-
-    proxy.cut();
-    // Let the sweep notice too; then every database-backed request answers 503.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let ready = get("/health/ready").await;
-    assert_eq!(ready.status(), 503);
-    assert_eq!(ready.headers()["content-type"], "application/problem+json");
-    let products = get("/api/v1/products").await;
-    assert_eq!(products.status(), 503);
-    let body: serde_json::Value = products.json().await.unwrap();
-    assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
-    assert!(!body.to_string().contains("127.0.0.1"), "no internals leak: {body}");
-    assert_eq!(get("/health/live").await.status(), 200, "alive while the database is down");
-
-    proxy.restore().await;
-    let recovered = eventually(Duration::from_secs(10), async || get("/health/ready").await.status() == 200).await;
-    assert!(recovered, "ready again once the database is back");
-    assert_eq!(get("/api/v1/products").await.status(), 200);
-    handle.stop(true).await;
-    stopped.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

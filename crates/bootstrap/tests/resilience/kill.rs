@@ -1,0 +1,167 @@
+//! `kill -9` of the real binary in the middle of charges, coupon issues, orders and
+//! payments, then a restart on the same database: every invariant of the contract
+//! (API.md §C) is checked in SQL.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use adapter_postgres::testing::TestDatabase;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{ADMIN_TOKEN, client, eventually};
+
+const PRODUCTS: i64 = 3;
+const STOCK: i64 = 10_000;
+const USERS: i64 = 40;
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(database_url: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ecommerce"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HTTP_WORKERS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn ready(base: &str) -> bool {
+    let client = client();
+    eventually(Duration::from_secs(30), async || {
+        client.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
+    let response = client.post(url).bearer_auth(ADMIN_TOKEN).json(&body).send().await.ok()?;
+    response.json().await.ok()
+}
+
+pub async fn run() {
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start(db.url(), port);
+    assert!(ready(&base).await, "the service starts");
+    let client = client();
+
+    let mut products = Vec::new();
+    for _ in 0..PRODUCTS {
+        let body = json!({"name": "p", "price": 100, "stock": STOCK});
+        products.push(post(&client, format!("{base}/api/v1/admin/products"), body).await.unwrap()["productId"].clone());
+    }
+    let now = chrono::Utc::now();
+    let coupon = post(
+        &client,
+        format!("{base}/api/v1/admin/coupons"),
+        json!({"name": "c", "discountType": "FIXED", "discountValue": 10, "totalQuantity": 25,
+               "validFrom": now - chrono::Duration::hours(1), "validUntil": now + chrono::Duration::days(1)}),
+    )
+    .await
+    .unwrap()["couponId"]
+        .clone();
+    let mut users = Vec::new();
+    for _ in 0..USERS {
+        users.push(
+            post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone(),
+        );
+    }
+
+    // Each user loops: charge, take the coupon, order, pay — until the process dies.
+    let started = Instant::now();
+    let mut load = tokio::task::JoinSet::new();
+    for (i, user) in users.iter().cloned().enumerate() {
+        let (client, base, coupon) = (client.clone(), base.clone(), coupon.clone());
+        let product = products[i % products.len()].clone();
+        load.spawn(async move {
+            for _ in 0..200 {
+                if started.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+                let Some(_) = post(&client, format!("{base}/api/v1/points/{user}"), json!({"amount": 1_000})).await
+                else {
+                    break;
+                };
+                let _ = post(&client, format!("{base}/api/v1/coupons/{coupon}/issue"), json!({"userId": user})).await;
+                let order = post(
+                    &client,
+                    format!("{base}/api/v1/orders"),
+                    json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
+                )
+                .await;
+                if let Some(order_id) = order.and_then(|o| o.get("orderId").cloned()) {
+                    let _ =
+                        post(&client, format!("{base}/api/v1/payments"), json!({"userId": user, "orderId": order_id}))
+                            .await;
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.start_kill().unwrap(); // SIGKILL
+    server.wait().await.unwrap();
+    while load.join_next().await.is_some() {}
+
+    let paid_before = db_scalar(db.url(), "SELECT count(*) FROM payments").await;
+    assert!(paid_before > 0, "the load did something before the kill");
+
+    // Restart on the same database, then check every invariant.
+    let mut restarted = start(db.url(), port);
+    assert!(ready(&base).await, "the service restarts on the same database");
+    for (what, sql) in [
+        (
+            "every balance equals its ledger",
+            "SELECT count(*) FROM users u WHERE u.balance <> COALESCE((SELECT sum(CASE h.kind WHEN 'CHARGE' \
+             THEN h.amount ELSE -h.amount END) FROM point_history h WHERE h.user_id = u.id), 0)",
+        ),
+        (
+            "stock plus reserved and sold equals what was stocked",
+            &format!(
+                "SELECT count(*) FROM products p WHERE p.stock + COALESCE((SELECT sum(l.quantity) FROM order_lines l \
+                 JOIN orders o ON o.id = l.order_id WHERE l.product_id = p.id AND o.status <> 'FAILED'), 0) <> {STOCK}"
+            ),
+        ),
+        (
+            "remaining quantity equals total minus holders",
+            "SELECT count(*) FROM coupons c WHERE c.remaining_quantity <> c.total_quantity - \
+             (SELECT count(*) FROM user_coupons uc WHERE uc.coupon_id = c.id)",
+        ),
+        (
+            "every PAID order has exactly one payment and one USE entry",
+            "SELECT count(*) FROM orders o WHERE o.status = 'PAID' AND ( \
+             (SELECT count(*) FROM payments p WHERE p.order_id = o.id) <> 1 OR \
+             (SELECT count(*) FROM point_history h WHERE h.order_id = o.id AND h.kind = 'USE') <> 1)",
+        ),
+        (
+            "no payment or USE entry for an order that is not PAID",
+            "SELECT count(*) FROM orders o WHERE o.status <> 'PAID' AND (EXISTS (SELECT 1 FROM payments p \
+             WHERE p.order_id = o.id) OR EXISTS (SELECT 1 FROM point_history h WHERE h.order_id = o.id))",
+        ),
+    ] {
+        assert_eq!(db_scalar(db.url(), sql).await, 0, "{what}");
+    }
+    // And it serves.
+    let user = users[0].clone();
+    let charged = client.post(format!("{base}/api/v1/points/{user}")).json(&json!({"amount": 1})).send().await.unwrap();
+    assert_eq!(charged.status(), 200);
+    restarted.start_kill().unwrap();
+    restarted.wait().await.unwrap();
+}
+
+async fn db_scalar(url: &str, sql: &str) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})"))).get_result(&mut conn).await.unwrap()
+}
