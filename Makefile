@@ -17,7 +17,7 @@ PG        := scripts/pg.sh
 DB_NAME   ?= ecommerce
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: help setup run test lint fmt bench db db-stop openapi clean-db
+.PHONY: help setup run test browser-test lint fmt bench db db-stop openapi clean-db
 
 help: ## List the targets
 	@echo "Targets:"
@@ -37,19 +37,26 @@ run: ## Build, migrate, seed and serve the shop on HTTP_ADDR (default 127.0.0.1:
 	  fi
 	  export DATABASE_URL="$${admin_url%/*}/$(DB_NAME)"
 	fi
+	random_hex() { openssl rand -hex "$$1" 2>/dev/null || head -c"$$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 	if [[ -z "$${ADMIN_TOKEN:-}" ]]; then
-	  ADMIN_TOKEN="$$(openssl rand -hex 16 2>/dev/null || head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	  ADMIN_TOKEN="$$(random_hex 16)"
 	  export ADMIN_TOKEN
+	fi
+	if [[ -z "$${AUTH_JWT_SECRET:-}" && -z "$${AUTH_JWT_PUBLIC_KEY_FILE:-}" ]]; then
+	  AUTH_JWT_SECRET="$$(random_hex 32)"
+	  export AUTH_JWT_SECRET
 	fi
 	export HTTP_ADDR="$(HTTP_ADDR)"
 	$(CARGO) build --release -p bootstrap --bin ecommerce
 	bin="$${CARGO_TARGET_DIR:-target}/release/ecommerce"
 	"$$bin" migrate
-	"$$bin" seed
+	seeded="$$("$$bin" seed)"
 	echo
 	echo "=============================================================="
 	echo "  Swagger UI:  http://$${HTTP_ADDR}/swagger-ui/"
 	echo "  Admin token: $${ADMIN_TOKEN}"
+	echo "  Demo users' bearer tokens (Authorize > user_token):"
+	grep '^  user ' <<<"$$seeded" || echo "  (none: tokens come from the identity provider)"
 	echo "=============================================================="
 	echo
 	exec "$$bin" serve
@@ -66,6 +73,12 @@ test: setup ## Lint, start the DB, check the schema, run every test
 	# The tests open up to ~3000 files (one pool per test database).
 	ulimit -n 65536 2>/dev/null || ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true
 	$(CARGO) test --workspace --locked
+
+browser-test: ## Drive Swagger UI in headless Chromium (installs chromium and chromedriver if missing)
+	@scripts/setup-browser.sh
+	DATABASE_URL="$$($(PG))"
+	export DATABASE_URL
+	$(CARGO) test --locked -p bootstrap --test browser -- --ignored
 
 lint: ## fmt check, clippy (-D warnings), rustdoc (-D warnings), layering, unused dependencies
 	@set -x

@@ -16,7 +16,7 @@ mod routing;
 mod server;
 mod state;
 
-pub use auth::AdminToken;
+pub use auth::{AdminToken, AuthConfigError, IssuedToken, KeySource, UserTokens};
 pub use metrics::Metrics;
 pub use server::{HttpSettings, serve};
 pub use state::{AppState, Bulkhead, Deadlines};

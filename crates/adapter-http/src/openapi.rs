@@ -3,7 +3,7 @@
 //! that registers their routes (`server::operations`).
 
 use actix_web::App;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -15,11 +15,13 @@ use crate::problem::Problem;
         title = "E-commerce service",
         version = "1.0.0",
         description = "Points, products, first-come coupons, orders and payments. Every error is \
-            `application/problem+json` (RFC 9457) with a stable `code`; clients branch on `code`.",
+            `application/problem+json` (RFC 9457) with a stable `code`; clients branch on `code`. \
+            User endpoints need a user's bearer JWT (`user_token`), the back office the admin token \
+            (`admin_token`); the product list, best products and operations are public.",
         license(name = "MIT", identifier = "MIT"),
     ),
     components(schemas(Problem)),
-    modifiers(&AdminTokenScheme),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "points", description = "Charging and reading balances"),
         (name = "products", description = "The catalog and the best sellers"),
@@ -32,12 +34,35 @@ use crate::problem::Problem;
 #[derive(Debug)]
 pub struct ApiDoc;
 
-struct AdminTokenScheme;
+struct SecuritySchemes;
 
-impl Modify for AdminTokenScheme {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The back office's `ADMIN_TOKEN`, for `/api/v1/admin/*`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's JWT (`sub` = the user id, `exp` required), from `POST \
+                         /api/v1/admin/users/{userId}/tokens`, `ecommerce token <userId>`, or the identity \
+                         provider whose public key is configured. A user acts only as themself: a token \
+                         for another user than the request names is 403.",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ContentType, RETRY_AFTER};
+use actix_web::http::header::{ContentType, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use application::StoreError;
 use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
 use application::usecases::orders::{GetOrderError, PlaceOrderError};
 use application::usecases::payments::PayOrderError;
 use application::usecases::points::{ChargePointsError, ReadPointsError};
+use application::usecases::users::FindUserError;
 use domain::coupon::{CouponRefusal, IssueRefusal};
 use domain::order::{NotPayable, PlaceOrderRefusal};
 use serde::Serialize;
@@ -66,6 +67,11 @@ problem_codes! {
     ChargeLimitExceeded => (BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded"),
     /// An admin endpoint without a valid admin token.
     Unauthorized => (UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized"),
+    /// A user endpoint without a valid bearer token (missing, malformed, badly signed,
+    /// expired or meant for another issuer or audience).
+    Unauthenticated => (UNAUTHORIZED, "UNAUTHENTICATED", "Unauthenticated"),
+    /// A valid token that does not act for the user the request names.
+    Forbidden => (FORBIDDEN, "FORBIDDEN", "Forbidden"),
     /// No route at this path.
     NotFound => (NOT_FOUND, "NOT_FOUND", "Not found"),
     UserNotFound => (NOT_FOUND, "USER_NOT_FOUND", "User not found"),
@@ -87,6 +93,8 @@ problem_codes! {
     OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
     OrderExpired => (CONFLICT, "ORDER_EXPIRED", "Order expired"),
     InsufficientBalance => (CONFLICT, "INSUFFICIENT_BALANCE", "Insufficient balance"),
+    /// This service only verifies tokens (a public key is configured): it cannot issue one.
+    TokenSigningDisabled => (CONFLICT, "TOKEN_SIGNING_DISABLED", "Token signing disabled"),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
     /// A bug; the details are in the server's log only.
@@ -126,6 +134,8 @@ pub struct ApiError {
     detail: String,
     /// For a 503: when to try again (`Retry-After`); one second when unset.
     retry_after: Option<Duration>,
+    /// For a 401: the `WWW-Authenticate` challenge.
+    challenge: Option<String>,
 }
 
 /// `Retry-After` of a 503 that names no better instant.
@@ -133,7 +143,7 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl ApiError {
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), retry_after: None }
+        Self { code, detail: detail.into(), retry_after: None, challenge: None }
     }
 
     /// Tells the client when a retry may succeed (sent as `Retry-After` on a 503).
@@ -145,6 +155,13 @@ impl ApiError {
 
     pub fn invalid_request(detail: impl Into<String>) -> Self {
         Self::new(ProblemCode::InvalidRequest, detail)
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750).
+    #[must_use]
+    pub fn challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     /// A bug. The full error is logged here; the client learns nothing of it.
@@ -181,6 +198,9 @@ impl ResponseError for ApiError {
             let after = self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response.insert_header((RETRY_AFTER, seconds.max(1)));
+        }
+        if let Some(challenge) = &self.challenge {
+            response.insert_header((WWW_AUTHENTICATE, challenge.as_str()));
         }
         response.json(self.problem())
     }
@@ -264,6 +284,15 @@ impl From<ChargePointsError> for ApiError {
             ChargePointsError::UserNotFound(user) => user_not_found(user),
             ChargePointsError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
             ChargePointsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<FindUserError> for ApiError {
+    fn from(error: FindUserError) -> Self {
+        match error {
+            FindUserError::UserNotFound(user) => user_not_found(user),
+            FindUserError::Store(e) => e.into(),
         }
     }
 }

@@ -46,6 +46,7 @@ pub(crate) fn operations(cfg: &mut ServiceConfig) {
         .service(orders::get)
         .service(payments::pay)
         .service(admin::create_user)
+        .service(admin::issue_token)
         .service(admin::create_product)
         .service(admin::create_coupon)
         .service(admin::refresh_best_products)

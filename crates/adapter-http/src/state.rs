@@ -6,7 +6,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use application::Shop;
 
-use crate::auth::AdminToken;
+use crate::auth::{AdminToken, UserTokens};
 use crate::problem::{ApiError, ProblemCode};
 
 /// What every handler can reach.
@@ -15,6 +15,8 @@ pub struct AppState {
     pub shop: Arc<Shop>,
     /// `None`: the admin API answers 401 to everyone.
     pub admin_token: Option<AdminToken>,
+    /// `None`: every user endpoint answers 401 (`serve` refuses to start so).
+    pub user_tokens: Option<UserTokens>,
     /// The service's main runtime, on which every use case runs (see `AppState::run`).
     pub runtime: tokio::runtime::Handle,
     pub deadlines: Deadlines,

@@ -1,7 +1,10 @@
 use anyhow::Context;
-use diesel_async::SimpleAsyncConnection;
+use diesel::{ExpressionMethods, QueryDsl};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use domain::UserId;
 
 use crate::pool::PgPool;
+use crate::schema::users;
 
 /// A small catalog to try every endpoint with: users, products and coupons, each added
 /// only when no row of that name exists, so running it twice adds nothing twice.
@@ -40,8 +43,22 @@ WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
 COMMIT;
 ";
 
-/// Loads the demo catalog (see `DEMO_CATALOG`).
-pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<()> {
+/// The demo users, by name.
+const DEMO_USERS: [&str; 3] = ["kim", "lee", "park"];
+
+/// Loads the demo catalog (see `DEMO_CATALOG`) and returns the demo users' ids and
+/// names, in id order.
+pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<Vec<(UserId, String)>> {
     let mut conn = pool.get().await.context("connecting to the database")?;
-    conn.batch_execute(DEMO_CATALOG).await.context("loading the demo catalog")
+    conn.batch_execute(DEMO_CATALOG).await.context("loading the demo catalog")?;
+    let rows: Vec<(i64, String)> = users::table
+        .filter(users::name.eq_any(DEMO_USERS))
+        .order(users::id.asc())
+        .select((users::id, users::name))
+        .load(&mut conn)
+        .await
+        .context("reading the demo users")?;
+    rows.into_iter()
+        .map(|(id, name)| Ok((UserId::new(id).context("a stored user id is not positive")?, name)))
+        .collect()
 }

@@ -20,6 +20,16 @@ struct Bench {
     url: String,
     address: String,
     client: reqwest::Client,
+    /// A bearer token per rush user, made before the measurement.
+    tokens: Vec<String>,
+}
+
+const SECRET: &str = "a bench secret of more than thirty-two bytes";
+
+fn token(user: usize) -> String {
+    let claims = serde_json::json!({"sub": user.to_string(), "exp": chrono::Utc::now().timestamp() + 86_400});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
 }
 
 async fn start() -> Bench {
@@ -28,6 +38,7 @@ async fn start() -> Bench {
         ("DATABASE_URL", db.url().to_owned()),
         ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ("ADMIN_TOKEN", "bench".to_owned()),
+        ("AUTH_JWT_SECRET", SECRET.to_owned()),
     ]
     .into_iter()
     .collect();
@@ -48,7 +59,8 @@ async fn start() -> Bench {
     .unwrap();
     let client = reqwest::Client::builder().pool_max_idle_per_host(RUSH_USERS).build().unwrap();
     let url = db.url().to_owned();
-    Bench { _db: db, url, address, client }
+    let tokens = (1..=RUSH_USERS).map(token).collect();
+    Bench { _db: db, url, address, client, tokens }
 }
 
 async fn new_campaign(url: &str, quantity: i32) -> i64 {
@@ -85,6 +97,7 @@ fn api(c: &mut Criterion) {
                         bench
                             .client
                             .post(format!("{}/api/v1/coupons/{coupon}/issue", bench.address))
+                            .bearer_auth(&bench.tokens[user - 1])
                             .json(&serde_json::json!({"userId": user}))
                             .send()
                     });

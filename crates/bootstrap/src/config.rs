@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use adapter_http::{KeySource, UserTokens};
 use chrono_tz::Tz;
 use domain::order::PaymentTimeout;
 
@@ -41,6 +42,10 @@ pub struct Config {
     /// How long an open breaker refuses payments before one trial.
     pub data_platform_breaker_cooldown: Duration,
     pub log_format: LogFormat,
+    /// How user tokens are verified (and, with a shared secret, issued); `None` when
+    /// neither `AUTH_JWT_SECRET` nor `AUTH_JWT_PUBLIC_KEY_FILE` is set, which only
+    /// `serve` refuses.
+    pub user_tokens: Option<UserTokens>,
 }
 
 /// How log lines are written.
@@ -94,6 +99,7 @@ impl std::fmt::Debug for Config {
             .field("data_platform_breaker_failures", &self.data_platform_breaker_failures)
             .field("data_platform_breaker_cooldown", &self.data_platform_breaker_cooldown)
             .field("log_format", &self.log_format)
+            .field("user_tokens", &self.user_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +160,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         bound
     };
     let log_format = log_format(get("LOG_FORMAT").as_deref())?;
+    let user_tokens = user_tokens(&get)?;
     Ok(Config {
         database_url,
         http_addr,
@@ -181,7 +188,57 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
             100..=600_000,
         )?),
         log_format,
+        user_tokens,
     })
+}
+
+/// User authentication from `AUTH_JWT_SECRET` (HS256, at least 32 bytes) or
+/// `AUTH_JWT_PUBLIC_KEY_FILE` (a PEM public key: RS256, ES256 or EdDSA), never both,
+/// with the optional `AUTH_JWT_ISSUER` / `AUTH_JWT_AUDIENCE` and the lifetime of issued
+/// tokens `AUTH_TOKEN_TTL_SECS`. `None` when neither key source is set.
+pub fn user_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Option<UserTokens>, ConfigError> {
+    let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    let lifetime =
+        match non_empty("AUTH_TOKEN_TTL_SECS") {
+            None => 3_600,
+            Some(raw) => raw.trim().parse::<u64>().ok().filter(|v| (60..=2_592_000).contains(v)).ok_or_else(|| {
+                error("AUTH_TOKEN_TTL_SECS", format!("expected an integer in 60..=2592000, got {raw:?}"))
+            })?,
+        };
+    let keys = match (get("AUTH_JWT_SECRET").filter(|v| !v.is_empty()), non_empty("AUTH_JWT_PUBLIC_KEY_FILE")) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(error("AUTH_JWT_SECRET", "set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE, not both"));
+        }
+        (Some(secret), None) => ("AUTH_JWT_SECRET", KeySource::Secret(secret.into_bytes())),
+        (None, Some(path)) => {
+            let pem = std::fs::read(path.trim()).map_err(|e| {
+                error("AUTH_JWT_PUBLIC_KEY_FILE", format!("cannot read {:?}: {}", path.trim(), e.kind()))
+            })?;
+            ("AUTH_JWT_PUBLIC_KEY_FILE", KeySource::PublicKeyPem(pem))
+        }
+    };
+    let (variable, keys) = keys;
+    UserTokens::new(
+        keys,
+        non_empty("AUTH_JWT_ISSUER").map(|v| v.trim().to_owned()),
+        non_empty("AUTH_JWT_AUDIENCE").map(|v| v.trim().to_owned()),
+        Duration::from_secs(lifetime),
+    )
+    .map(Some)
+    .map_err(|e| error(variable, e.to_string()))
+}
+
+impl Config {
+    /// The user tokens `serve` needs.
+    ///
+    /// # Errors
+    /// When neither key source is configured.
+    pub fn require_user_tokens(&self) -> Result<&UserTokens, ConfigError> {
+        self.user_tokens.as_ref().ok_or_else(|| {
+            error("AUTH_JWT_SECRET", "serving needs AUTH_JWT_SECRET (32 bytes or more) or AUTH_JWT_PUBLIC_KEY_FILE")
+        })
+    }
 }
 
 /// Reads the process environment.
@@ -292,6 +349,25 @@ mod tests {
         assert!(!error.to_string().contains('\n'), "one line");
     }
 
+    const SECRET: (&str, &str) = ("AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn user_authentication_takes_one_key_source_and_refuses_bad_ones() {
+        assert!(config(&[DB]).unwrap().user_tokens.is_none());
+        assert_eq!(config(&[DB]).unwrap().require_user_tokens().unwrap_err().variable, "AUTH_JWT_SECRET");
+        let tokens = config(&[DB, SECRET]).unwrap();
+        assert!(tokens.require_user_tokens().unwrap().can_issue());
+        let short = config(&[DB, ("AUTH_JWT_SECRET", "too short")]).unwrap_err();
+        assert_eq!(short.variable, "AUTH_JWT_SECRET");
+        let both = config(&[DB, SECRET, ("AUTH_JWT_PUBLIC_KEY_FILE", "/nonexistent.pem")]).unwrap_err();
+        assert_eq!(both.variable, "AUTH_JWT_SECRET");
+        let missing = config(&[DB, ("AUTH_JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem")]).unwrap_err();
+        assert_eq!(missing.variable, "AUTH_JWT_PUBLIC_KEY_FILE");
+        assert!(!missing.to_string().contains('\n'));
+        let ttl = config(&[DB, SECRET, ("AUTH_TOKEN_TTL_SECS", "0")]).unwrap_err();
+        assert_eq!(ttl.variable, "AUTH_TOKEN_TTL_SECS");
+    }
+
     #[test]
     fn a_data_platform_url_is_kept_parsed() {
         let config = config(&[DB, ("DATA_PLATFORM_URL", " https://dp.internal:8443/events ")]).unwrap();
@@ -300,8 +376,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let config = config(&[DB, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();
+        let config =
+            config(&[DB, SECRET, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();
         let printed = format!("{config:?}");
-        assert!(!printed.contains("s3cret") && !printed.contains("pw@"));
+        assert!(!printed.contains("s3cret") && !printed.contains("pw@") && !printed.contains(SECRET.1));
     }
 }

@@ -99,6 +99,7 @@ impl Application {
         let state = AppState {
             shop: Arc::new(shop.clone()),
             admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
+            user_tokens: config.user_tokens.clone(),
             // Use cases run here, not on the actix workers' runtimes (see AppState::run).
             runtime: tokio::runtime::Handle::current(),
             deadlines: Deadlines {

@@ -19,8 +19,13 @@ enum Command {
     /// Apply pending migrations and exit.
     Migrate,
     /// Load a small demo catalog (users, products, coupons); running it twice adds
-    /// nothing twice.
+    /// nothing twice. With AUTH_JWT_SECRET set, prints a ready token per demo user.
     Seed,
+    /// Print a bearer token for a user (needs AUTH_JWT_SECRET; the user is not looked up).
+    Token {
+        /// The user id the token acts for.
+        user_id: i64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +45,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     }
+    if let Command::Token { user_id } = cli.command {
+        return print_token(user_id);
+    }
     let config = match config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -47,6 +55,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let (Command::Serve, Err(error)) = (&cli.command, config.require_user_tokens()) {
+        eprintln!("ecommerce: {error}");
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -61,6 +73,31 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `ecommerce token <userId>`: the token on stdout, nothing else.
+fn print_token(user_id: i64) -> std::process::ExitCode {
+    let tokens = match config::user_tokens(&|name| std::env::var(name).ok()) {
+        Ok(Some(tokens)) if tokens.can_issue() => tokens,
+        Ok(_) => {
+            eprintln!("ecommerce: invalid AUTH_JWT_SECRET: issuing a token needs AUTH_JWT_SECRET (32 bytes or more)");
+            return std::process::ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("ecommerce: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let Ok(user) = domain::UserId::new(user_id) else {
+        eprintln!("ecommerce: the user id must be a positive integer, got {user_id}");
+        return std::process::ExitCode::from(2);
+    };
+    let Some(issued) = tokens.issue(user, chrono::Utc::now()) else {
+        eprintln!("ecommerce: signing the token failed");
+        return std::process::ExitCode::FAILURE;
+    };
+    println!("{}", issued.token);
+    std::process::ExitCode::SUCCESS
 }
 
 /// Resolves at the first SIGTERM or SIGINT; both stop the service gracefully.
@@ -94,11 +131,21 @@ async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
             let applied = adapter_postgres::run_migrations(&config.database_url).await?;
             println!("applied {applied} migration(s)");
         }
+        // Needs no configuration beyond the secret; handled before it is read.
+        Command::Token { .. } => {}
         Command::Seed => {
             adapter_postgres::run_migrations(&config.database_url).await?;
             let (_, pool) = bootstrap::shop(config)?;
-            adapter_postgres::seed_demo_catalog(&pool).await.context("seeding")?;
+            let users = adapter_postgres::seed_demo_catalog(&pool).await.context("seeding")?;
             println!("demo catalog loaded");
+            if let Some(tokens) = config.user_tokens.as_ref().filter(|t| t.can_issue()) {
+                let now = chrono::Utc::now();
+                for (id, name) in users {
+                    if let Some(issued) = tokens.issue(id, now) {
+                        println!("  user {id} ({name}), token until {}: {}", issued.expires_at, issued.token);
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use domain::UserId;
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
 use domain::product::{NewProduct, ProductName, Stock, validate_price};
 use domain::user::UserName;
@@ -9,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::best_products::BestProductsResponse;
 use super::coupons::{CouponResponse, DiscountType};
 use super::products::ProductResponse;
-use crate::auth::Admin;
-use crate::extract::empty_as_none;
-use crate::problem::ApiError;
+use crate::auth::{Admin, UserTokens};
+use crate::extract::{empty_as_none, parse_id};
+use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
 
@@ -157,6 +158,52 @@ pub async fn create_coupon(
     let coupon = body.into_inner().try_into_domain()?;
     let coupon = state.run(move |shop| async move { shop.create_coupon.execute(coupon).await }).await?;
     Ok(HttpResponse::Created().json(CouponResponse::from(coupon)))
+}
+
+/// A user token issued by the back office.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// A JWT whose `sub` is the user id; send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+}
+
+problems!(IssueTokenProblems: InvalidUserId, Unauthorized, UserNotFound, TokenSigningDisabled, ServiceUnavailable);
+
+/// Issue a bearer token for a user.
+///
+/// Valid for `AUTH_TOKEN_TTL_SECS` (default an hour). Only a service configured with
+/// `AUTH_JWT_SECRET` can sign; one that only verifies an identity provider's tokens
+/// answers 409 `TOKEN_SIGNING_DISABLED`.
+#[utoipa::path(
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)")),
+    responses((status = 201, description = "Issued", body = TokenResponse), IssueTokenProblems)
+)]
+#[post("/api/v1/admin/users/{userId}/tokens")]
+pub async fn issue_token(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user: UserId = parse_id(&path, "userId", ProblemCode::InvalidUserId)?;
+    let Some(tokens) = state.user_tokens.clone().filter(UserTokens::can_issue) else {
+        return Err(ApiError::new(
+            ProblemCode::TokenSigningDisabled,
+            "this service verifies tokens of an identity provider and cannot issue any",
+        ));
+    };
+    let user = state.run(move |shop| async move { shop.find_user.execute(user).await }).await?;
+    let issued = tokens.issue(user, Utc::now()).ok_or_else(|| ApiError::internal(&"signing a token failed"))?;
+    Ok(HttpResponse::Created().json(TokenResponse {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

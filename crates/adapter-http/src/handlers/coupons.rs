@@ -6,6 +6,7 @@ use domain::{CouponId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
@@ -150,7 +151,7 @@ pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
     parse_id(raw, "userId", ProblemCode::InvalidRequest)
 }
 
-problems!(IssueProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
+problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
 
 /// Issue a limited coupon to a user, first come first served.
 ///
@@ -158,6 +159,7 @@ problems!(IssueProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, 
 /// user, and `remainingQuantity` is always total − issued.
 #[utoipa::path(
     tag = "coupons",
+    security(("user_token" = [])),
     params(("couponId" = i64, Path, description = "Coupon campaign id (positive)")),
     request_body = IssueRequest,
     responses(
@@ -165,28 +167,34 @@ problems!(IssueProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, 
 )]
 #[post("/api/v1/coupons/{couponId}/issue")]
 pub async fn issue(
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon_id: CouponId = parse_id(&path, "couponId", ProblemCode::InvalidRequest)?;
-    let user_id: UserId = id_from(body.user_id, "userId")?;
+    let user_id: UserId = caller.acting_for(id_from(body.user_id, "userId")?)?;
     let issued = state.run(move |shop| async move { shop.issue_coupon.execute(coupon_id, user_id).await }).await?;
     Ok(HttpResponse::Created().json(IssuedCouponResponse::from(issued)))
 }
 
-problems!(HeldProblems: InvalidRequest, UserNotFound, ServiceUnavailable);
+problems!(HeldProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, ServiceUnavailable);
 
 /// The coupons a user holds, used or not.
 #[utoipa::path(
     tag = "coupons",
+    security(("user_token" = [])),
     params(UserQuery),
     responses(
         (status = 200, description = "The user's coupons, oldest issue first", body = HeldCouponsResponse), HeldProblems)
 )]
 #[get("/api/v1/coupons")]
-pub async fn list_held(state: web::Data<AppState>, query: web::Query<UserQuery>) -> Result<HttpResponse, ApiError> {
-    let user_id = user_from_query(&query)?;
+pub async fn list_held(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<UserQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = caller.acting_for(user_from_query(&query)?)?;
     let coupons = state.run(move |shop| async move { shop.held_coupons.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok()
         .json(HeldCouponsResponse { items: coupons.into_iter().map(HeldCouponResponse::from).collect() }))

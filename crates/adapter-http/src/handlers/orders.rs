@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::coupons::{UserQuery, user_from_query};
+use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
@@ -122,7 +123,7 @@ impl From<Order> for OrderResponse {
     }
 }
 
-problems!(PlaceProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
+problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
 
 /// Place an order: reserve the stock, apply and use the coupon.
 ///
@@ -131,34 +132,42 @@ problems!(PlaceProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, 
 /// concurrency.
 #[utoipa::path(
     tag = "orders",
+    security(("user_token" = [])),
     request_body = PlaceOrderBody,
     responses(
         (status = 201, description = "Placed", body = OrderResponse), PlaceProblems)
 )]
 #[post("/api/v1/orders")]
-pub async fn place(state: web::Data<AppState>, body: web::Json<PlaceOrderBody>) -> Result<HttpResponse, ApiError> {
+pub async fn place(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<PlaceOrderBody>,
+) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
+    caller.acting_for(request.user_id)?;
     let order = state.run(move |shop| async move { shop.place_order.execute(request).await }).await?;
     Ok(HttpResponse::Created().json(OrderResponse::from(order)))
 }
 
-problems!(GetOrderProblems: InvalidRequest, OrderNotFound, ServiceUnavailable);
+problems!(GetOrderProblems: Unauthenticated, Forbidden, InvalidRequest, OrderNotFound, ServiceUnavailable);
 
 /// Read one of a user's orders with its current status.
 #[utoipa::path(
     tag = "orders",
+    security(("user_token" = [])),
     params(("orderId" = i64, Path, description = "Order id (positive)"), UserQuery),
     responses(
         (status = 200, description = "The order", body = OrderResponse), GetOrderProblems)
 )]
 #[get("/api/v1/orders/{orderId}")]
 pub async fn get(
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = parse_id(&path, "orderId", ProblemCode::InvalidRequest)?;
-    let user_id = user_from_query(&query)?;
+    let user_id = caller.acting_for(user_from_query(&query)?)?;
     let order = state.run(move |shop| async move { shop.get_order.execute(order_id, user_id).await }).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }

@@ -4,6 +4,7 @@ use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Caller;
 use crate::extract::id_from;
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
@@ -33,7 +34,7 @@ pub struct PaymentResponse {
     pub paid_at: DateTime<Utc>,
 }
 
-problems!(PayProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
+problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
 
 /// Pay an order from the user's balance.
 ///
@@ -43,14 +44,20 @@ problems!(PayProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Us
 /// Of concurrent payments of one order exactly one succeeds.
 #[utoipa::path(
     tag = "orders",
+    security(("user_token" = [])),
     request_body = PayRequest,
     responses(
         (status = 201, description = "Paid", body = PaymentResponse), PayProblems)
 )]
 #[post("/api/v1/payments")]
-pub async fn pay(state: web::Data<AppState>, body: web::Json<PayRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn pay(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<PayRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;
+    let user_id = caller.acting_for(user_id)?;
     let Some(_slot) = state.payments.enter().await else {
         return Err(ApiError::new(
             ProblemCode::DataPlatformUnavailable,

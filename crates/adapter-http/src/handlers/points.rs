@@ -6,6 +6,7 @@ use domain::points::{ChargeAmount, InvalidChargeAmount, PointEntry, PointEntryKi
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, page_limit, parse_id};
 use crate::problem::{ApiError, ProblemCode};
@@ -114,7 +115,7 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
     })
 }
 
-problems!(ChargeProblems: InvalidUserId, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
+problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
     PayloadTooLarge, UserNotFound, BalanceLimitExceeded, ServiceUnavailable);
 
 /// Charge a user's balance.
@@ -123,12 +124,14 @@ problems!(ChargeProblems: InvalidUserId, InvalidAmount, ChargeLimitExceeded, Inv
 /// charge writes one `CHARGE` ledger entry. Concurrent charges never lose an update.
 #[utoipa::path(
     tag = "points",
+    security(("user_token" = [])),
     params(("userId" = i64, Path, description = "User id (positive)")),
     request_body = ChargeRequest,
     responses((status = 200, description = "Charged; the new balance", body = BalanceResponse), ChargeProblems)
 )]
 #[post("/api/v1/points/{userId}")]
 pub async fn charge(
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: Result<web::Json<ChargeRequest>, actix_web::Error>,
@@ -137,35 +140,43 @@ pub async fn charge(
     // the body holds.
     let user_id = user_id(&path)?;
     let amount = charge_amount(&body?.into_inner())?;
+    let user_id = caller.acting_for(user_id)?;
     let view = state.run(move |shop| async move { shop.charge_points.execute(user_id, amount).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
-problems!(BalanceProblems: InvalidUserId, UserNotFound, ServiceUnavailable);
+problems!(BalanceProblems: Unauthenticated, Forbidden, InvalidUserId, UserNotFound, ServiceUnavailable);
 
 /// Read a user's balance.
 #[utoipa::path(
     tag = "points",
+    security(("user_token" = [])),
     params(("userId" = i64, Path, description = "User id (positive)")),
     responses((status = 200, description = "The balance", body = BalanceResponse), BalanceProblems)
 )]
 #[get("/api/v1/points/{userId}")]
-pub async fn balance(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let user_id = user_id(&path)?;
+pub async fn balance(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = caller.acting_for(user_id(&path)?)?;
     let view = state.run(move |shop| async move { shop.get_balance.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
-problems!(HistoryProblems: InvalidUserId, InvalidRequest, UserNotFound, ServiceUnavailable);
+problems!(HistoryProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidRequest, UserNotFound, ServiceUnavailable);
 
 /// Read a user's ledger, newest first.
 #[utoipa::path(
     tag = "points",
+    security(("user_token" = [])),
     params(("userId" = i64, Path, description = "User id (positive)"), PageQuery),
     responses((status = 200, description = "One page of the ledger", body = HistoryResponse), HistoryProblems)
 )]
 #[get("/api/v1/points/{userId}/history")]
 pub async fn history(
+    caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<PageQuery>,
@@ -173,6 +184,7 @@ pub async fn history(
     let user_id = user_id(&path)?;
     let limit = page_limit(query.limit.as_deref())?;
     let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
+    let user_id = caller.acting_for(user_id)?;
     let page = state.run(move |shop| async move { shop.point_history.execute(user_id, before, limit).await }).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         items: page.entries.into_iter().map(PointEntryResponse::from).collect(),

@@ -48,6 +48,7 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct Shop {
     pub create_user: users::CreateUser,
+    pub find_user: users::FindUser,
     pub charge_points: points::ChargePoints,
     pub get_balance: points::GetBalance,
     pub point_history: points::PointHistory,
@@ -76,6 +77,7 @@ impl Shop {
         });
         Self {
             create_user: users::CreateUser::new(ports.uow.clone()),
+            find_user: users::FindUser::new(ports.uow.clone()),
             charge_points: points::ChargePoints::new(ports.uow.clone(), ports.clock.clone()),
             get_balance: points::GetBalance::new(ports.uow.clone()),
             point_history: points::PointHistory::new(ports.uow.clone()),

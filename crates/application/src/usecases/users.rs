@@ -1,7 +1,8 @@
-//! Back office: creating users.
+//! Back office: creating users, and finding one.
 
 use std::sync::Arc;
 
+use domain::UserId;
 use domain::user::{User, UserName};
 
 use super::opaque_debug;
@@ -24,5 +25,58 @@ impl CreateUser {
         let mut work = self.uow.begin().await?;
         let outcome = work.users().create(&name).await;
         finish(work, outcome).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FindUserError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a user exists (e.g. before a token is issued for them).
+#[derive(Clone)]
+pub struct FindUser {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(FindUser);
+
+impl FindUser {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    /// # Errors
+    /// [`FindUserError::UserNotFound`] for an unknown user.
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user: UserId) -> Result<UserId, FindUserError> {
+        let mut work = self.uow.read().await?;
+        if work.users().exists(user).await? { Ok(user) } else { Err(FindUserError::UserNotFound(user)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use domain::testing::uid;
+
+    use super::*;
+    use crate::usecases::test_support::FakeWork;
+
+    #[tokio::test]
+    async fn a_known_user_is_found_and_an_unknown_one_is_not() {
+        for (exists, found) in [(true, true), (false, false)] {
+            let mut work = FakeWork::default();
+            work.users.expect_exists().times(1).returning(move |_| Ok(exists));
+            let (uow, _) = work.into_reader();
+            let outcome = FindUser::new(uow).execute(uid(3)).await;
+            assert_eq!(outcome.is_ok(), found);
+            if !found {
+                assert!(matches!(outcome, Err(FindUserError::UserNotFound(id)) if id == uid(3)));
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, eventually};
+use crate::helpers::{ADMIN_TOKEN, TestApp, eventually, token};
 
 #[tokio::test]
 async fn health_metrics_and_the_api_documents_are_served() {
@@ -40,17 +40,27 @@ async fn framework_failures_are_problems_too() {
     let app = TestApp::spawn().await;
     let user = app.create_user().await;
     let charge = app.url(&format!("/api/v1/points/{user}"));
-    let malformed =
-        app.send(app.client.post(&charge).header("content-type", "application/json").body("{\"amount\":")).await;
+    let malformed = app
+        .send(
+            app.client
+                .post(&charge)
+                .bearer_auth(token(user))
+                .header("content-type", "application/json")
+                .body("{\"amount\":"),
+        )
+        .await;
     malformed.assert_problem(400, "INVALID_REQUEST");
     let wrong_type = app.post("/api/v1/payments", &json!({"userId": true, "orderId": 1})).await;
     wrong_type.assert_problem(400, "INVALID_REQUEST");
-    let not_json = app.send(app.client.post(&charge).header("content-type", "text/plain").body("amount=1")).await;
+    let not_json = app
+        .send(app.client.post(&charge).bearer_auth(token(user)).header("content-type", "text/plain").body("amount=1"))
+        .await;
     not_json.assert_problem(415, "UNSUPPORTED_MEDIA_TYPE");
     let huge = app
         .send(
             app.client
                 .post(&charge)
+                .bearer_auth(token(user))
                 .header("content-type", "application/json")
                 .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000))),
         )
@@ -171,7 +181,8 @@ async fn a_graceful_stop_finishes_requests_in_flight() {
         let url = app.url("/api/v1/payments");
         async move {
             let client = reqwest::Client::new();
-            client.post(url).json(&json!({"userId": user, "orderId": order})).send().await.map(|r| r.status().as_u16())
+            let request = client.post(url).bearer_auth(token(user)).json(&json!({"userId": user, "orderId": order}));
+            request.send().await.map(|r| r.status().as_u16())
         }
     });
     let in_flight = eventually(Duration::from_secs(5), async || {

@@ -10,6 +10,41 @@ use serde_json::{Value, json};
 use crate::contract;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The HS256 secret the test instances verify user tokens with.
+pub const USER_TOKEN_SECRET: &str = "a test secret of more than thirty-two bytes";
+
+/// A user token as a client would hold it: signed with the instance's secret, `sub` the
+/// user id, valid for an hour. Made here, independently of the service's own signer.
+pub fn token(user: i64) -> String {
+    token_with(&json!({"sub": user.to_string(), "exp": chrono::Utc::now().timestamp() + 3_600}))
+}
+
+/// A token with any claims, signed with the instance's secret.
+pub fn token_with(claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(USER_TOKEN_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).unwrap()
+}
+
+/// The user a request to a user endpoint acts for, as its client would know it: the
+/// path's, query's or body's `userId`; user 1 when the request names none (or a
+/// malformed one, which the service refuses with 400 after authenticating).
+fn acting_user(path: &str, body: Option<&Value>) -> Option<i64> {
+    const USER_ENDPOINTS: [&str; 4] = ["/api/v1/points", "/api/v1/coupons", "/api/v1/orders", "/api/v1/payments"];
+    if !USER_ENDPOINTS.iter().any(|prefix| path.starts_with(prefix)) {
+        return None;
+    }
+    let named = path
+        .strip_prefix("/api/v1/points/")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|id| id.parse::<i64>().ok())
+        .or_else(|| {
+            path.split_once('?').and_then(|(_, query)| {
+                query.split('&').find_map(|pair| pair.strip_prefix("userId=")).and_then(|id| id.parse().ok())
+            })
+        })
+        .or_else(|| body.and_then(|b| b["userId"].as_i64()));
+    Some(named.filter(|id| *id > 0).unwrap_or(1))
+}
 
 /// A running application with its own database.
 pub struct TestApp {
@@ -67,6 +102,7 @@ impl TestApp {
             ("DATABASE_URL", database_url),
             ("HTTP_ADDR", "127.0.0.1:0"),
             ("ADMIN_TOKEN", ADMIN_TOKEN),
+            ("AUTH_JWT_SECRET", USER_TOKEN_SECRET),
             ("HTTP_WORKERS", "2"),
             ("DATABASE_POOL_SIZE", "12"),
         ]
@@ -107,8 +143,13 @@ impl TestApp {
         Reply { status, content_type, body }
     }
 
+    /// A GET; to a user endpoint, with the token of the user it names.
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(self.client.get(self.url(path))).await
+        let request = self.client.get(self.url(path));
+        match acting_user(path, None) {
+            Some(user) => self.send(request.bearer_auth(token(user))).await,
+            None => self.send(request).await,
+        }
     }
 
     /// The admin refresh of the window ending at 00:00 of `date` (as sent, so it may be invalid).
@@ -117,8 +158,13 @@ impl TestApp {
         self.send(self.client.post(url).bearer_auth(ADMIN_TOKEN)).await
     }
 
+    /// A POST; to a user endpoint, with the token of the user it names.
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(self.client.post(self.url(path)).json(body)).await
+        let request = self.client.post(self.url(path)).json(body);
+        match acting_user(path, Some(body)) {
+            Some(user) => self.send(request.bearer_auth(token(user))).await,
+            None => self.send(request).await,
+        }
     }
 
     pub async fn admin_post(&self, path: &str, body: &Value) -> Reply {

@@ -3,6 +3,7 @@
 //! the invariants in the database afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::many_single_char_names, clippy::too_many_lines)]
 
+mod auth;
 mod best_products;
 mod catalog_and_coupons;
 mod contract;

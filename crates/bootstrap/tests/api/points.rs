@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{TestApp, all, count_status};
+use crate::helpers::{TestApp, all, count_status, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_simultaneous_charges_stop_exactly_at_the_cap() {
@@ -68,12 +68,16 @@ async fn malformed_charges_get_the_contract_codes() {
     }
     app.post(&path, &json!({"amount": i64::MAX})).await.assert_problem(400, "CHARGE_LIMIT_EXCEEDED");
     app.post(&path, &json!({"amount": u64::MAX})).await.assert_problem(400, "CHARGE_LIMIT_EXCEEDED");
-    let beyond_64_bits = app.client.post(app.url(&path)).header("content-type", "application/json");
+    let beyond_64_bits =
+        app.client.post(app.url(&path)).bearer_auth(token(user)).header("content-type", "application/json");
     app.send(beyond_64_bits.body(r#"{"amount": 18446744073709551616}"#)).await.assert_problem(400, "INVALID_AMOUNT");
     for bad in ["-1", "abc", "0", "1.5", "99999999999999999999"] {
         app.post(&format!("/api/v1/points/{bad}"), &json!({"amount": 1})).await.assert_problem(400, "INVALID_USER_ID");
-        let bad_body =
-            app.client.post(app.url(&format!("/api/v1/points/{bad}"))).header("content-type", "application/json");
+        let bad_body = app
+            .client
+            .post(app.url(&format!("/api/v1/points/{bad}")))
+            .bearer_auth(token(user))
+            .header("content-type", "application/json");
         app.send(bad_body.body("{not json")).await.assert_problem(400, "INVALID_USER_ID");
         app.get(&format!("/api/v1/points/{bad}")).await.assert_problem(400, "INVALID_USER_ID");
     }

@@ -9,7 +9,7 @@ use adapter_postgres::testing::TestDatabase;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{ADMIN_TOKEN, client, eventually};
+use crate::helpers::{ADMIN_TOKEN, USER_TOKEN_SECRET, client, eventually, token};
 
 const PRODUCTS: i64 = 3;
 const STOCK: i64 = 10_000;
@@ -26,6 +26,7 @@ fn start(database_url: &str, port: u16) -> Child {
         .env("DATABASE_URL", database_url)
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("AUTH_JWT_SECRET", USER_TOKEN_SECRET)
         .env("HTTP_WORKERS", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -43,9 +44,18 @@ async fn ready(base: &str) -> bool {
     .await
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
-    let response = client.post(url).bearer_auth(ADMIN_TOKEN).json(&body).send().await.ok()?;
+/// A POST as the admin, or, with `user`, as that user.
+async fn post_as(client: &reqwest::Client, user: Option<&Value>, url: String, body: Value) -> Option<Value> {
+    let bearer = match user.and_then(Value::as_i64) {
+        Some(user) => token(user),
+        None => ADMIN_TOKEN.to_owned(),
+    };
+    let response = client.post(url).bearer_auth(bearer).json(&body).send().await.ok()?;
     response.json().await.ok()
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
+    post_as(client, None, url, body).await
 }
 
 pub async fn run() {
@@ -89,21 +99,24 @@ pub async fn run() {
                 if started.elapsed() > Duration::from_secs(10) {
                     break;
                 }
-                let Some(_) = post(&client, format!("{base}/api/v1/points/{user}"), json!({"amount": 1_000})).await
-                else {
+                let as_user = Some(&user);
+                let charged =
+                    post_as(&client, as_user, format!("{base}/api/v1/points/{user}"), json!({"amount": 1_000})).await;
+                if charged.is_none() {
                     break;
-                };
-                let _ = post(&client, format!("{base}/api/v1/coupons/{coupon}/issue"), json!({"userId": user})).await;
-                let order = post(
+                }
+                let issue = format!("{base}/api/v1/coupons/{coupon}/issue");
+                let _ = post_as(&client, as_user, issue, json!({"userId": user})).await;
+                let order = post_as(
                     &client,
+                    as_user,
                     format!("{base}/api/v1/orders"),
                     json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
                 )
                 .await;
                 if let Some(order_id) = order.and_then(|o| o.get("orderId").cloned()) {
-                    let _ =
-                        post(&client, format!("{base}/api/v1/payments"), json!({"userId": user, "orderId": order_id}))
-                            .await;
+                    let pay = format!("{base}/api/v1/payments");
+                    let _ = post_as(&client, as_user, pay, json!({"userId": user, "orderId": order_id})).await;
                 }
             }
         });
@@ -152,8 +165,14 @@ pub async fn run() {
         assert_eq!(db_scalar(db.url(), sql).await, 0, "{what}");
     }
     // And it serves.
-    let user = users[0].clone();
-    let charged = client.post(format!("{base}/api/v1/points/{user}")).json(&json!({"amount": 1})).send().await.unwrap();
+    let user = users[0].as_i64().unwrap();
+    let charged = client
+        .post(format!("{base}/api/v1/points/{user}"))
+        .bearer_auth(token(user))
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(charged.status(), 200);
     restarted.start_kill().unwrap();
     restarted.wait().await.unwrap();

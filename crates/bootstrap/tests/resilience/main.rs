@@ -22,7 +22,7 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::{TestApp, eventually, token};
 use crate::proxy::Proxy;
 
 /// One fault test at a time.
@@ -73,8 +73,13 @@ async fn a_hanging_data_platform_costs_payments_only_and_payments_recover_withou
                 let url = app.url("/api/v1/payments");
                 async move {
                     let at = Instant::now();
-                    let response =
-                        client.post(url).json(&json!({"userId": user, "orderId": order})).send().await.unwrap();
+                    let response = client
+                        .post(url)
+                        .bearer_auth(token(user))
+                        .json(&json!({"userId": user, "orderId": order}))
+                        .send()
+                        .await
+                        .unwrap();
                     let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
                     let status = response.status().as_u16();
                     let body: serde_json::Value = response.json().await.unwrap();
@@ -94,7 +99,7 @@ async fn a_hanging_data_platform_costs_payments_only_and_payments_recover_withou
         while started.elapsed() < Duration::from_secs(6) {
             for path in &paths {
                 let at = Instant::now();
-                let response = app.client.get(app.url(path)).send().await.unwrap();
+                let response = app.client.get(app.url(path)).bearer_auth(token(reader)).send().await.unwrap();
                 latencies.push(at.elapsed());
                 assert_eq!(response.status(), 200, "{path} while the platform hangs");
             }
@@ -233,13 +238,18 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
     };
     let charge = async || {
         let at = Instant::now();
-        let response =
-            client.post(format!("{address}/api/v1/points/{user}")).json(&json!({"amount": 10})).send().await.unwrap();
+        let response = client
+            .post(format!("{address}/api/v1/points/{user}"))
+            .bearer_auth(token(user))
+            .json(&json!({"amount": 10}))
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.headers().contains_key("retry-after"), at.elapsed())
     };
     let get = async |path: &str| {
         let at = Instant::now();
-        let response = client.get(format!("{address}{path}")).send().await.unwrap();
+        let response = client.get(format!("{address}{path}")).bearer_auth(token(user)).send().await.unwrap();
         (response.status().as_u16(), response.headers().contains_key("retry-after"), at.elapsed())
     };
     assert_eq!(charge().await.0, 200);
@@ -308,6 +318,7 @@ async fn a_database_outage_under_load_answers_503_with_retry_after_and_the_servi
                 let user = users[round % users.len()];
                 let response = client
                     .post(format!("{address}/api/v1/points/{user}"))
+                    .bearer_auth(token(user))
                     .json(&json!({"amount": 1}))
                     .send()
                     .await
