@@ -61,6 +61,11 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 #[derive(Debug)]
 pub struct Admin;
 
+impl Admin {
+    /// Whose idempotency keys the back office's are.
+    pub const SCOPE: &'static str = "admin";
+}
+
 impl FromRequest for Admin {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
@@ -257,6 +262,11 @@ fn unauthenticated(reason: Option<&str>) -> ApiError {
 pub struct Caller(UserId);
 
 impl Caller {
+    /// Whose idempotency keys this caller's are.
+    pub fn scope(self) -> String {
+        format!("user:{}", self.0)
+    }
+
     /// The user the request acts for, if the caller is that user; 403 otherwise.
     pub fn acting_for(self, user: UserId) -> Result<UserId, ApiError> {
         if self.0 == user {

@@ -9,6 +9,7 @@ mod auth;
 pub mod cursor;
 mod extract;
 mod handlers;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

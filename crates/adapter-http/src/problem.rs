@@ -14,6 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{ContentType, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use application::StoreError;
+use application::idempotency::{KeyRefused, KeyedError};
 use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
 use application::usecases::orders::{GetOrderError, PlaceOrderError};
 use application::usecases::payments::PayOrderError;
@@ -65,6 +66,8 @@ problem_codes! {
     InvalidUserId => (BAD_REQUEST, "INVALID_USER_ID", "Invalid user id"),
     InvalidAmount => (BAD_REQUEST, "INVALID_AMOUNT", "Invalid amount"),
     ChargeLimitExceeded => (BAD_REQUEST, "CHARGE_LIMIT_EXCEEDED", "Charge limit exceeded"),
+    /// An `Idempotency-Key` that is not 1 to 255 printable ASCII characters.
+    InvalidIdempotencyKey => (BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", "Invalid idempotency key"),
     /// An admin endpoint without a valid admin token.
     Unauthorized => (UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized"),
     /// A user endpoint without a valid bearer token (missing, malformed, badly signed,
@@ -93,6 +96,10 @@ problem_codes! {
     OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
     OrderExpired => (CONFLICT, "ORDER_EXPIRED", "Order expired"),
     InsufficientBalance => (CONFLICT, "INSUFFICIENT_BALANCE", "Insufficient balance"),
+    /// The first request with this idempotency key is still running.
+    IdempotencyKeyInFlight => (CONFLICT, "IDEMPOTENCY_KEY_IN_FLIGHT", "Idempotency key in flight"),
+    /// This idempotency key was used for another request (method, path or body).
+    IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused"),
     /// This service only verifies tokens (a public key is configured): it cannot issue one.
     TokenSigningDisabled => (CONFLICT, "TOKEN_SIGNING_DISABLED", "Token signing disabled"),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Payload too large"),
@@ -193,7 +200,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.code.status());
         response.insert_header(ContentType(problem_mime()));
-        if self.code.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if self.code.status() == StatusCode::SERVICE_UNAVAILABLE || self.retry_after.is_some() {
             // Whole seconds, rounded up: never tell a client to come back before it may.
             let after = self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
@@ -260,6 +267,20 @@ pub fn documented(codes: &[ProblemCode]) -> BTreeMap<String, RefOr<Response>> {
             (status.to_string(), RefOr::T(response))
         })
         .collect()
+}
+
+impl<E: Into<ApiError>> From<KeyedError<E>> for ApiError {
+    fn from(error: KeyedError<E>) -> Self {
+        match error {
+            KeyedError::Failed(error) => error.into(),
+            KeyedError::Refused(refused @ KeyRefused::Reused) => {
+                Self::new(ProblemCode::IdempotencyKeyReused, refused.to_string())
+            }
+            KeyedError::Refused(refused @ KeyRefused::InFlight) => {
+                Self::new(ProblemCode::IdempotencyKeyInFlight, refused.to_string()).retry_after(Duration::from_secs(1))
+            }
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

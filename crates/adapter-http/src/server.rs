@@ -11,6 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::{json_config, path_config, problem_for_every_error, query_config};
 use crate::handlers::{admin, best_products, coupons, health, orders, payments, points, products};
+use crate::idempotency;
 use crate::metrics::{Metrics, track};
 use crate::openapi;
 use crate::routing::{RouteTable, unmatched};
@@ -82,6 +83,7 @@ pub fn serve(
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
             .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", document.clone()))
             .default_service(web::to(unmatched))
+            .wrap(from_fn(idempotency::fingerprint))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))
             .wrap(TracingLogger::default())

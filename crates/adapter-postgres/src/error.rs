@@ -21,6 +21,12 @@ pub(crate) fn is_unavailable(error: &DieselError) -> bool {
     }
 }
 
+/// Whether a statement gave up waiting for a lock (`lock_timeout`).
+pub(crate) fn is_lock_timeout(error: &DieselError) -> bool {
+    matches!(error, DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+        if info.message().contains("canceling statement due to lock timeout"))
+}
+
 /// Adds what the adapter was doing to a diesel error and classifies it.
 pub(crate) trait StoreContext<T> {
     fn store_context(self, what: &'static str) -> Result<T, StoreError>;

@@ -34,6 +34,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        fingerprint -> Bytea,
+        status -> Nullable<Int2>,
+        body -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     order_lines (order_id, line_no) {
         order_id -> Int8,
         line_no -> Int2,
@@ -131,6 +142,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     best_product_snapshot_items,
     best_product_snapshots,
     coupons,
+    idempotency_keys,
     order_lines,
     orders,
     payments,

@@ -1,7 +1,8 @@
 use std::time::Duration;
 
 use application::ports::{
-    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
+    CouponRepository, IdempotencyRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
+    UserRepository,
 };
 use application::{StoreError, UnitOfWork, Work};
 use async_trait::async_trait;
@@ -18,27 +19,43 @@ pub struct PgUnitOfWork {
     /// Where readiness pings go: a pool of its own, so a probe never queues behind
     /// requests for a connection.
     probe: PgPool,
+    /// How long an idempotency key is kept.
+    key_ttl: Duration,
 }
+
+/// How long idempotency keys are kept unless configured otherwise (a day).
+pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(86_400);
 
 /// The longest a readiness ping may take before the database counts as not answering.
 const PING_WITHIN: Duration = Duration::from_millis(800);
 
 impl std::fmt::Debug for PgUnitOfWork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgUnitOfWork").field("pool", &self.pool.status()).field("probe", &self.probe.status()).finish()
+        f.debug_struct("PgUnitOfWork")
+            .field("pool", &self.pool.status())
+            .field("probe", &self.probe.status())
+            .field("key_ttl", &self.key_ttl)
+            .finish()
     }
 }
 
 impl PgUnitOfWork {
     /// Units of work over `pool`; readiness pings share it.
     pub fn new(pool: PgPool) -> Self {
-        Self { probe: pool.clone(), pool }
+        Self { probe: pool.clone(), pool, key_ttl: DEFAULT_KEY_TTL }
     }
 
     /// Units of work over `pool`, with readiness pings on `probe` (a pool of one
     /// connection is enough).
     pub fn with_probe(pool: PgPool, probe: PgPool) -> Self {
-        Self { pool, probe }
+        Self { pool, probe, key_ttl: DEFAULT_KEY_TTL }
+    }
+
+    /// Keeps idempotency keys for `ttl` (then they count as unused and are deleted).
+    #[must_use]
+    pub fn with_key_ttl(mut self, ttl: Duration) -> Self {
+        self.key_ttl = ttl;
+        self
     }
 
     async fn connection(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
@@ -51,12 +68,12 @@ impl UnitOfWork for PgUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Work>, StoreError> {
         let mut conn = self.connection().await?;
         AnsiTransactionManager::begin_transaction(&mut *conn).await.store_context("beginning a transaction")?;
-        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: true }))
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: true, key_ttl: self.key_ttl }))
     }
 
     async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
         let conn = self.connection().await?;
-        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false }))
+        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false, key_ttl: self.key_ttl }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -76,6 +93,7 @@ pub(crate) struct PgWork {
     /// Always `Some` until the work ends or is dropped.
     conn: Option<Object<AsyncPgConnection>>,
     in_transaction: bool,
+    pub(crate) key_ttl: Duration,
 }
 
 impl PgWork {
@@ -140,6 +158,9 @@ impl Work for PgWork {
         self
     }
     fn rankings(&mut self) -> &mut dyn RankingRepository {
+        self
+    }
+    fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
         self
     }
 

@@ -9,6 +9,7 @@
 //! `Store` variant carrying [`ports::StoreError`] (the database failed or is down) —
 //! never a framework or driver type. Adapters turn those enums into their protocol.
 
+pub mod idempotency;
 pub mod ports;
 pub mod resilience;
 pub mod usecases;

@@ -128,6 +128,30 @@ fn api(c: &mut Criterion) {
             reply.bytes().await.unwrap()
         });
     });
+    // The cost of an idempotency key: the same 1 KRW charge, without and with a fresh key
+    // (claim, stored reply, in the charge's own transaction).
+    let charges = std::sync::atomic::AtomicUsize::new(0);
+    let charge = |keyed: bool| {
+        let n = charges.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let user = n % RUSH_USERS + 1;
+        let mut request = bench
+            .client
+            .post(format!("{}/api/v1/points/{user}", bench.address))
+            .bearer_auth(&bench.tokens[user - 1])
+            .json(&serde_json::json!({"amount": 1}));
+        if keyed {
+            request = request.header("idempotency-key", format!("bench-{n}"));
+        }
+        async move {
+            let reply = request.send().await.unwrap();
+            assert_eq!(reply.status(), 200);
+            reply.bytes().await.unwrap()
+        }
+    };
+    group.bench_function("POST /api/v1/points/{userId} (charge)", |b| b.to_async(&runtime).iter(|| charge(false)));
+    group.bench_function("POST /api/v1/points/{userId} (charge, Idempotency-Key)", |b| {
+        b.to_async(&runtime).iter(|| charge(true));
+    });
     group.finish();
 }
 

@@ -46,6 +46,8 @@ pub struct Config {
     /// neither `AUTH_JWT_SECRET` nor `AUTH_JWT_PUBLIC_KEY_FILE` is set, which only
     /// `serve` refuses.
     pub user_tokens: Option<UserTokens>,
+    /// How long an idempotency key and its stored reply are kept.
+    pub idempotency_key_ttl: Duration,
 }
 
 /// How log lines are written.
@@ -100,6 +102,7 @@ impl std::fmt::Debug for Config {
             .field("data_platform_breaker_cooldown", &self.data_platform_breaker_cooldown)
             .field("log_format", &self.log_format)
             .field("user_tokens", &self.user_tokens)
+            .field("idempotency_key_ttl", &self.idempotency_key_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +192,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         )?),
         log_format,
         user_tokens,
+        idempotency_key_ttl: Duration::from_secs(number("IDEMPOTENCY_KEY_TTL_SECS", 86_400, 60..=2_592_000)?),
     })
 }
 
@@ -298,6 +302,7 @@ mod tests {
         assert_eq!(config.data_platform_breaker_cooldown, Duration::from_secs(5));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.idle_in_transaction_timeout(), Duration::from_secs(8));
+        assert_eq!(config.idempotency_key_ttl, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -330,6 +335,7 @@ mod tests {
             ("DATA_PLATFORM_BREAKER_FAILURES", "0"),
             ("DATA_PLATFORM_BREAKER_COOLDOWN_MS", "1"),
             ("LOG_FORMAT", "xml"),
+            ("IDEMPOTENCY_KEY_TTL_SECS", "59"),
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

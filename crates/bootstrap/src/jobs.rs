@@ -22,6 +22,10 @@ const SWEEP_BATCH: u16 = 100;
 /// How long a failed best-products computation waits before it is tried again.
 const RANKING_RETRY: Duration = Duration::from_secs(60);
 
+/// How often expired idempotency keys are deleted, and how many per transaction.
+const KEY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+const KEY_PURGE_BATCH: u32 = 1_000;
+
 pub(crate) struct Jobs {
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -31,6 +35,7 @@ impl Jobs {
     pub(crate) fn start(shop: &Shop, config: &Config, metrics: JobMetrics, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, metrics, cancel.clone()));
+        tasks.spawn(purge_idempotency_keys(shop.clone(), cancel.clone()));
         tasks.spawn(daily_best_products(
             shop.clone(),
             config.time_zone,
@@ -64,6 +69,30 @@ async fn expiry_sweep(shop: Shop, interval: Duration, metrics: JobMetrics, cance
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Every minute, deletes the idempotency keys past their lifetime, a batch per
+/// transaction until none is left. Safe with several instances (each skips the rows
+/// another is deleting).
+async fn purge_idempotency_keys(shop: Shop, cancel: CancellationToken) {
+    loop {
+        loop {
+            match shop.purge_idempotency_keys.execute(KEY_PURGE_BATCH).await {
+                Ok(deleted) if deleted == u64::from(KEY_PURGE_BATCH) && !cancel.is_cancelled() => continue,
+                Ok(deleted) => {
+                    if deleted > 0 {
+                        tracing::info!(deleted, "expired idempotency keys deleted");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "deleting expired idempotency keys failed; retrying"),
+            }
+            break;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(KEY_PURGE_INTERVAL) => {}
         }
     }
 }

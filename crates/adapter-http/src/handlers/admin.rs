@@ -1,9 +1,11 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
+use application::ports::StoredReply;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use domain::UserId;
-use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
-use domain::product::{NewProduct, ProductName, Stock, validate_price};
-use domain::user::UserName;
+use domain::coupon::{Coupon, DiscountPolicy, NewCoupon, ValidityWindow};
+use domain::product::{NewProduct, Product, ProductName, Stock, validate_price};
+use domain::user::{User, UserName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -12,6 +14,7 @@ use super::coupons::{CouponResponse, DiscountType};
 use super::products::ProductResponse;
 use crate::auth::{Admin, UserTokens};
 use crate::extract::{empty_as_none, parse_id};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
@@ -89,12 +92,13 @@ fn in_range(at: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
-problems!(CreateUserProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+problems!(CreateUserProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
 
 /// Create a user with an empty balance.
 #[utoipa::path(
     tag = "admin",
     security(("admin_token" = [])),
+    params(IdempotencyKeyParam),
     request_body = CreateUserRequest,
     responses(
         (status = 201, description = "Created", body = UserResponse), CreateUserProblems)
@@ -102,24 +106,30 @@ problems!(CreateUserProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLa
 #[post("/api/v1/admin/users")]
 pub async fn create_user(
     _: Admin,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = UserName::new(&body.name).map_err(invalid)?;
-    let user = state.run(move |shop| async move { shop.create_user.execute(name).await }).await?;
-    Ok(HttpResponse::Created().json(UserResponse {
-        user_id: user.id.get(),
-        name: user.name,
-        balance: user.balance.krw(),
-    }))
+    let keyed = idempotency.keyed(Admin::SCOPE, render_user);
+    let outcome = state.run(move |shop| async move { shop.create_user.execute_keyed(name, keyed).await }).await?;
+    Ok(respond(outcome, render_user))
 }
 
-problems!(CreateProductProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+fn render_user(user: &User) -> StoredReply {
+    stored(
+        StatusCode::CREATED,
+        &UserResponse { user_id: user.id.get(), name: user.name.clone(), balance: user.balance.krw() },
+    )
+}
+
+problems!(CreateProductProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
 
 /// Add a product to the catalog.
 #[utoipa::path(
     tag = "admin",
     security(("admin_token" = [])),
+    params(IdempotencyKeyParam),
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductResponse), CreateProductProblems)
@@ -127,6 +137,7 @@ problems!(CreateProductProblems: InvalidRequest, UnsupportedMediaType, PayloadTo
 #[post("/api/v1/admin/products")]
 pub async fn create_product(
     _: Admin,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     body: web::Json<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,16 +146,22 @@ pub async fn create_product(
         price: validate_price(body.price).map_err(invalid)?,
         stock: Stock::new(body.stock).map_err(invalid)?,
     };
-    let product = state.run(move |shop| async move { shop.create_product.execute(product).await }).await?;
-    Ok(HttpResponse::Created().json(ProductResponse::from(product)))
+    let keyed = idempotency.keyed(Admin::SCOPE, render_product);
+    let outcome = state.run(move |shop| async move { shop.create_product.execute_keyed(product, keyed).await }).await?;
+    Ok(respond(outcome, render_product))
 }
 
-problems!(CreateCouponProblems: InvalidRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+fn render_product(product: &Product) -> StoredReply {
+    stored(StatusCode::CREATED, &ProductResponse::from(product.clone()))
+}
+
+problems!(CreateCouponProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
 
 /// Create a coupon campaign.
 #[utoipa::path(
     tag = "admin",
     security(("admin_token" = [])),
+    params(IdempotencyKeyParam),
     request_body = CreateCouponRequest,
     responses(
         (status = 201, description = "Created, all of its quantity remaining", body = CouponResponse), CreateCouponProblems)
@@ -152,12 +169,18 @@ problems!(CreateCouponProblems: InvalidRequest, UnsupportedMediaType, PayloadToo
 #[post("/api/v1/admin/coupons")]
 pub async fn create_coupon(
     _: Admin,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     body: web::Json<CreateCouponRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = body.into_inner().try_into_domain()?;
-    let coupon = state.run(move |shop| async move { shop.create_coupon.execute(coupon).await }).await?;
-    Ok(HttpResponse::Created().json(CouponResponse::from(coupon)))
+    let keyed = idempotency.keyed(Admin::SCOPE, render_coupon);
+    let outcome = state.run(move |shop| async move { shop.create_coupon.execute_keyed(coupon, keyed).await }).await?;
+    Ok(respond(outcome, render_coupon))
+}
+
+fn render_coupon(coupon: &Coupon) -> StoredReply {
+    stored(StatusCode::CREATED, &CouponResponse::from(coupon.clone()))
 }
 
 /// A user token issued by the back office.
@@ -171,7 +194,7 @@ pub struct TokenResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-problems!(IssueTokenProblems: InvalidUserId, Unauthorized, UserNotFound, TokenSigningDisabled, ServiceUnavailable);
+problems!(IssueTokenProblems: InvalidUserId, InvalidIdempotencyKey, Unauthorized, UserNotFound, TokenSigningDisabled, ServiceUnavailable);
 
 /// Issue a bearer token for a user.
 ///
@@ -181,12 +204,15 @@ problems!(IssueTokenProblems: InvalidUserId, Unauthorized, UserNotFound, TokenSi
 #[utoipa::path(
     tag = "admin",
     security(("admin_token" = [])),
-    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)")),
+    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)"), IdempotencyKeyParam),
     responses((status = 201, description = "Issued", body = TokenResponse), IssueTokenProblems)
 )]
 #[post("/api/v1/admin/users/{userId}/tokens")]
 pub async fn issue_token(
     _: Admin,
+    // Validated like every POST's; a token is a credential and is never stored, so a
+    // retry with the same key simply issues another one (issuing changes nothing).
+    _idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -216,19 +242,22 @@ pub struct RefreshQuery {
     pub date: Option<String>,
 }
 
-problems!(RefreshProblems: InvalidRequest, Unauthorized, ServiceUnavailable);
+problems!(RefreshProblems: InvalidRequest, InvalidIdempotencyKey, Unauthorized, ServiceUnavailable);
 
 /// Recompute the best products now and store the snapshot.
 #[utoipa::path(
     tag = "admin",
     security(("admin_token" = [])),
-    params(RefreshQuery),
+    params(RefreshQuery, IdempotencyKeyParam),
     responses(
         (status = 200, description = "The recomputed ranking of that window", body = BestProductsResponse), RefreshProblems)
 )]
 #[post("/api/v1/admin/best-products/refresh")]
 pub async fn refresh_best_products(
     _: Admin,
+    // Validated like every POST's; a recomputation stores the same snapshot however
+    // often it runs, so a retry simply runs again.
+    _idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     query: web::Query<RefreshQuery>,
 ) -> Result<HttpResponse, ApiError> {

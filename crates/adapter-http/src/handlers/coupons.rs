@@ -1,4 +1,6 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
+use application::ports::StoredReply;
 use application::usecases::coupons::Issued;
 use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon};
@@ -8,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
@@ -151,7 +154,7 @@ pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
     parse_id(raw, "userId", ProblemCode::InvalidRequest)
 }
 
-problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
+problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
 
 /// Issue a limited coupon to a user, first come first served.
 ///
@@ -160,7 +163,7 @@ problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, Unsupported
 #[utoipa::path(
     tag = "coupons",
     security(("user_token" = [])),
-    params(("couponId" = i64, Path, description = "Coupon campaign id (positive)")),
+    params(("couponId" = i64, Path, description = "Coupon campaign id (positive)"), IdempotencyKeyParam),
     request_body = IssueRequest,
     responses(
         (status = 201, description = "Issued", body = IssuedCouponResponse), IssueProblems)
@@ -168,14 +171,21 @@ problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, Unsupported
 #[post("/api/v1/coupons/{couponId}/issue")]
 pub async fn issue(
     caller: Caller,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon_id: CouponId = parse_id(&path, "couponId", ProblemCode::InvalidRequest)?;
     let user_id: UserId = caller.acting_for(id_from(body.user_id, "userId")?)?;
-    let issued = state.run(move |shop| async move { shop.issue_coupon.execute(coupon_id, user_id).await }).await?;
-    Ok(HttpResponse::Created().json(IssuedCouponResponse::from(issued)))
+    let keyed = idempotency.keyed(&caller.scope(), render_issued);
+    let outcome =
+        state.run(move |shop| async move { shop.issue_coupon.execute_keyed(coupon_id, user_id, keyed).await }).await?;
+    Ok(respond(outcome, render_issued))
+}
+
+fn render_issued(issued: &Issued) -> StoredReply {
+    stored(StatusCode::CREATED, &IssuedCouponResponse::from(issued.clone()))
 }
 
 problems!(HeldProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, ServiceUnavailable);

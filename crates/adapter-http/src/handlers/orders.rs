@@ -1,4 +1,6 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
+use application::ports::StoredReply;
 use application::usecases::orders::PlaceOrderRequest;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
@@ -10,6 +12,7 @@ use utoipa::ToSchema;
 use super::coupons::{UserQuery, user_from_query};
 use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
@@ -123,7 +126,7 @@ impl From<Order> for OrderResponse {
     }
 }
 
-problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
+problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
 
 /// Place an order: reserve the stock, apply and use the coupon.
 ///
@@ -133,6 +136,7 @@ problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, Unsupported
 #[utoipa::path(
     tag = "orders",
     security(("user_token" = [])),
+    params(IdempotencyKeyParam),
     request_body = PlaceOrderBody,
     responses(
         (status = 201, description = "Placed", body = OrderResponse), PlaceProblems)
@@ -140,13 +144,19 @@ problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, Unsupported
 #[post("/api/v1/orders")]
 pub async fn place(
     caller: Caller,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     body: web::Json<PlaceOrderBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
     caller.acting_for(request.user_id)?;
-    let order = state.run(move |shop| async move { shop.place_order.execute(request).await }).await?;
-    Ok(HttpResponse::Created().json(OrderResponse::from(order)))
+    let keyed = idempotency.keyed(&caller.scope(), render_placed);
+    let outcome = state.run(move |shop| async move { shop.place_order.execute_keyed(request, keyed).await }).await?;
+    Ok(respond(outcome, render_placed))
+}
+
+fn render_placed(order: &Order) -> StoredReply {
+    stored(StatusCode::CREATED, &OrderResponse::from(order.clone()))
 }
 
 problems!(GetOrderProblems: Unauthenticated, Forbidden, InvalidRequest, OrderNotFound, ServiceUnavailable);

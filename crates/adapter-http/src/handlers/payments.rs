@@ -1,4 +1,7 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
+use application::ports::StoredReply;
+use application::usecases::payments::Paid;
 use chrono::{DateTime, Utc};
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
@@ -6,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::extract::id_from;
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
@@ -34,7 +38,7 @@ pub struct PaymentResponse {
     pub paid_at: DateTime<Utc>,
 }
 
-problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
+problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
 
 /// Pay an order from the user's balance.
 ///
@@ -45,6 +49,7 @@ problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMe
 #[utoipa::path(
     tag = "orders",
     security(("user_token" = [])),
+    params(IdempotencyKeyParam),
     request_body = PayRequest,
     responses(
         (status = 201, description = "Paid", body = PaymentResponse), PayProblems)
@@ -52,6 +57,7 @@ problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, UnsupportedMe
 #[post("/api/v1/payments")]
 pub async fn pay(
     caller: Caller,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     body: web::Json<PayRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -64,16 +70,26 @@ pub async fn pay(
             "too many payments are waiting on the data platform; nothing was charged, retry later",
         ));
     };
-    let paid = state
-        .run_within(state.deadlines.payment, move |shop| async move { shop.pay_order.execute(user_id, order_id).await })
+    let keyed = idempotency.keyed(&caller.scope(), render_paid);
+    let outcome = state
+        .run_within(state.deadlines.payment, move |shop| async move {
+            shop.pay_order.execute_keyed(user_id, order_id, keyed).await
+        })
         .await?;
-    Ok(HttpResponse::Created().json(PaymentResponse {
-        payment_id: paid.payment.id.get(),
-        order_id: paid.payment.order_id.get(),
-        user_id: paid.payment.user_id.get(),
-        amount: paid.payment.amount.krw(),
-        balance: paid.balance.krw(),
-        status: "PAID",
-        paid_at: paid.payment.paid_at,
-    }))
+    Ok(respond(outcome, render_paid))
+}
+
+fn render_paid(paid: &Paid) -> StoredReply {
+    stored(
+        StatusCode::CREATED,
+        &PaymentResponse {
+            payment_id: paid.payment.id.get(),
+            order_id: paid.payment.order_id.get(),
+            user_id: paid.payment.user_id.get(),
+            amount: paid.payment.amount.krw(),
+            balance: paid.balance.krw(),
+            status: "PAID",
+            paid_at: paid.payment.paid_at,
+        },
+    )
 }

@@ -1,4 +1,6 @@
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
+use application::ports::StoredReply;
 use application::usecases::points::BalanceView;
 use chrono::{DateTime, Utc};
 use domain::UserId;
@@ -9,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, page_limit, parse_id};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
@@ -115,7 +118,7 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
     })
 }
 
-problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
+problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
     PayloadTooLarge, UserNotFound, BalanceLimitExceeded, ServiceUnavailable);
 
 /// Charge a user's balance.
@@ -125,13 +128,14 @@ problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidAmou
 #[utoipa::path(
     tag = "points",
     security(("user_token" = [])),
-    params(("userId" = i64, Path, description = "User id (positive)")),
+    params(("userId" = i64, Path, description = "User id (positive)"), IdempotencyKeyParam),
     request_body = ChargeRequest,
     responses((status = 200, description = "Charged; the new balance", body = BalanceResponse), ChargeProblems)
 )]
 #[post("/api/v1/points/{userId}")]
 pub async fn charge(
     caller: Caller,
+    idempotency: IdempotencyHeader,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: Result<web::Json<ChargeRequest>, actix_web::Error>,
@@ -141,8 +145,14 @@ pub async fn charge(
     let user_id = user_id(&path)?;
     let amount = charge_amount(&body?.into_inner())?;
     let user_id = caller.acting_for(user_id)?;
-    let view = state.run(move |shop| async move { shop.charge_points.execute(user_id, amount).await }).await?;
-    Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
+    let keyed = idempotency.keyed(&caller.scope(), render_charged);
+    let outcome =
+        state.run(move |shop| async move { shop.charge_points.execute_keyed(user_id, amount, keyed).await }).await?;
+    Ok(respond(outcome, render_charged))
+}
+
+fn render_charged(view: &BalanceView) -> StoredReply {
+    stored(StatusCode::OK, &BalanceResponse::from(*view))
 }
 
 problems!(BalanceProblems: Unauthenticated, Forbidden, InvalidUserId, UserNotFound, ServiceUnavailable);

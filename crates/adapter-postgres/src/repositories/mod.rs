@@ -2,6 +2,7 @@
 //! work's statements run on its one connection and in its one transaction.
 
 mod coupons;
+mod idempotency;
 mod orders;
 mod payments;
 mod products;

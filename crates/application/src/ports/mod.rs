@@ -6,6 +6,7 @@
 
 mod clock;
 mod data_platform;
+mod idempotency;
 mod repositories;
 mod unit_of_work;
 
@@ -15,6 +16,9 @@ pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use data_platform::MockDataPlatform;
 pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent};
+#[cfg(any(test, feature = "mocks"))]
+pub use idempotency::MockIdempotencyRepository;
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyRepository, StoredReply};
 pub use repositories::*;
 #[cfg(any(test, feature = "mocks"))]
 pub use unit_of_work::MockUnitOfWork;

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 
+use super::idempotency::IdempotencyRepository;
 use super::repositories::{
     CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
 };
@@ -44,6 +45,7 @@ pub trait Work: Send {
     fn orders(&mut self) -> &mut dyn OrderRepository;
     fn payments(&mut self) -> &mut dyn PaymentRepository;
     fn rankings(&mut self) -> &mut dyn RankingRepository;
+    fn idempotency(&mut self) -> &mut dyn IdempotencyRepository;
 
     /// Makes the work's changes durable and visible, and releases its locks.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

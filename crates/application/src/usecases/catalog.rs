@@ -6,6 +6,7 @@ use domain::ProductId;
 use domain::product::{NewProduct, Product};
 
 use super::opaque_debug;
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
 use crate::ports::{StoreError, UnitOfWork, finish};
 
 /// Adds a product to the catalog.
@@ -22,9 +23,21 @@ impl CreateProduct {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, product: NewProduct) -> Result<Product, StoreError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(product, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        product: NewProduct,
+        keyed: Option<KeyedRequest<Product>>,
+    ) -> Result<Keyed<Product>, KeyedError<StoreError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = work.products().create(&product).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 }
 

@@ -6,6 +6,7 @@ use domain::coupon::{Coupon, IssueRefusal, IssuedCoupon, NewCoupon};
 use domain::{CouponId, UserId};
 
 use super::opaque_debug;
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
 use crate::ports::{Clock, IssueRecord, StoreError, UnitOfWork, Work, finish};
 
 /// Creates a coupon campaign with all of its quantity remaining.
@@ -22,9 +23,21 @@ impl CreateCoupon {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, coupon: NewCoupon) -> Result<Coupon, StoreError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(coupon, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        coupon: NewCoupon,
+        keyed: Option<KeyedRequest<Coupon>>,
+    ) -> Result<Keyed<Coupon>, KeyedError<StoreError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = work.coupons().create(&coupon).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 }
 
@@ -73,9 +86,22 @@ impl IssueCoupon {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, coupon_id: CouponId, user_id: UserId) -> Result<Issued, IssueCouponError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(coupon_id, user_id, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        coupon_id: CouponId,
+        user_id: UserId,
+        keyed: Option<KeyedRequest<Issued>>,
+    ) -> Result<Keyed<Issued>, KeyedError<IssueCouponError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = self.issue(work.as_mut(), coupon_id, user_id).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 
     async fn issue(

@@ -12,6 +12,7 @@ pub mod best_products;
 pub mod catalog;
 pub mod coupons;
 pub mod health;
+pub mod idempotency_keys;
 pub mod orders;
 pub mod payments;
 pub mod points;
@@ -64,6 +65,7 @@ pub struct Shop {
     pub refresh_best_products: best_products::RefreshBestProducts,
     pub best_products: best_products::GetBestProducts,
     pub readiness: health::CheckReadiness,
+    pub purge_idempotency_keys: idempotency_keys::PurgeExpiredKeys,
     /// The circuit breaker in front of payments, for metrics and readiness.
     pub data_platform_breaker: Arc<CircuitBreaker>,
 }
@@ -107,6 +109,7 @@ impl Shop {
                 latest_best_products,
             ),
             readiness: health::CheckReadiness::new(ports.uow.clone(), gate.clone()),
+            purge_idempotency_keys: idempotency_keys::PurgeExpiredKeys::new(ports.uow.clone()),
             data_platform_breaker: gate,
         }
     }

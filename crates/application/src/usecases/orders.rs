@@ -9,6 +9,7 @@ use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 
 use super::opaque_debug;
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
 use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
 
 /// What a user asks to order.
@@ -49,9 +50,21 @@ impl PlaceOrder {
 
     #[tracing::instrument(skip(self, request), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
     pub async fn execute(&self, request: PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(request, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        request: PlaceOrderRequest,
+        keyed: Option<KeyedRequest<Order>>,
+    ) -> Result<Keyed<Order>, KeyedError<PlaceOrderError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = self.place(work.as_mut(), &request).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 
     async fn place(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {

@@ -8,9 +8,9 @@ use domain::points::{Balance, InsufficientBalance, PointEntryKind};
 use domain::{OrderId, UserId};
 
 use super::opaque_debug;
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
 use crate::ports::{
     Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work,
-    finish,
 };
 use crate::resilience::{BreakerOpen, CircuitBreaker};
 
@@ -73,17 +73,34 @@ impl PayOrder {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
+        unkeyed(self.execute_keyed(user_id, order_id, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key: a replay answers the
+    /// payment it made, not `ORDER_ALREADY_PAID`, and sends nothing again.
+    #[tracing::instrument(skip(self, keyed))]
+    pub async fn execute_keyed(
+        &self,
+        user_id: UserId,
+        order_id: OrderId,
+        keyed: Option<KeyedRequest<Paid>>,
+    ) -> Result<Keyed<Paid>, KeyedError<PayOrderError>> {
         // Held until the transaction has ended: in flight counts connections held.
-        let mut admission = self.gate.admit()?;
-        let mut work = self.uow.begin().await?;
-        let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        let mut admission = self.gate.admit().map_err(|open| KeyedError::Failed(open.into()))?;
+        let outcome = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(mut work) => {
+                let paid = self.pay(work.as_mut(), user_id, order_id).await;
+                finish_keyed(work, keyed.as_ref(), paid).await
+            }
+            Err(answer) => answer,
+        };
         match &outcome {
-            Ok(_) => admission.report(true),
-            Err(PayOrderError::DataPlatform(_)) => admission.report(false),
-            // It ended before the send: the platform's health is not in question.
-            Err(_) => {}
+            Ok(Keyed::Fresh(_)) => admission.report(true),
+            Err(KeyedError::Failed(PayOrderError::DataPlatform(_))) => admission.report(false),
+            // It ended before the send, or replayed: the platform's health is not in question.
+            _ => {}
         }
-        finish(work, outcome).await
+        outcome
     }
 
     async fn pay(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {

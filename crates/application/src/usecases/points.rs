@@ -6,6 +6,7 @@ use domain::UserId;
 use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, PointEntryKind};
 
 use super::opaque_debug;
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
 use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, Work, finish};
 
 /// A user's balance after an operation, or as read.
@@ -43,9 +44,22 @@ impl ChargePoints {
 
     #[tracing::instrument(skip(self), fields(user_id = %user_id, amount = amount.money().krw()))]
     pub async fn execute(&self, user_id: UserId, amount: ChargeAmount) -> Result<BalanceView, ChargePointsError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(user_id, amount, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        user_id: UserId,
+        amount: ChargeAmount,
+        keyed: Option<KeyedRequest<BalanceView>>,
+    ) -> Result<Keyed<BalanceView>, KeyedError<ChargePointsError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = self.charge(work.as_mut(), user_id, amount).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 
     async fn charge(

@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    CouponRepository, MockClock, MockCouponRepository, MockOrderRepository, MockPaymentRepository,
-    MockProductRepository, MockRankingRepository, MockUnitOfWork, MockUserRepository, OrderRepository,
-    PaymentRepository, ProductRepository, RankingRepository, StoreError, UserRepository, Work,
+    CouponRepository, IdempotencyRepository, MockClock, MockCouponRepository, MockIdempotencyRepository,
+    MockOrderRepository, MockPaymentRepository, MockProductRepository, MockRankingRepository, MockUnitOfWork,
+    MockUserRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, StoreError,
+    UserRepository, Work,
 };
 
 /// How a work ended.
@@ -44,6 +45,7 @@ pub struct FakeWork {
     pub orders: MockOrderRepository,
     pub payments: MockPaymentRepository,
     pub rankings: MockRankingRepository,
+    pub idempotency: MockIdempotencyRepository,
     pub ended: EndedCell,
     pub commit_fails: bool,
 }
@@ -85,6 +87,9 @@ impl Work for FakeWork {
     }
     fn rankings(&mut self) -> &mut dyn RankingRepository {
         &mut self.rankings
+    }
+    fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
+        &mut self.idempotency
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.commit_fails {

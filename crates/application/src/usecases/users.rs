@@ -6,7 +6,8 @@ use domain::UserId;
 use domain::user::{User, UserName};
 
 use super::opaque_debug;
-use crate::ports::{StoreError, UnitOfWork, finish};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::ports::{StoreError, UnitOfWork};
 
 /// Creates a user with an empty balance.
 #[derive(Clone)]
@@ -22,9 +23,21 @@ impl CreateUser {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, name: UserName) -> Result<User, StoreError> {
-        let mut work = self.uow.begin().await?;
+        unkeyed(self.execute_keyed(name, None).await)
+    }
+
+    /// [`Self::execute`], at most once per idempotency key.
+    pub async fn execute_keyed(
+        &self,
+        name: UserName,
+        keyed: Option<KeyedRequest<User>>,
+    ) -> Result<Keyed<User>, KeyedError<StoreError>> {
+        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
         let outcome = work.users().create(&name).await;
-        finish(work, outcome).await
+        finish_keyed(work, keyed.as_ref(), outcome).await
     }
 }
 

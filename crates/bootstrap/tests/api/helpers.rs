@@ -61,6 +61,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: Value,
+    /// Whether it carried `Idempotent-Replayed: true`.
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -137,10 +139,11 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         contract::check(&method, &path, status, &content_type, &body);
-        Reply { status, content_type, body }
+        Reply { status, content_type, body, replayed }
     }
 
     /// A GET; to a user endpoint, with the token of the user it names.
@@ -156,6 +159,17 @@ impl TestApp {
     pub async fn refresh_best_products(&self, date: &str) -> Reply {
         let url = self.url(&format!("/api/v1/admin/best-products/refresh?date={date}"));
         self.send(self.client.post(url).bearer_auth(ADMIN_TOKEN)).await
+    }
+
+    /// A POST with an `Idempotency-Key`, authenticated like [`TestApp::post`] (as the
+    /// admin under `/api/v1/admin`).
+    pub async fn post_keyed(&self, path: &str, body: &Value, key: &str) -> Reply {
+        let request = self.client.post(self.url(path)).header("idempotency-key", key).json(body);
+        let bearer = match acting_user(path, Some(body)) {
+            Some(user) => token(user),
+            None => ADMIN_TOKEN.to_owned(),
+        };
+        self.send(request.bearer_auth(bearer)).await
     }
 
     /// A POST; to a user endpoint, with the token of the user it names.

@@ -9,6 +9,7 @@ mod catalog_and_coupons;
 mod contract;
 mod foundation;
 mod helpers;
+mod idempotency;
 mod orders;
 mod payments;
 mod points;
