@@ -12,6 +12,7 @@ mod handlers;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+mod operations;
 pub mod problem;
 mod routing;
 mod server;

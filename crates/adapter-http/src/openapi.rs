@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations: [`ApiDoc`] holds
 //! what is said once for the whole API, and the operations come from the same list
-//! that registers their routes (`server::operations`).
+//! that registers their routes (`operations::operations`).
 
 use actix_web::App;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -69,8 +69,11 @@ impl Modify for SecuritySchemes {
 /// The whole document: [`ApiDoc`] with every registered operation and the schemas
 /// they use.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, document) =
-        App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::server::operations).split_for_parts();
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::operations::operations)
+        .split_for_parts();
     document
 }
 

@@ -6,14 +6,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
-use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::{json_config, path_config, problem_for_every_error, query_config};
-use crate::handlers::{admin, best_products, coupons, health, orders, payments, points, products};
 use crate::idempotency;
 use crate::metrics::{Metrics, track};
 use crate::openapi;
+use crate::operations::operations;
 use crate::routing::{RouteTable, unmatched};
 use crate::state::AppState;
 
@@ -30,30 +29,6 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self { workers: 0, shutdown_timeout: Duration::from_secs(30) }
     }
-}
-
-/// Every operation of the API, each declared once: its handler's route attribute gives
-/// the method and path, its `#[utoipa::path]` the documentation, and this list both
-/// registers it and puts it in the OpenAPI document ([`crate::openapi::document`]).
-pub(crate) fn operations(cfg: &mut ServiceConfig) {
-    cfg.service(points::charge)
-        .service(points::balance)
-        .service(points::history)
-        .service(products::list)
-        .service(best_products::best)
-        .service(coupons::list_held)
-        .service(coupons::issue)
-        .service(orders::place)
-        .service(orders::get)
-        .service(payments::pay)
-        .service(admin::create_user)
-        .service(admin::issue_token)
-        .service(admin::create_product)
-        .service(admin::create_coupon)
-        .service(admin::refresh_best_products)
-        .service(health::live)
-        .service(health::ready)
-        .service(health::metrics);
 }
 
 /// Starts serving on `listener`. The server does not watch signals itself: its owner

@@ -57,6 +57,20 @@ pub(crate) fn unkeyed<T, E: From<StoreError>>(outcome: Result<Keyed<T>, KeyedErr
     }
 }
 
+/// The body of a keyed use case: `$body` runs with `$work` in one transaction guarded
+/// by the key (see [`begin`] and [`finish_keyed`]); a replay or a refusal returns early.
+macro_rules! keyed_transaction {
+    ($uow:expr, $keyed:expr, |$work:ident| $body:expr) => {{
+        let mut $work = match $crate::idempotency::begin($uow, $keyed).await {
+            Ok(work) => work,
+            Err(answer) => return answer,
+        };
+        let outcome = $body;
+        $crate::idempotency::finish_keyed($work, $keyed, outcome).await
+    }};
+}
+pub(crate) use keyed_transaction;
+
 /// Begins a use case's transaction; with a key, claims it first. `Err` holds the
 /// use case's whole answer when it must not run: a replay, a refused key, or a failure
 /// to begin (the transaction has then ended).

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::unit_of_work::StoreError;
+use super::StoreError;
 
 /// A request's idempotency key, scoped to its caller, with the fingerprint of what the
 /// request asked (method, path and body, hashed by the inbound adapter).

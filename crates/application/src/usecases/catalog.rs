@@ -6,7 +6,7 @@ use domain::ProductId;
 use domain::product::{NewProduct, Product};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{StoreError, UnitOfWork, finish};
 
 /// Adds a product to the catalog.
@@ -32,12 +32,7 @@ impl CreateProduct {
         product: NewProduct,
         keyed: Option<KeyedRequest<Product>>,
     ) -> Result<Keyed<Product>, KeyedError<StoreError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = work.products().create(&product).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.products().create(&product).await)
     }
 }
 

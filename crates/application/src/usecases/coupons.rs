@@ -6,7 +6,7 @@ use domain::coupon::{Coupon, IssueRefusal, IssuedCoupon, NewCoupon};
 use domain::{CouponId, UserId};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{Clock, IssueRecord, StoreError, UnitOfWork, Work, finish};
 
 /// Creates a coupon campaign with all of its quantity remaining.
@@ -32,12 +32,7 @@ impl CreateCoupon {
         coupon: NewCoupon,
         keyed: Option<KeyedRequest<Coupon>>,
     ) -> Result<Keyed<Coupon>, KeyedError<StoreError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = work.coupons().create(&coupon).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.coupons().create(&coupon).await)
     }
 }
 
@@ -96,12 +91,9 @@ impl IssueCoupon {
         user_id: UserId,
         keyed: Option<KeyedRequest<Issued>>,
     ) -> Result<Keyed<Issued>, KeyedError<IssueCouponError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = self.issue(work.as_mut(), coupon_id, user_id).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self
+            .issue(work.as_mut(), coupon_id, user_id)
+            .await)
     }
 
     async fn issue(

@@ -9,7 +9,7 @@ use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
 
 /// What a user asks to order.
@@ -59,12 +59,7 @@ impl PlaceOrder {
         request: PlaceOrderRequest,
         keyed: Option<KeyedRequest<Order>>,
     ) -> Result<Keyed<Order>, KeyedError<PlaceOrderError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = self.place(work.as_mut(), &request).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self.place(work.as_mut(), &request).await)
     }
 
     async fn place(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {

@@ -8,7 +8,7 @@ use domain::points::{Balance, InsufficientBalance, PointEntryKind};
 use domain::{OrderId, UserId};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{
     Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work,
 };
@@ -87,13 +87,12 @@ impl PayOrder {
     ) -> Result<Keyed<Paid>, KeyedError<PayOrderError>> {
         // Held until the transaction has ended: in flight counts connections held.
         let mut admission = self.gate.admit().map_err(|open| KeyedError::Failed(open.into()))?;
-        let outcome = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(mut work) => {
-                let paid = self.pay(work.as_mut(), user_id, order_id).await;
-                finish_keyed(work, keyed.as_ref(), paid).await
-            }
-            Err(answer) => answer,
-        };
+        let outcome = async {
+            keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self
+                .pay(work.as_mut(), user_id, order_id)
+                .await)
+        }
+        .await;
         match &outcome {
             Ok(Keyed::Fresh(_)) => admission.report(true),
             Err(KeyedError::Failed(PayOrderError::DataPlatform(_))) => admission.report(false),

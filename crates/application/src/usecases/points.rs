@@ -6,7 +6,7 @@ use domain::UserId;
 use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, PointEntryKind};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, Work, finish};
 
 /// A user's balance after an operation, or as read.
@@ -54,12 +54,7 @@ impl ChargePoints {
         amount: ChargeAmount,
         keyed: Option<KeyedRequest<BalanceView>>,
     ) -> Result<Keyed<BalanceView>, KeyedError<ChargePointsError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = self.charge(work.as_mut(), user_id, amount).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self.charge(work.as_mut(), user_id, amount).await)
     }
 
     async fn charge(

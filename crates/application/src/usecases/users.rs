@@ -6,7 +6,7 @@ use domain::UserId;
 use domain::user::{User, UserName};
 
 use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, begin, finish_keyed, unkeyed};
+use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{StoreError, UnitOfWork};
 
 /// Creates a user with an empty balance.
@@ -32,12 +32,7 @@ impl CreateUser {
         name: UserName,
         keyed: Option<KeyedRequest<User>>,
     ) -> Result<Keyed<User>, KeyedError<StoreError>> {
-        let mut work = match begin(self.uow.as_ref(), keyed.as_ref()).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
-        };
-        let outcome = work.users().create(&name).await;
-        finish_keyed(work, keyed.as_ref(), outcome).await
+        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.users().create(&name).await)
     }
 }
 

@@ -28,6 +28,18 @@ use crate::proxy::Proxy;
 /// One fault test at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A user created through the admin API of the instance at `address`.
+async fn new_user(client: &reqwest::Client, address: &str) -> i64 {
+    let reply = client
+        .post(format!("{address}/api/v1/admin/users"))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&json!({"name": "kim"}))
+        .send()
+        .await
+        .unwrap();
+    reply.json::<serde_json::Value>().await.unwrap()["userId"].as_i64().unwrap()
+}
+
 /// The `q`-quantile of `samples` (sorted in place).
 fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort_unstable();
@@ -226,16 +238,7 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
     )
     .await;
     let client = crate::helpers::client();
-    let user = {
-        let reply = client
-            .post(format!("{address}/api/v1/admin/users"))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&json!({"name": "kim"}))
-            .send()
-            .await
-            .unwrap();
-        reply.json::<serde_json::Value>().await.unwrap()["userId"].as_i64().unwrap()
-    };
+    let user = new_user(&client, &address).await;
     let charge = async || {
         let at = Instant::now();
         let response = client
@@ -295,14 +298,7 @@ async fn a_database_outage_under_load_answers_503_with_retry_after_and_the_servi
     assert_eq!(get("/health/ready").await.status(), 200);
     let mut users = Vec::new();
     for _ in 0..5 {
-        let reply = client
-            .post(format!("{address}/api/v1/admin/users"))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&json!({"name": "kim"}))
-            .send()
-            .await
-            .unwrap();
-        users.push(reply.json::<serde_json::Value>().await.unwrap()["userId"].as_i64().unwrap());
+        users.push(new_user(&client, &address).await);
     }
 
     // Charges keep coming while the database goes away and comes back.
