@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, SendFailure};
 use async_trait::async_trait;
 use chrono::SecondsFormat;
+use domain::OrderId;
 use reqwest::{Client, Url, redirect};
 use serde::Serialize;
 
@@ -89,36 +90,83 @@ fn root_cause(err: &reqwest::Error) -> String {
     cause.to_string()
 }
 
-#[async_trait]
-impl DataPlatform for HttpDataPlatform {
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
-    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
-        let fail = |reason: String| {
-            tracing::warn!(%reason, "the data platform did not accept the paid order");
-            DataPlatformError { order_id: event.order_id, reason }
+impl HttpDataPlatform {
+    /// POSTs `body` under `key`; a 2xx is acceptance, anything else a failure that says
+    /// whether the platform may still have recorded it.
+    async fn post<B: Serialize + Sync>(
+        &self,
+        order_id: OrderId,
+        key: String,
+        body: &B,
+    ) -> Result<(), DataPlatformError> {
+        let fail = |reason: String, failure: SendFailure| {
+            tracing::warn!(%reason, ?failure, "the data platform did not accept the event");
+            DataPlatformError { order_id, reason, failure }
         };
         let response = self
             .client
             .post(self.url.clone())
-            .header("Idempotency-Key", event.idempotency_key())
-            .json(&PaidOrderBody::from(event))
+            .header("Idempotency-Key", key)
+            .json(body)
             .send()
             .await
-            .map_err(|err| fail(self.describe(&err)))?;
+            .map_err(|err| fail(self.describe(&err), classify(&err)))?;
         let status = response.status();
         if status.is_success() {
-            tracing::debug!(%status, "the data platform accepted the paid order");
+            tracing::debug!(%status, "the data platform accepted the event");
             Ok(())
         } else {
-            Err(fail(format!("answered {status}")))
+            // A clean answer: the platform says it did not take the event.
+            Err(fail(format!("answered {status}"), SendFailure::Refused))
         }
     }
+}
+
+/// Whether a request that got no answer may still have reached the platform: a refused
+/// connection sent nothing; a timeout, or a connection lost after the request was
+/// written, may have delivered it.
+fn classify(err: &reqwest::Error) -> SendFailure {
+    if err.is_connect() && !err.is_timeout() { SendFailure::Refused } else { SendFailure::Uncertain }
+}
+
+#[async_trait]
+impl DataPlatform for HttpDataPlatform {
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
+    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
+        self.post(event.order_id, event.idempotency_key(), &PaidOrderBody::from(event)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
+    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
+        let body = VoidBody {
+            kind: "ORDER_PAYMENT_VOIDED",
+            order_id: event.order_id.get(),
+            user_id: event.user_id.get(),
+            voided_at: event.voided_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        };
+        self.post(event.order_id, event.idempotency_key(), &body).await
+    }
+}
+
+/// The JSON body sent for a void.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VoidBody {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    order_id: i64,
+    user_id: i64,
+    /// RFC 3339 in UTC with a `Z`, to the second.
+    voided_at: String,
 }
 
 /// The JSON body sent for a paid order.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct PaidOrderBody<'a> {
+    /// Always `ORDER_PAID`.
+    #[serde(rename = "type")]
+    kind: &'static str,
     order_id: i64,
     user_id: i64,
     items: Vec<ItemBody<'a>>,
@@ -142,6 +190,7 @@ struct ItemBody<'a> {
 impl<'a> From<&'a PaidOrderEvent> for PaidOrderBody<'a> {
     fn from(event: &'a PaidOrderEvent) -> Self {
         Self {
+            kind: "ORDER_PAID",
             order_id: event.order_id.get(),
             user_id: event.user_id.get(),
             items: event

@@ -1,4 +1,6 @@
-//! Outbound adapter: tells the external data platform about every paid order.
+//! Outbound adapter: tells the external data platform about every paid order
+//! (`ORDER_PAID`), and voids a payment it may have recorded that was rolled back
+//! (`ORDER_PAYMENT_VOIDED`).
 //!
 //! It implements the [`application::ports::DataPlatform`] port twice:
 //!
@@ -6,7 +8,9 @@
 //!   a configured URL, with an `Idempotency-Key: order-{orderId}` header so that the
 //!   platform can drop a second delivery, and gives up after a configured timeout that
 //!   bounds the whole request (connect included). Any 2xx answer is an acknowledgement;
-//!   any other status, a connection failure or a timeout is a [`DataPlatformError`].
+//!   any other status, a connection failure or a timeout is a [`DataPlatformError`],
+//!   which says whether the platform may still have recorded the event (a timeout, a
+//!   connection lost after the request was written) or certainly did not.
 //! - [`LoggingDataPlatform`] — the stand-in used when no URL is configured. It only logs
 //!   the event and always succeeds, so the shop runs without a platform to talk to.
 //!

@@ -1,6 +1,6 @@
 //! The stand-in platform: logs each event instead of sending it.
 
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent};
 use async_trait::async_trait;
 
 /// A [`DataPlatform`] that only logs the event (at `info`) and always succeeds.
@@ -26,6 +26,11 @@ impl DataPlatform for LoggingDataPlatform {
             idempotency_key = %event.idempotency_key(),
             "paid order (no data platform configured, event only logged)"
         );
+        Ok(())
+    }
+
+    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
+        tracing::info!(order_id = %event.order_id, idempotency_key = %event.idempotency_key(), "payment void (only logged)");
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use application::ports::{DataPlatform, PaidOrderEvent};
+use application::ports::{DataPlatform, PaidOrderEvent, PaymentVoidEvent, SendFailure};
 use chrono::{DateTime, Utc};
 use domain::order::OrderLine;
 use domain::product::Quantity;
@@ -62,6 +62,7 @@ async fn a_2xx_answer_is_an_acknowledgement_of_the_json_event() {
     assert_eq!(
         body,
         json!({
+            "type": "ORDER_PAID",
             "orderId": 11,
             "userId": 1,
             "items": [{"productId": 3, "name": "Keyboard", "unitPrice": 1000, "quantity": 2, "amount": 2000}],
@@ -89,6 +90,7 @@ async fn an_error_status_is_a_refusal() {
 
     assert_eq!(err.order_id, OrderId::new(11).unwrap());
     assert_eq!(err.reason, "answered 500 Internal Server Error");
+    assert_eq!(err.failure, SendFailure::Refused, "a clean answer: certainly not recorded");
 }
 
 #[tokio::test]
@@ -111,6 +113,7 @@ async fn a_late_answer_is_a_timeout_and_the_call_returns_in_bounded_time() {
     let elapsed = started.elapsed();
 
     assert_eq!(err.reason, "no answer within 300 ms");
+    assert_eq!(err.failure, SendFailure::Uncertain, "the platform may have recorded it");
     assert!(elapsed >= TIMEOUT, "gave up early, after {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
@@ -128,7 +131,43 @@ async fn a_refused_connection_is_a_failure() {
 
     assert_eq!(err.order_id, OrderId::new(11).unwrap());
     assert!(err.reason.starts_with("connection failed: "), "{}", err.reason);
+    assert_eq!(err.failure, SendFailure::Refused, "nothing was sent");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_connection_lost_after_the_request_was_written_is_uncertain() {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Reads the request, then closes the connection without a word.
+    let closer = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buffer = [0; 4096];
+        let _ = stream.read(&mut buffer);
+    });
+    let client = HttpDataPlatform::new(&format!("http://127.0.0.1:{port}/events"), TIMEOUT).unwrap();
+    let err = client.send_paid_order(&event()).await.unwrap_err();
+    closer.join().unwrap();
+    assert_eq!(err.failure, SendFailure::Uncertain, "{}", err.reason);
+}
+
+#[tokio::test]
+async fn a_void_is_posted_with_its_type_fields_and_key() {
+    let (server, client) = platform_answering(ResponseTemplate::new(200)).await;
+    let void = PaymentVoidEvent {
+        order_id: OrderId::new(11).unwrap(),
+        user_id: UserId::new(1).unwrap(),
+        voided_at: "2026-11-26T03:05:00Z".parse::<DateTime<Utc>>().unwrap(),
+    };
+    client.send_payment_void(&void).await.unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    assert_eq!(request.headers.get("idempotency-key").unwrap(), "order-11-void");
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"type": "ORDER_PAYMENT_VOIDED", "orderId": 11, "userId": 1, "voidedAt": "2026-11-26T03:05:00Z"})
+    );
 }
 
 #[test]

@@ -83,6 +83,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    pending_voids (order_id) {
+        order_id -> Int8,
+        user_id -> Int8,
+        recorded_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     point_history (id) {
         id -> Int8,
         user_id -> Int8,
@@ -132,6 +142,8 @@ diesel::joinable!(orders -> coupons (coupon_id));
 diesel::joinable!(orders -> users (user_id));
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(payments -> users (user_id));
+diesel::joinable!(pending_voids -> orders (order_id));
+diesel::joinable!(pending_voids -> users (user_id));
 diesel::joinable!(point_history -> orders (order_id));
 diesel::joinable!(point_history -> users (user_id));
 diesel::joinable!(user_coupons -> coupons (coupon_id));
@@ -146,6 +158,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_lines,
     orders,
     payments,
+    pending_voids,
     point_history,
     products,
     user_coupons,

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use application::ports::{
     CouponRepository, IdempotencyRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
-    UserRepository,
+    UserRepository, VoidRepository,
 };
 use application::{StoreError, UnitOfWork, Work};
 use async_trait::async_trait;
@@ -161,6 +161,9 @@ impl Work for PgWork {
         self
     }
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
+        self
+    }
+    fn voids(&mut self) -> &mut dyn VoidRepository {
         self
     }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use adapter_http::Bulkhead;
 use adapter_postgres::PgPool;
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent};
 use application::resilience::{BreakerState, CircuitBreaker};
 use async_trait::async_trait;
 use prometheus::core::{Collector, Desc};
@@ -107,6 +107,10 @@ impl Collector for DependencyGauges {
 pub(crate) struct JobMetrics {
     /// Orders the expiry sweep failed to expire (each is retried on a later pass).
     pub(crate) sweep_failures: IntCounter,
+    /// Uncertain sends waiting for their order to end or for their void's delivery.
+    pub(crate) voids_backlog: IntGauge,
+    /// What the void relay did: `delivered`, `dropped` (the order was paid), `failed`.
+    pub(crate) void_outcomes: IntCounterVec,
 }
 
 /// Registers the dependency metrics on `registry`; returns the ones jobs update.
@@ -122,7 +126,20 @@ pub(crate) fn register(
         "Orders the expiry sweep could not expire; each is skipped and retried on a later pass",
     )?;
     registry.register(Box::new(sweep_failures.clone()))?;
-    Ok(JobMetrics { sweep_failures })
+    let voids_backlog = IntGauge::new(
+        "data_platform_voids_backlog",
+        "Payments whose send was uncertain, waiting for their order to end or for their void to be delivered",
+    )?;
+    registry.register(Box::new(voids_backlog.clone()))?;
+    let void_outcomes = IntCounterVec::new(
+        Opts::new(
+            "data_platform_void_deliveries_total",
+            "Void relay outcomes: delivered, dropped (the order was paid after all), failed (retried with backoff)",
+        ),
+        &["outcome"],
+    )?;
+    registry.register(Box::new(void_outcomes.clone()))?;
+    Ok(JobMetrics { sweep_failures, voids_backlog, void_outcomes })
 }
 
 /// A [`DataPlatform`] that times each send and counts its outcome.
@@ -160,5 +177,9 @@ impl DataPlatform for MeteredDataPlatform {
         let outcome = if sent.is_ok() { "accepted" } else { "failed" };
         self.latency.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
         sent
+    }
+
+    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
+        self.inner.send_payment_void(event).await
     }
 }

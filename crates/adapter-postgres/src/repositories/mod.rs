@@ -8,3 +8,4 @@ mod payments;
 mod products;
 mod rankings;
 mod users;
+mod voids;

@@ -22,12 +22,40 @@ impl PaidOrderEvent {
     }
 }
 
+/// What the service tells the platform when a payment it may have recorded was rolled
+/// back and its order failed unpaid: forget that payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentVoidEvent {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub voided_at: DateTime<Utc>,
+}
+
+impl PaymentVoidEvent {
+    /// The key under which the platform can drop a second delivery of this void.
+    pub fn idempotency_key(&self) -> String {
+        format!("order-{}-void", self.order_id)
+    }
+}
+
+/// Whether a failed send may still have been recorded by the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Certainly not recorded: the platform answered with an error status, or the
+    /// connection was refused before anything was sent.
+    Refused,
+    /// Perhaps recorded: no answer in time, or the connection was lost after the
+    /// request was written.
+    Uncertain,
+}
+
 /// The platform did not accept the event (refused, failed, or did not answer in time).
 #[derive(Debug, thiserror::Error)]
 #[error("the data platform did not accept order {order_id}: {reason}")]
 pub struct DataPlatformError {
     pub order_id: OrderId,
     pub reason: String,
+    pub failure: SendFailure,
 }
 
 /// The external data platform that is told about every paid order.
@@ -42,4 +70,10 @@ pub trait DataPlatform: Send + Sync {
     /// row locks is never stuck behind it. The event MUST carry
     /// [`PaidOrderEvent::idempotency_key`] so that a resend is harmless.
     async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError>;
+
+    /// Hands a void over, under [`PaymentVoidEvent::idempotency_key`].
+    ///
+    /// # Errors
+    /// The same contract as [`DataPlatform::send_paid_order`].
+    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError>;
 }

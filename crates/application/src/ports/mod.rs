@@ -15,7 +15,7 @@ pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use data_platform::MockDataPlatform;
-pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent};
+pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, SendFailure};
 #[cfg(any(test, feature = "mocks"))]
 pub use idempotency::MockIdempotencyRepository;
 pub use idempotency::{Claim, IdempotencyKey, IdempotencyRepository, StoredReply};

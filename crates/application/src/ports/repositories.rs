@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
-use domain::order::{Order, PricedOrder};
+use domain::order::{Order, OrderStatus, PricedOrder};
 use domain::points::{Balance, PointEntry, PointEntryKind};
 use domain::product::{NewProduct, Product, Quantity};
 use domain::ranking::{RankedProduct, SalesWindow};
@@ -218,4 +218,38 @@ pub trait RankingRepository: Send {
 
     /// The snapshot of `window`, with current product details.
     async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError>;
+}
+
+/// A payment whose send to the data platform ended without a clear answer, waiting for
+/// its order to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UncertainSend {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    /// The order's status now: `PAID` (the record is dropped) or `FAILED` (a void is due).
+    pub order_status: OrderStatus,
+    /// Deliveries of the void tried so far.
+    pub attempts: u32,
+}
+
+/// Durable records of uncertain sends, from which the voids are delivered.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait VoidRepository: Send {
+    /// Records that paying `order` ended with an uncertain send. Recording it twice
+    /// keeps one record.
+    async fn record_uncertain(&mut self, order: OrderId, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The oldest record due at `now` whose order has ended (`PAID` or `FAILED`), locked;
+    /// records another work holds are skipped, so several relays never take the same one.
+    async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<UncertainSend>, StoreError>;
+
+    /// Removes the record of `order` (its void was delivered, or none is needed).
+    async fn remove(&mut self, order: OrderId) -> Result<(), StoreError>;
+
+    /// Postpones the next delivery of `order`'s void to `next` and counts the attempt.
+    async fn retry_at(&mut self, order: OrderId, next: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records not yet removed.
+    async fn backlog(&mut self) -> Result<i64, StoreError>;
 }

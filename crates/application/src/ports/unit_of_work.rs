@@ -3,6 +3,7 @@ use async_trait::async_trait;
 use super::idempotency::IdempotencyRepository;
 use super::repositories::{
     CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
+    VoidRepository,
 };
 
 /// The store failed for a reason that has nothing to do with the request.
@@ -46,6 +47,7 @@ pub trait Work: Send {
     fn payments(&mut self) -> &mut dyn PaymentRepository;
     fn rankings(&mut self) -> &mut dyn RankingRepository;
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository;
+    fn voids(&mut self) -> &mut dyn VoidRepository;
 
     /// Makes the work's changes durable and visible, and releases its locks.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -17,6 +17,7 @@ pub mod orders;
 pub mod payments;
 pub mod points;
 pub mod users;
+pub mod voids;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -66,6 +67,7 @@ pub struct Shop {
     pub best_products: best_products::GetBestProducts,
     pub readiness: health::CheckReadiness,
     pub purge_idempotency_keys: idempotency_keys::PurgeExpiredKeys,
+    pub deliver_voids: voids::DeliverVoids,
     /// The circuit breaker in front of payments, for metrics and readiness.
     pub data_platform_breaker: Arc<CircuitBreaker>,
 }
@@ -110,6 +112,11 @@ impl Shop {
             ),
             readiness: health::CheckReadiness::new(ports.uow.clone(), gate.clone()),
             purge_idempotency_keys: idempotency_keys::PurgeExpiredKeys::new(ports.uow.clone()),
+            deliver_voids: voids::DeliverVoids::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                ports.data_platform.clone(),
+            ),
             data_platform_breaker: gate,
         }
     }

@@ -10,7 +10,8 @@ use domain::{OrderId, UserId};
 use super::opaque_debug;
 use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, StoreError, UnitOfWork, Work,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, SendFailure, StoreError,
+    UnitOfWork, Work, finish,
 };
 use crate::resilience::{BreakerOpen, CircuitBreaker};
 
@@ -95,11 +96,31 @@ impl PayOrder {
         .await;
         match &outcome {
             Ok(Keyed::Fresh(_)) => admission.report(true),
-            Err(KeyedError::Failed(PayOrderError::DataPlatform(_))) => admission.report(false),
+            Err(KeyedError::Failed(PayOrderError::DataPlatform(failed))) => {
+                admission.report(false);
+                if failed.failure == SendFailure::Uncertain {
+                    self.record_uncertain(user_id, order_id).await;
+                }
+            }
             // It ended before the send, or replayed: the platform's health is not in question.
             _ => {}
         }
         outcome
+    }
+
+    /// The platform may have recorded the payment that was just rolled back: remember
+    /// it, outside that transaction, so that a void is sent if the order fails unpaid.
+    async fn record_uncertain(&self, user_id: UserId, order_id: OrderId) {
+        let recorded = async {
+            let mut work = self.uow.begin().await?;
+            let outcome = work.voids().record_uncertain(order_id, user_id, self.clock.now()).await;
+            finish(work, outcome).await
+        }
+        .await;
+        if let Err(error) = recorded {
+            // Nothing else can keep it: the log is the operator's record of it.
+            tracing::error!(%order_id, %error, "an uncertain send could not be recorded; no void will follow");
+        }
     }
 
     async fn pay(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
@@ -238,10 +259,13 @@ mod tests {
         let gate = strict_gate();
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
-        platform
-            .expect_send_paid_order()
-            .times(1)
-            .returning(|e| Err(DataPlatformError { order_id: e.order_id, reason: "no answer within 3000 ms".into() }));
+        platform.expect_send_paid_order().times(1).returning(|e| {
+            Err(DataPlatformError {
+                order_id: e.order_id,
+                reason: "answered 503".into(),
+                failure: SendFailure::Refused,
+            })
+        });
         let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), gate.clone());
         assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::DataPlatform(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
@@ -270,13 +294,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_uncertain_send_is_recorded_outside_the_rolled_back_payment() {
+        let payment = payable_work(15_000);
+        let payment_ended = payment.ended.clone();
+        let mut record = FakeWork::default();
+        record
+            .voids
+            .expect_record_uncertain()
+            .withf(|order, user, at_| *order == oid() && *user == uid(1) && *at_ == at(10))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let record_ended = record.ended.clone();
+        let mut works = vec![record, payment];
+        let mut uow = crate::ports::MockUnitOfWork::new();
+        uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
+        let mut platform = MockDataPlatform::new();
+        platform.expect_send_paid_order().times(1).returning(|e| {
+            Err(DataPlatformError {
+                order_id: e.order_id,
+                reason: "no answer within 3000 ms".into(),
+                failure: SendFailure::Uncertain,
+            })
+        });
+        let error = pay_order(Arc::new(uow), 10, platform).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::DataPlatform(_)));
+        assert_eq!(payment_ended.get(), Some(Ended::RolledBack), "the payment left nothing");
+        assert_eq!(record_ended.get(), Some(Ended::Committed), "the record of the uncertain send stays");
+    }
+
+    #[tokio::test]
     async fn a_failed_send_is_never_committed() {
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
-        platform
-            .expect_send_paid_order()
-            .times(1)
-            .returning(|e| Err(DataPlatformError { order_id: e.order_id, reason: "answered 500".into() }));
+        platform.expect_send_paid_order().times(1).returning(|e| {
+            Err(DataPlatformError {
+                order_id: e.order_id,
+                reason: "answered 500".into(),
+                failure: SendFailure::Refused,
+            })
+        });
         let error = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::DataPlatform(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));

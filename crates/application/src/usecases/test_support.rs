@@ -11,6 +11,7 @@ use crate::ports::{
     MockUserRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, StoreError,
     UserRepository, Work,
 };
+use crate::ports::{MockVoidRepository, VoidRepository};
 
 /// How a work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,7 @@ pub struct FakeWork {
     pub payments: MockPaymentRepository,
     pub rankings: MockRankingRepository,
     pub idempotency: MockIdempotencyRepository,
+    pub voids: MockVoidRepository,
     pub ended: EndedCell,
     pub commit_fails: bool,
 }
@@ -90,6 +92,9 @@ impl Work for FakeWork {
     }
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
         &mut self.idempotency
+    }
+    fn voids(&mut self) -> &mut dyn VoidRepository {
+        &mut self.voids
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.commit_fails {

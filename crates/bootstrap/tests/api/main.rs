@@ -13,3 +13,4 @@ mod idempotency;
 mod orders;
 mod payments;
 mod points;
+mod voids;
