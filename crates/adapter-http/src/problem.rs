@@ -90,9 +90,13 @@ problem_codes! {
     /// The coupon cannot be issued or used now: its validity window is over (or, for an
     /// order, not open).
     CouponExpired => (CONFLICT, "COUPON_EXPIRED", "Coupon not valid now"),
+    /// The campaign has not started (`validFrom` is still ahead).
+    CouponNotYetValid => (CONFLICT, "COUPON_NOT_YET_VALID", "Coupon not valid yet"),
     CouponAlreadyUsed => (CONFLICT, "COUPON_ALREADY_USED", "Coupon already used"),
     CouponNotApplicable => (CONFLICT, "COUPON_NOT_APPLICABLE", "Coupon not applicable"),
     OutOfStock => (CONFLICT, "OUT_OF_STOCK", "Out of stock"),
+    /// The order's payment amount exceeds the largest balance: it could never be paid.
+    OrderAmountTooLarge => (CONFLICT, "ORDER_AMOUNT_TOO_LARGE", "Order amount too large"),
     OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
     OrderExpired => (CONFLICT, "ORDER_EXPIRED", "Order expired"),
     InsufficientBalance => (CONFLICT, "INSUFFICIENT_BALANCE", "Insufficient balance"),
@@ -341,6 +345,9 @@ impl From<IssueCouponError> for ApiError {
             IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => {
                 Self::new(ProblemCode::CouponExpired, e.to_string())
             }
+            IssueCouponError::Refused(e @ IssueRefusal::NotYetValid(_)) => {
+                Self::new(ProblemCode::CouponNotYetValid, e.to_string())
+            }
             IssueCouponError::Store(e) => e.into(),
         }
     }
@@ -368,6 +375,7 @@ impl From<PlaceOrderError> for ApiError {
                     PlaceOrderRefusal::Coupon(CouponRefusal::OutsideValidity(_)) => ProblemCode::CouponExpired,
                     PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }) => ProblemCode::CouponNotApplicable,
                     PlaceOrderRefusal::TotalOverflow => return Self::invalid_request("the order total is too large"),
+                    PlaceOrderRefusal::AmountTooLarge(_) => ProblemCode::OrderAmountTooLarge,
                 };
                 Self::new(code, refusal.to_string())
             }

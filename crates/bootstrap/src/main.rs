@@ -142,7 +142,8 @@ async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
                 let now = chrono::Utc::now();
                 for (id, name) in users {
                     if let Some(issued) = tokens.issue(id, now) {
-                        println!("  user {id} ({name}), token until {}: {}", issued.expires_at, issued.token);
+                        let until = issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                        println!("  user {id} ({name}), token until {until}: {}", issued.token);
                     }
                 }
             }

@@ -84,6 +84,11 @@ impl ValidityWindow {
         self.from <= at && at <= self.until
     }
 
+    /// Whether `from` has come at `at`.
+    pub fn has_started(&self, at: DateTime<Utc>) -> bool {
+        at >= self.from
+    }
+
     /// Whether `until` has passed at `at`.
     pub fn has_ended(&self, at: DateTime<Utc>) -> bool {
         at > self.until
@@ -131,6 +136,8 @@ pub enum IssueRefusal {
     SoldOut(CouponId),
     #[error("coupon {0} is no longer valid")]
     Expired(CouponId),
+    #[error("coupon {0} is not valid yet")]
+    NotYetValid(CouponId),
 }
 
 impl Coupon {
@@ -182,6 +189,9 @@ impl Coupon {
     pub fn check_issuable(&self, at: DateTime<Utc>) -> Result<(), IssueRefusal> {
         if self.validity.has_ended(at) {
             Err(IssueRefusal::Expired(self.id))
+        } else if !self.validity.has_started(at) {
+            // A campaign cannot sell out before it starts.
+            Err(IssueRefusal::NotYetValid(self.id))
         } else if self.remaining_quantity <= 0 {
             Err(IssueRefusal::SoldOut(self.id))
         } else {
@@ -369,11 +379,14 @@ mod tests {
     }
 
     #[test]
-    fn issue_requires_remaining_quantity_and_an_open_campaign() {
+    fn issue_requires_remaining_quantity_and_a_campaign_that_has_started_and_not_ended() {
         let fixed = DiscountPolicy::fixed(1_000).unwrap();
         assert_eq!(coupon(fixed, 0, 1).check_issuable(at(100)), Ok(()));
-        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(-50)), Ok(()), "may be issued before it starts");
         let id = CouponId::new(7).unwrap();
+        // API.md v1.1 §D: a campaign cannot sell out before it starts.
+        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(-1)), Err(IssueRefusal::NotYetValid(id)));
+        assert_eq!(coupon(fixed, 0, 1).check_issuable(at(0)), Ok(()), "from its first instant");
+        assert_eq!(coupon(fixed, 0, 0).check_issuable(at(-1)), Err(IssueRefusal::NotYetValid(id)));
         assert_eq!(coupon(fixed, 0, 0).check_issuable(at(50)), Err(IssueRefusal::SoldOut(id)));
         assert_eq!(coupon(fixed, 0, 5).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));
         assert_eq!(coupon(fixed, 0, 0).check_issuable(at(101)), Err(IssueRefusal::Expired(id)));

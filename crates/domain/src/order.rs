@@ -91,6 +91,9 @@ pub enum PlaceOrderRefusal {
     Coupon(#[from] CouponRefusal),
     #[error("the order total is too large")]
     TotalOverflow,
+    /// More than a balance can ever hold: it could never be paid.
+    #[error("the payment amount {0} exceeds the largest balance, {max} KRW", max = crate::points::MAX_BALANCE_KRW)]
+    AmountTooLarge(Money),
 }
 
 /// Prices `items` against the current `products` (any order; missing ones are refused),
@@ -134,6 +137,9 @@ pub fn price_order(
         None => Money::ZERO,
     };
     let payment_amount = total_amount.checked_sub(discount_amount).ok_or(PlaceOrderRefusal::TotalOverflow)?;
+    if payment_amount.krw() > crate::points::MAX_BALANCE_KRW {
+        return Err(PlaceOrderRefusal::AmountTooLarge(payment_amount));
+    }
     Ok(PricedOrder { lines, total_amount, discount_amount, payment_amount })
 }
 
@@ -397,6 +403,15 @@ mod tests {
         let products: Vec<_> = (1..=50).map(|id| product(id, 100_000_000, i64::from(i32::MAX))).collect();
         let items = OrderItems::new(lines).unwrap();
         assert_eq!(price_order(&items, &products, None, at(0)), Err(PlaceOrderRefusal::TotalOverflow));
+    }
+
+    #[test]
+    fn an_order_no_balance_could_pay_is_refused_and_the_largest_payable_one_is_accepted() {
+        let items = OrderItems::new(vec![line(1, 10)]).unwrap();
+        let refused = price_order(&items, &[product(1, 2_600_000, 10)], None, at(0));
+        assert_eq!(refused, Err(PlaceOrderRefusal::AmountTooLarge(Money::new(26_000_000).unwrap())));
+        let items = OrderItems::new(vec![line(1, 2)]).unwrap();
+        assert!(price_order(&items, &[product(1, 2_500_000, 10)], None, at(0)).is_ok(), "exactly 5,000,000 is payable");
     }
 
     #[test]

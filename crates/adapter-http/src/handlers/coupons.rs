@@ -154,7 +154,7 @@ pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
     parse_id(raw, "userId", ProblemCode::InvalidRequest)
 }
 
-problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, ServiceUnavailable);
+problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, CouponNotYetValid, ServiceUnavailable);
 
 /// Issue a limited coupon to a user, first come first served.
 ///

@@ -90,6 +90,7 @@ impl CouponRepository for PgWork {
             coupons::table
                 .find(coupon.get())
                 .filter(coupons::remaining_quantity.gt(0))
+                .filter(coupons::valid_from.le(at))
                 .filter(coupons::valid_until.ge(at)),
         )
         .set(coupons::remaining_quantity.eq(coupons::remaining_quantity - 1))

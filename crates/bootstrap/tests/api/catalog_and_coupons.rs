@@ -138,3 +138,21 @@ async fn paging_visits_every_product_once_even_while_products_are_added() {
         app.get(&format!("/api/v1/products?{bad}")).await.assert_problem(400, "INVALID_REQUEST");
     }
 }
+
+#[tokio::test]
+async fn a_campaign_cannot_be_issued_before_it_starts() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user().await;
+    let now = chrono::Utc::now();
+    let created = app
+        .admin_post(
+            "/api/v1/admin/coupons",
+            &json!({"name": "later", "discountType": "FIXED", "discountValue": 100, "totalQuantity": 5,
+                    "validFrom": now + chrono::Duration::hours(1), "validUntil": now + chrono::Duration::days(1)}),
+        )
+        .await;
+    let coupon = created.body["couponId"].as_i64().unwrap();
+    app.issue(coupon, user).await.assert_problem(409, "COUPON_NOT_YET_VALID");
+    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 5);
+    assert_eq!(app.scalar("SELECT count(*) FROM user_coupons").await, 0, "no holder recorded");
+}

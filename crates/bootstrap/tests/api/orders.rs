@@ -157,3 +157,14 @@ async fn two_instances_sweeping_one_database_restore_stock_once() {
     second_handle.stop(true).await;
     second_stopped.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_order_no_balance_could_pay_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user().await;
+    let product = app.create_product(2_600_000, 10).await;
+    app.order(user, None, &[(product, 10)]).await.assert_problem(409, "ORDER_AMOUNT_TOO_LARGE");
+    assert_eq!(app.stock(product).await, 10);
+    assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 0);
+    assert_eq!(app.order(user, None, &[(product, 1)]).await.status, 201, "a payable order is placed");
+}
