@@ -95,6 +95,8 @@ problem_codes! {
     CouponAlreadyUsed => (CONFLICT, "COUPON_ALREADY_USED", "Coupon already used"),
     CouponNotApplicable => (CONFLICT, "COUPON_NOT_APPLICABLE", "Coupon not applicable"),
     OutOfStock => (CONFLICT, "OUT_OF_STOCK", "Out of stock"),
+    /// The user already has `MAX_UNPAID_ORDERS_PER_USER` orders waiting for payment.
+    TooManyUnpaidOrders => (CONFLICT, "TOO_MANY_UNPAID_ORDERS", "Too many unpaid orders"),
     /// The order's payment amount exceeds the largest balance: it could never be paid.
     OrderAmountTooLarge => (CONFLICT, "ORDER_AMOUNT_TOO_LARGE", "Order amount too large"),
     OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
@@ -379,6 +381,7 @@ impl From<PlaceOrderError> for ApiError {
                 };
                 Self::new(code, refusal.to_string())
             }
+            PlaceOrderError::TooManyUnpaid(e) => Self::new(ProblemCode::TooManyUnpaidOrders, e.to_string()),
             PlaceOrderError::Store(e) => e.into(),
         }
     }

@@ -48,6 +48,8 @@ pub struct Config {
     pub user_tokens: Option<UserTokens>,
     /// How long an idempotency key and its stored reply are kept.
     pub idempotency_key_ttl: Duration,
+    /// How many of a user's orders may wait for payment at once.
+    pub max_unpaid_orders_per_user: u32,
 }
 
 /// How log lines are written.
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("user_tokens", &self.user_tokens)
             .field("idempotency_key_ttl", &self.idempotency_key_ttl)
+            .field("max_unpaid_orders_per_user", &self.max_unpaid_orders_per_user)
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +196,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         log_format,
         user_tokens,
         idempotency_key_ttl: Duration::from_secs(number("IDEMPOTENCY_KEY_TTL_SECS", 86_400, 60..=2_592_000)?),
+        max_unpaid_orders_per_user: u32::try_from(number("MAX_UNPAID_ORDERS_PER_USER", 5, 1..=1_000)?).unwrap_or(5),
     })
 }
 
@@ -303,6 +307,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.idle_in_transaction_timeout(), Duration::from_secs(8));
         assert_eq!(config.idempotency_key_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.max_unpaid_orders_per_user, 5);
     }
 
     #[test]
@@ -336,6 +341,7 @@ mod tests {
             ("DATA_PLATFORM_BREAKER_COOLDOWN_MS", "1"),
             ("LOG_FORMAT", "xml"),
             ("IDEMPOTENCY_KEY_TTL_SECS", "59"),
+            ("MAX_UNPAID_ORDERS_PER_USER", "0"),
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

@@ -80,8 +80,12 @@ fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Re
         clock: Arc::new(SystemClock),
         data_platform,
     };
-    let settings =
-        Settings { payment_timeout: config.payment_timeout, time_zone: config.time_zone, data_platform_breaker: gate };
+    let settings = Settings {
+        payment_timeout: config.payment_timeout,
+        time_zone: config.time_zone,
+        data_platform_breaker: gate,
+        max_unpaid_orders: config.max_unpaid_orders_per_user,
+    };
     Ok((Shop::new(&ports, settings), pool))
 }
 

@@ -96,6 +96,20 @@ pub enum PlaceOrderRefusal {
     AmountTooLarge(Money),
 }
 
+/// A user already holds as many unpaid orders as allowed: stock cannot be held hostage
+/// by one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{max} orders are already waiting for payment; pay or let one expire first")]
+pub struct TooManyUnpaidOrders {
+    pub max: u32,
+}
+
+/// Whether a user holding `unpaid` orders still `NOT_PAID` may place one more, when at
+/// most `max` may wait for payment at once.
+pub fn may_place_another(unpaid: u64, max: u32) -> Result<(), TooManyUnpaidOrders> {
+    if unpaid < u64::from(max) { Ok(()) } else { Err(TooManyUnpaidOrders { max }) }
+}
+
 /// Prices `items` against the current `products` (any order; missing ones are refused),
 /// checks every line against its stock, and applies `coupon` when given.
 pub fn price_order(
@@ -412,6 +426,13 @@ mod tests {
         assert_eq!(refused, Err(PlaceOrderRefusal::AmountTooLarge(Money::new(26_000_000).unwrap())));
         let items = OrderItems::new(vec![line(1, 2)]).unwrap();
         assert!(price_order(&items, &[product(1, 2_500_000, 10)], None, at(0)).is_ok(), "exactly 5,000,000 is payable");
+    }
+
+    #[test]
+    fn a_user_may_hold_up_to_the_limit_of_unpaid_orders() {
+        assert_eq!(may_place_another(4, 5), Ok(()));
+        assert_eq!(may_place_another(5, 5), Err(TooManyUnpaidOrders { max: 5 }));
+        assert_eq!(may_place_another(0, 0), Err(TooManyUnpaidOrders { max: 0 }));
     }
 
     #[test]

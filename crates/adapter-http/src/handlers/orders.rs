@@ -126,7 +126,7 @@ impl From<Order> for OrderResponse {
     }
 }
 
-problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, OrderAmountTooLarge, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
+problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, OrderAmountTooLarge, TooManyUnpaidOrders, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
 
 /// Place an order: reserve the stock, apply and use the coupon.
 ///

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain::OrderId;
 use domain::order::{Order, OrderStatus};
+use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
 use crate::records::{OrderLineRow, OrderRow, status_text};
@@ -146,6 +146,17 @@ impl OrderRepository for PgWork {
             .await
             .store_context("locking expired orders")?;
         self.with_lines(rows).await
+    }
+
+    async fn count_unpaid(&mut self, user: UserId) -> Result<u64, StoreError> {
+        let unpaid: i64 = orders::table
+            .filter(orders::user_id.eq(user.get()))
+            .filter(orders::status.eq(status_text(OrderStatus::NotPaid)))
+            .count()
+            .get_result(self.conn())
+            .await
+            .store_context("counting unpaid orders")?;
+        Ok(u64::try_from(unpaid).unwrap_or(0))
     }
 
     async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError> {

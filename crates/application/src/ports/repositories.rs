@@ -145,6 +145,9 @@ pub trait OrderRepository: Send {
 
     async fn mark_paid(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// How many of `user`'s orders are still `NOT_PAID`.
+    async fn count_unpaid(&mut self, user: UserId) -> Result<u64, StoreError>;
+
     /// Up to `limit` `NOT_PAID` orders whose deadline is at or before `at`, oldest
     /// deadline first, each locked, none of them in `skip`; rows locked by another work
     /// are skipped, so concurrent sweepers never take the same order.

@@ -44,6 +44,8 @@ pub struct Settings {
     /// When the data platform's circuit breaker opens; `None` for a platform that
     /// cannot fail (the logging stand-in): its breaker never opens.
     pub data_platform_breaker: Option<BreakerSettings>,
+    /// How many of a user's orders may wait for payment at once.
+    pub max_unpaid_orders: u32,
 }
 
 /// Every use case of the shop, wired to one set of ports.
@@ -90,7 +92,12 @@ impl Shop {
             create_coupon: coupons::CreateCoupon::new(ports.uow.clone()),
             issue_coupon: coupons::IssueCoupon::new(ports.uow.clone(), ports.clock.clone()),
             held_coupons: coupons::HeldCoupons::new(ports.uow.clone()),
-            place_order: orders::PlaceOrder::new(ports.uow.clone(), ports.clock.clone(), settings.payment_timeout),
+            place_order: orders::PlaceOrder::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                settings.payment_timeout,
+                settings.max_unpaid_orders,
+            ),
             get_order: orders::GetOrder::new(ports.uow.clone()),
             expire_orders: orders::ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
             pay_order: payments::PayOrder::new(

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::order::{Order, OrderItems, PaymentTimeout, PlaceOrderRefusal, price_order};
+use domain::order::{
+    Order, OrderItems, PaymentTimeout, PlaceOrderRefusal, TooManyUnpaidOrders, may_place_another, price_order,
+};
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 
@@ -29,23 +31,29 @@ pub enum PlaceOrderError {
     #[error(transparent)]
     Refused(#[from] PlaceOrderRefusal),
     #[error(transparent)]
+    TooManyUnpaid(#[from] TooManyUnpaidOrders),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Places an order in one transaction: locks the products in ascending id, locks the
-/// user's coupon, lets the domain price and check everything, then takes the stock,
-/// inserts the order and marks the coupon used. Any refusal rolls it all back.
+/// Places an order in one transaction: locks the user (their placements queue on it)
+/// and checks how many of their orders wait for payment, locks the products in
+/// ascending id, locks the user's coupon, lets the domain price and check everything,
+/// then takes the stock, inserts the order and marks the coupon used. Any refusal rolls
+/// it all back.
 #[derive(Clone)]
 pub struct PlaceOrder {
     uow: Arc<dyn UnitOfWork>,
     clock: Arc<dyn Clock>,
     timeout: PaymentTimeout,
+    max_unpaid: u32,
 }
 opaque_debug!(PlaceOrder);
 
 impl PlaceOrder {
-    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, timeout: PaymentTimeout) -> Self {
-        Self { uow, clock, timeout }
+    /// `max_unpaid`: how many of a user's orders may wait for payment at once.
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>, timeout: PaymentTimeout, max_unpaid: u32) -> Self {
+        Self { uow, clock, timeout, max_unpaid }
     }
 
     #[tracing::instrument(skip(self, request), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
@@ -64,9 +72,12 @@ impl PlaceOrder {
 
     async fn place(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
         let user_id = request.user_id;
-        if !work.users().exists(user_id).await? {
+        // The user's row serialises their order placements, so the count of unpaid
+        // orders below is exact under any concurrency of one user's requests.
+        if work.users().lock_balance(user_id).await?.is_none() {
             return Err(PlaceOrderError::UserNotFound(user_id));
         }
+        may_place_another(work.orders().count_unpaid(user_id).await?, self.max_unpaid)?;
         let ids = request.items.product_ids_ascending();
         let products = work.products().lock_many(&ids).await?;
         if let Some(missing) = ids.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
@@ -223,6 +234,7 @@ impl SweepPass {
 mod tests {
     use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon};
     use domain::order::OrderStatus;
+    use domain::points::Balance;
     use domain::testing::{CouponBuilder, OrderBuilder, at, cid, items, pid, product, quantity, uid};
 
     use super::*;
@@ -257,13 +269,27 @@ mod tests {
     }
 
     fn place_order(uow: Arc<crate::ports::MockUnitOfWork>) -> PlaceOrder {
-        PlaceOrder::new(uow, fixed_clock(at(100)), PaymentTimeout::from_secs(300).unwrap())
+        PlaceOrder::new(uow, fixed_clock(at(100)), PaymentTimeout::from_secs(300).unwrap(), 5)
+    }
+
+    #[tokio::test]
+    async fn a_user_at_the_limit_of_unpaid_orders_is_refused_before_any_stock_is_locked() {
+        let mut work = FakeWork::default();
+        work.users.expect_lock_balance().times(1).returning(|_| Ok(Some(Balance::ZERO)));
+        work.orders.expect_count_unpaid().withf(|user| *user == uid(1)).times(1).returning(|_| Ok(5));
+        // No expectation on products: locking stock would panic.
+        let (uow, ended) = work.into_uow();
+        let request = PlaceOrderRequest { user_id: uid(1), coupon_id: None, items: items(&[(2, 1)]) };
+        let error = place_order(uow).execute(request).await.unwrap_err();
+        assert!(matches!(error, PlaceOrderError::TooManyUnpaid(TooManyUnpaidOrders { max: 5 })), "{error:?}");
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
     }
 
     #[tokio::test]
     async fn placing_locks_ascending_takes_stock_and_uses_the_coupon() {
         let mut work = FakeWork::default();
-        work.users.expect_exists().returning(|_| Ok(true));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work.products
             .expect_lock_many()
             .withf(|ids| ids == [pid(2), pid(5)])
@@ -292,7 +318,8 @@ mod tests {
     #[tokio::test]
     async fn out_of_stock_changes_nothing() {
         let mut work = FakeWork::default();
-        work.users.expect_exists().returning(|_| Ok(true));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
         let (uow, ended) = work.into_uow();
         let error = place_order(uow).execute(request(None, &[(1, 2)])).await.unwrap_err();
@@ -303,7 +330,8 @@ mod tests {
     #[tokio::test]
     async fn a_missing_product_is_reported_before_the_coupon() {
         let mut work = FakeWork::default();
-        work.users.expect_exists().returning(|_| Ok(true));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 10, 1)]));
         let (uow, ended) = work.into_uow();
         let error = place_order(uow).execute(request(Some(7), &[(1, 1), (3, 1)])).await.unwrap_err();
@@ -315,7 +343,8 @@ mod tests {
     /// user's coupon lock answers with `coupon`.
     async fn place_with(coupon: Option<IssuedCoupon>) -> (PlaceOrderError, Option<Ended>) {
         let mut work = FakeWork::default();
-        work.users.expect_exists().returning(|_| Ok(true));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work.products.expect_lock_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
         work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
         let (uow, ended) = work.into_uow();
@@ -353,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_locks_nothing() {
         let mut work = FakeWork::default();
-        work.users.expect_exists().returning(|_| Ok(false));
+        work.users.expect_lock_balance().returning(|_| Ok(None));
         let (uow, ended) = work.into_uow();
         let error = place_order(uow).execute(request(None, &[(1, 1)])).await.unwrap_err();
         assert!(matches!(error, PlaceOrderError::UserNotFound(_)));

@@ -168,3 +168,20 @@ async fn an_order_no_balance_could_pay_is_refused_and_changes_nothing() {
     assert_eq!(app.scalar("SELECT count(*) FROM orders").await, 0);
     assert_eq!(app.order(user, None, &[(product, 1)]).await.status, 201, "a payable order is placed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_simultaneous_orders_of_one_user_with_a_cap_of_five_place_exactly_five() {
+    let app = TestApp::spawn_with(&[("MAX_UNPAID_ORDERS_PER_USER", "5")]).await;
+    let user = app.create_user().await;
+    let product = app.create_product(100, 100).await;
+    let replies = all((0..10).map(|_| app.order(user, None, &[(product, 1)]))).await;
+    assert_eq!(count_status(&replies, 201), 5);
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        refused.assert_problem(409, "TOO_MANY_UNPAID_ORDERS");
+    }
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM orders WHERE user_id = {user}")).await, 5);
+    assert_eq!(app.stock(product).await, 95, "only the placed orders hold stock");
+    // Another user is not limited by this one's orders.
+    let other = app.create_user().await;
+    assert_eq!(app.order(other, None, &[(product, 1)]).await.status, 201);
+}

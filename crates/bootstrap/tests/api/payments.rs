@@ -92,7 +92,8 @@ async fn twenty_simultaneous_payments_of_one_order_succeed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_five_orders_against_a_balance_for_ten() {
     let server = platform(200).await;
-    let app = app_with_platform(&server, &[]).await;
+    // One user holds all 25 unpaid orders at once.
+    let app = app_with_platform(&server, &[("MAX_UNPAID_ORDERS_PER_USER", "25")]).await;
     let user = app.create_user().await;
     let product = app.create_product(1_000, 100).await;
     assert_eq!(app.charge(user, 10_000).await.status, 200);
