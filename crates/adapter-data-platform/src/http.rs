@@ -12,15 +12,21 @@ use serde::Serialize;
 
 /// Parses the platform's URL as [`HttpDataPlatform`] needs it: absolute, `http` or
 /// `https`, with a host. Lets configuration reject a bad URL before anything starts.
+///
+/// Errors never repeat the URL: it may carry credentials.
 pub fn parse_url(raw: &str) -> anyhow::Result<Url> {
-    let url = Url::parse(raw.trim()).with_context(|| format!("not an absolute URL: {raw:?}"))?;
+    let url = Url::parse(raw.trim()).map_err(|e| anyhow::anyhow!("not an absolute URL ({e})"))?;
     check_url(&url)?;
     Ok(url)
 }
 
 fn check_url(url: &Url) -> anyhow::Result<()> {
-    ensure!(matches!(url.scheme(), "http" | "https"), "the data platform URL must be http or https, got {url}");
-    ensure!(url.host_str().is_some_and(|host| !host.is_empty()), "the data platform URL has no host: {url}");
+    ensure!(
+        matches!(url.scheme(), "http" | "https"),
+        "the data platform URL must be http or https, got a {} URL",
+        url.scheme()
+    );
+    ensure!(url.host_str().is_some_and(|host| !host.is_empty()), "the data platform URL has no host");
     Ok(())
 }
 

@@ -2,9 +2,11 @@
 //! an operation's path under another method, 404 otherwise. Built from the OpenAPI
 //! document, so it knows exactly the operations that are registered.
 
-use actix_web::dev::ResourceDef;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::ALLOW;
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use utoipa::openapi::OpenApi;
 
@@ -26,7 +28,8 @@ impl RouteTable {
             .map(|(path, item)| {
                 let methods = [
                     (Method::GET, item.get.is_some()),
-                    (Method::HEAD, item.head.is_some()),
+                    // Every GET also answers HEAD (see `head_as_get`).
+                    (Method::HEAD, item.get.is_some() || item.head.is_some()),
                     (Method::POST, item.post.is_some()),
                     (Method::PUT, item.put.is_some()),
                     (Method::PATCH, item.patch.is_some()),
@@ -46,6 +49,19 @@ impl RouteTable {
     pub fn allowed(&self, path: &str) -> Option<&[Method]> {
         self.routes.iter().find(|(template, _)| template.is_match(path)).map(|(_, methods)| methods.as_slice())
     }
+}
+
+/// Middleware: answers HEAD on every GET route, as the GET without its body (RFC 9110).
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let head = req.method() == Method::HEAD;
+    if head {
+        req.head_mut().method = Method::GET;
+    }
+    let response = next.call(req).await?;
+    Ok(if head { response.map_body(|_, _| BoxBody::new(())) } else { response.map_into_boxed_body() })
 }
 
 /// The default service: 405 with `Allow` (RFC 9110) for a known path, 404 otherwise.
@@ -72,8 +88,8 @@ mod tests {
     #[test]
     fn a_known_path_lists_its_methods_and_an_unknown_one_none() {
         let table = RouteTable::from_document(&crate::openapi::document());
-        assert_eq!(table.allowed("/api/v1/points/7"), Some(&[Method::GET, Method::POST][..]));
-        assert_eq!(table.allowed("/api/v1/orders/5"), Some(&[Method::GET][..]));
+        assert_eq!(table.allowed("/api/v1/points/7"), Some(&[Method::GET, Method::HEAD, Method::POST][..]));
+        assert_eq!(table.allowed("/api/v1/orders/5"), Some(&[Method::GET, Method::HEAD][..]));
         assert_eq!(table.allowed("/api/v1/nothing"), None);
     }
 }

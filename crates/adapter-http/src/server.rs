@@ -13,7 +13,7 @@ use crate::idempotency;
 use crate::metrics::{Metrics, track};
 use crate::openapi;
 use crate::operations::operations;
-use crate::routing::{RouteTable, unmatched};
+use crate::routing::{RouteTable, head_as_get, unmatched};
 use crate::state::AppState;
 
 /// How the HTTP server runs.
@@ -58,6 +58,7 @@ pub fn serve(
             .service(web::redirect("/swagger-ui", "/swagger-ui/"))
             .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", document.clone()))
             .default_service(web::to(unmatched))
+            .wrap(from_fn(head_as_get))
             .wrap(from_fn(idempotency::fingerprint))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))

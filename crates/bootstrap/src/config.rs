@@ -387,6 +387,22 @@ mod tests {
     }
 
     #[test]
+    fn no_error_repeats_a_secret() {
+        const SECRET_MARK: &str = "s3cr3t-MARK";
+        for (variable, value) in [
+            ("DATA_PLATFORM_URL", format!("ftp://user:{SECRET_MARK}@platform/events")),
+            ("DATA_PLATFORM_URL", format!("https://user:{SECRET_MARK}@")),
+            ("DATA_PLATFORM_URL", format!("no scheme {SECRET_MARK}")),
+            ("DATABASE_URL", format!("mysql://root:{SECRET_MARK}@db/shop")),
+            ("AUTH_JWT_SECRET", SECRET_MARK.to_owned()),
+        ] {
+            let error = config(&[DB, (variable, value.as_str())]).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(!error.to_string().contains(SECRET_MARK), "{variable}: {error}");
+        }
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let config =
             config(&[DB, SECRET, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();

@@ -100,15 +100,25 @@ fn print_token(user_id: i64) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Resolves at the first SIGTERM or SIGINT; both stop the service gracefully.
-async fn stop_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    })
+/// The stop signals: SIGTERM and SIGINT, both stop the service gracefully.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn watch() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    /// Resolves at the next SIGTERM or SIGINT, naming it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
 }
 
 async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
@@ -118,11 +128,25 @@ async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
             tracing::info!(addr = %config.http_addr, port = app.port(), "serving; Swagger UI at /swagger-ui/");
             let handle = app.handle();
             tokio::spawn(async move {
-                match stop_signal().await {
-                    Ok(signal) => tracing::info!(signal, "stopping gracefully: finishing requests in flight"),
-                    Err(error) => tracing::error!(%error, "cannot watch stop signals; stopping"),
-                }
-                handle.stop(true).await;
+                let mut signals = match StopSignals::watch() {
+                    Ok(signals) => signals,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot watch stop signals; stopping");
+                        handle.stop(true).await;
+                        return;
+                    }
+                };
+                let signal = signals.next().await;
+                tracing::info!(signal, "stopping gracefully: finishing requests in flight");
+                tokio::spawn(async move { handle.stop(true).await });
+                // A second signal is the operator insisting: exit now.
+                let signal = signals.next().await;
+                tracing::warn!(
+                    signal,
+                    "second stop signal: exiting at once; requests still in flight are abandoned (their \
+                     transactions roll back with their connections)"
+                );
+                std::process::exit(130);
             });
             app.run_until_stopped().await?;
             tracing::info!("stopped");

@@ -75,7 +75,9 @@ async fn framework_failures_are_problems_too() {
 #[tokio::test]
 async fn a_wrong_method_is_told_which_methods_the_path_allows() {
     let app = TestApp::spawn().await;
-    for (path, allowed) in [("/api/v1/points/1", "GET, POST"), ("/api/v1/orders", "POST"), ("/health/ready", "GET")] {
+    for (path, allowed) in
+        [("/api/v1/points/1", "GET, HEAD, POST"), ("/api/v1/orders", "POST"), ("/health/ready", "GET, HEAD")]
+    {
         let response = app.client.delete(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 405, "{path}");
         let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -212,4 +214,20 @@ async fn a_graceful_stop_closes_keep_alive_connections_instead_of_serving_them()
     stopping.await.unwrap();
     let TestApp { stopped, .. } = app;
     stopped.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn every_get_route_answers_head_without_a_body() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user().await;
+    for path in ["/api/v1/products", "/api/v1/products/best", "/health/live", "/health/ready", "/metrics"] {
+        let response = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.bytes().await.unwrap().is_empty(), "{path}: no body");
+    }
+    let own =
+        app.client.head(app.url(&format!("/api/v1/points/{user}"))).bearer_auth(token(user)).send().await.unwrap();
+    assert_eq!(own.status(), 200);
+    let anonymous = app.client.head(app.url(&format!("/api/v1/points/{user}"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "HEAD is judged like GET");
 }

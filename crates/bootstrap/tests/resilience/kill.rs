@@ -21,8 +21,13 @@ fn free_port() -> u16 {
 }
 
 fn start(database_url: &str, port: u16) -> Child {
+    start_with(database_url, port, &[])
+}
+
+fn start_with(database_url: &str, port: u16, vars: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ecommerce"))
         .arg("serve")
+        .envs(vars.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
@@ -183,4 +188,66 @@ async fn db_scalar(url: &str, sql: &str) -> i64 {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
     let mut conn = AsyncPgConnection::establish(url).await.unwrap();
     diesel::select(diesel::dsl::sql::<BigInt>(&format!("({sql})"))).get_result(&mut conn).await.unwrap()
+}
+
+/// A second SIGTERM during a graceful stop exits at once, with a non-zero status,
+/// abandoning a request still in flight.
+pub async fn second_signal() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let platform = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(20)))
+        .mount(&platform)
+        .await;
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let platform_url = platform.uri();
+    let vars = [("DATA_PLATFORM_URL", platform_url.as_str()), ("DATA_PLATFORM_TIMEOUT_MS", "30000")];
+    let mut server = start_with(db.url(), port, &vars);
+    assert!(ready(&base).await);
+    let client = client();
+    let user =
+        post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone();
+    let product = post(&client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 10, "stock": 5}))
+        .await
+        .unwrap()["productId"]
+        .clone();
+    post_as(&client, Some(&user), format!("{base}/api/v1/points/{user}"), json!({"amount": 100})).await.unwrap();
+    let order = post_as(
+        &client,
+        Some(&user),
+        format!("{base}/api/v1/orders"),
+        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await
+    .unwrap()["orderId"]
+        .clone();
+    // A payment that will wait 20 s on the platform.
+    let paying = tokio::spawn({
+        let (client, base, user) = (client.clone(), base.clone(), user.clone());
+        async move {
+            post_as(&client, Some(&user), format!("{base}/api/v1/payments"), json!({"userId": user, "orderId": order}))
+                .await
+        }
+    });
+    let in_flight = eventually(Duration::from_secs(5), async || {
+        platform.received_requests().await.is_some_and(|received| !received.is_empty())
+    })
+    .await;
+    assert!(in_flight, "the payment waits on the platform");
+
+    let pid = server.id().unwrap().to_string();
+    let term = || std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(term().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.try_wait().unwrap().is_none(), "the first signal waits for the payment");
+    let sent = Instant::now();
+    assert!(term().success());
+    let status = tokio::time::timeout(Duration::from_secs(5), server.wait()).await.expect("exits at once").unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert!(!status.success(), "a forced exit is not a clean one: {status:?}");
+    paying.abort();
+    assert_eq!(db_scalar(db.url(), "SELECT count(*) FROM payments").await, 0, "the abandoned payment left nothing");
 }

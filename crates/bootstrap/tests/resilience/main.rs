@@ -279,6 +279,12 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_stop_signal_exits_at_once_abandoning_what_is_in_flight() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    kill::second_signal().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_mixed_load_then_a_restart_leaves_every_invariant_intact() {
     let _one = ONE_AT_A_TIME.lock().await;
     kill::run().await;
