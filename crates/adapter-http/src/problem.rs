@@ -15,6 +15,7 @@ use actix_web::http::header::{ContentType, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use application::StoreError;
 use application::idempotency::{KeyRefused, KeyedError};
+use application::usecases::best_products::RefreshError;
 use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
 use application::usecases::orders::{GetOrderError, PlaceOrderError};
 use application::usecases::payments::PayOrderError;
@@ -311,6 +312,15 @@ impl From<ChargePointsError> for ApiError {
             ChargePointsError::UserNotFound(user) => user_not_found(user),
             ChargePointsError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
             ChargePointsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            e @ RefreshError::NotEnded { .. } => Self::invalid_request(e.to_string()),
+            RefreshError::Store(e) => e.into(),
         }
     }
 }

@@ -238,8 +238,10 @@ async fn concurrent_snapshots_of_one_window_store_one() {
     assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshots").await, 1);
     assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshot_items").await, 1);
     let mut read = f.uow.read().await.unwrap();
-    let latest = read.rankings().latest().await.unwrap().unwrap();
+    let latest = read.rankings().latest(window.to()).await.unwrap().unwrap();
     assert_eq!(latest.window, window);
+    let before_it_ended = window.to() - chrono::Duration::seconds(1);
+    assert!(read.rankings().latest(before_it_ended).await.unwrap().is_none(), "a window not yet ended is not served");
     assert_eq!(latest.items.len(), 1);
     assert_eq!(latest.items[0].product.id, p);
 }

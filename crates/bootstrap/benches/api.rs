@@ -51,7 +51,7 @@ async fn start() -> Bench {
         "INSERT INTO users (name) SELECT 'bench ' || g FROM generate_series(1, {RUSH_USERS}) g;
          INSERT INTO products (name, price, stock) SELECT 'product ' || g, 1000, 100 FROM generate_series(1, 200) g;
          INSERT INTO best_product_snapshots (window_from, window_to, calculated_at)
-             VALUES ('2999-12-29', '3000-01-01', now());
+             VALUES (date_trunc('day', now()) - interval '3 days', date_trunc('day', now()), now());
          INSERT INTO best_product_snapshot_items (snapshot_id, rank, product_id, sold_quantity)
              SELECT (SELECT max(id) FROM best_product_snapshots), g, g * 3, 100 - g FROM generate_series(1, 5) g;"
     ))

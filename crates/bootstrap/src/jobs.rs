@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use application::Shop;
-use chrono::Utc;
-use domain::ranking::next_run_after;
+use chrono::{DateTime, Utc};
+use domain::ranking::{SalesWindow, next_run_after};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -129,6 +129,16 @@ async fn purge_idempotency_keys(shop: Shop, cancel: CancellationToken) {
 /// counted; the window is still the one ending at that midnight. A failed computation
 /// is retried a minute later rather than a day later, the start-up one included.
 async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Duration, cancel: CancellationToken) {
+    // Started just after a midnight, the catch-up waits the same settle delay as the
+    // midnight run, so that payments stamped before midnight have committed.
+    let wait = catch_up_wait(Utc::now(), time_zone, settle);
+    if !wait.is_zero() {
+        tracing::info!(?wait, "waiting for the payments of the day that just ended before ranking it");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
     match compute_until_done(|| shop.refresh_best_products.ensure_latest(), RANKING_RETRY, &cancel).await {
         Some(true) => tracing::info!("best products computed for the latest window"),
         Some(false) => {}
@@ -146,6 +156,14 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Durat
         }
         tracing::info!(window_end = %next, "best products recomputed");
     }
+}
+
+/// How long the start-up catch-up waits: until `settle` past the latest midnight, so
+/// nothing when that is already behind.
+fn catch_up_wait(now: DateTime<Utc>, time_zone: chrono_tz::Tz, settle: Duration) -> Duration {
+    let midnight = SalesWindow::latest_at(now, time_zone).to();
+    let settled = midnight + chrono::Duration::from_std(settle).unwrap_or(chrono::Duration::MAX);
+    (settled - now).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// Runs a best-products computation until it succeeds, `retry` apart, logging each
@@ -174,6 +192,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catch_up_waits_the_settle_delay_only_right_after_midnight() {
+        let seoul = chrono_tz::Asia::Seoul;
+        // 00:00:01 in Seoul is 15:00:01 UTC the day before.
+        let just_after = "2026-11-26T15:00:01Z".parse::<DateTime<Utc>>().unwrap_or_default();
+        assert_eq!(catch_up_wait(just_after, seoul, Duration::from_secs(5)), Duration::from_secs(4));
+        let later = "2026-11-26T15:00:06Z".parse::<DateTime<Utc>>().unwrap_or_default();
+        assert_eq!(catch_up_wait(later, seoul, Duration::from_secs(5)), Duration::ZERO);
+        let midday = "2026-11-27T03:00:00Z".parse::<DateTime<Utc>>().unwrap_or_default();
+        assert_eq!(catch_up_wait(midday, seoul, Duration::from_secs(5)), Duration::ZERO);
+    }
 
     #[tokio::test]
     async fn a_failed_computation_is_tried_again_until_it_succeeds() {

@@ -236,7 +236,7 @@ pub async fn issue_token(
 #[into_params(parameter_in = Query)]
 pub struct RefreshQuery {
     /// The window ends at 00:00 of this date in the service time zone (default, also
-    /// when empty: today).
+    /// when empty: today). A date after today is refused: its window has not ended.
     #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<String>, format = Date, example = "2026-11-27")]
     pub date: Option<String>,

@@ -63,8 +63,8 @@ problems!(BestProblems: ServiceUnavailable);
 
 /// The top five products sold in the last three days.
 ///
-/// Served from the stored snapshot whose window ends latest (recomputed daily at 00:00
-/// in the service time zone); orders are never scanned per request, and each instance
+/// Served from the stored snapshot whose window ends latest among the windows that have
+/// ended (recomputed daily at 00:00 in the service time zone); orders are never scanned per request, and each instance
 /// serves a copy of it at most a second old, so name, price and stock may lag by up to
 /// a second. Ties: more units sold first, then the lower product id.
 #[utoipa::path(

@@ -144,8 +144,8 @@ impl RankingRepository for PgWork {
             .map(drop)
     }
 
-    async fn latest(&mut self) -> Result<Option<BestProducts>, StoreError> {
-        self.snapshot(DateTime::<Utc>::MAX_UTC).await
+    async fn latest(&mut self, ended_by: DateTime<Utc>) -> Result<Option<BestProducts>, StoreError> {
+        self.snapshot(ended_by).await
     }
 
     async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError> {

@@ -216,8 +216,10 @@ pub trait RankingRepository: Send {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// The snapshot whose window ends latest, with current product details.
-    async fn latest(&mut self) -> Result<Option<BestProducts>, StoreError>;
+    /// Among the snapshots whose window had ended by `ended_by`, the one that ends
+    /// latest, with current product details (a stored window that has not ended yet is
+    /// never served).
+    async fn latest(&mut self, ended_by: DateTime<Utc>) -> Result<Option<BestProducts>, StoreError>;
 
     /// The snapshot of `window`, with current product details.
     async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError>;

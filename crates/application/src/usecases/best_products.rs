@@ -70,6 +70,14 @@ impl LatestSnapshot {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the window ending at {ends} has not ended; it cannot be ranked yet")]
+    NotEnded { ends: chrono::DateTime<chrono::Utc> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Computes the ranking of a window and stores it as that window's one snapshot.
 #[derive(Clone)]
 pub struct RefreshBestProducts {
@@ -91,12 +99,20 @@ impl RefreshBestProducts {
 
     /// Recomputes the window ending at 00:00 of `date` (default: today) in the
     /// service's time zone, stores it, and returns it.
+    ///
+    /// # Errors
+    /// [`RefreshError::NotEnded`] for a window that has not ended: its sales are not
+    /// all in yet.
     #[tracing::instrument(skip(self))]
-    pub async fn execute(&self, date: Option<NaiveDate>) -> Result<BestProducts, StoreError> {
+    pub async fn execute(&self, date: Option<NaiveDate>) -> Result<BestProducts, RefreshError> {
+        let now = self.clock.now();
         let window = match date {
             Some(date) => SalesWindow::ending_on(date, self.time_zone),
-            None => SalesWindow::latest_at(self.clock.now(), self.time_zone),
+            None => SalesWindow::latest_at(now, self.time_zone),
         };
+        if window.to() > now {
+            return Err(RefreshError::NotEnded { ends: window.to() });
+        }
         let mut work = self.uow.begin().await?;
         let outcome = self.compute(work.as_mut(), &window).await;
         let stored = finish(work, outcome).await?;
@@ -158,7 +174,7 @@ impl GetBestProducts {
         }
         let generation = self.latest.generation();
         let mut work = self.uow.read().await?;
-        let outcome = work.rankings().latest().await;
+        let outcome = work.rankings().latest(read_at).await;
         let snapshot = finish(work, outcome).await?.map(Arc::new);
         self.latest.keep(generation, read_at, snapshot.clone());
         Ok(snapshot)
@@ -177,6 +193,21 @@ mod tests {
 
     fn sales(id: i64, sold: i64) -> ProductSales {
         ProductSales { product_id: ProductId::new(id).unwrap(), sold_quantity: sold }
+    }
+
+    #[tokio::test]
+    async fn a_window_that_has_not_ended_is_not_ranked_and_nothing_is_begun() {
+        // The window ending at 00:00 of 2026-11-27 in Seoul ends at 15:00 UTC the day before.
+        let date = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let before_it_ends = SalesWindow::ending_on(date, Seoul).to() - chrono::Duration::seconds(1);
+        // A unit of work without expectations: beginning one would panic.
+        let refresh = RefreshBestProducts::new(
+            Arc::new(crate::ports::MockUnitOfWork::new()),
+            fixed_clock(before_it_ends),
+            Seoul,
+            Arc::default(),
+        );
+        assert!(matches!(refresh.execute(Some(date)).await, Err(RefreshError::NotEnded { .. })));
     }
 
     #[tokio::test]
@@ -256,7 +287,7 @@ mod tests {
             }
             let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let mut work = FakeWork::default();
-            work.rankings.expect_latest().returning(move || {
+            work.rankings.expect_latest().returning(move |_| {
                 let window = SalesWindow::ending_on(NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(), Seoul);
                 Ok(Some(BestProducts { window, calculated_at: at(n), items: vec![] }))
             });

@@ -34,9 +34,12 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     buy(&[(products[4], 2), (products[5], 1)], true).await;
     // Not paid: never counts.
     buy(&[(products[6], 50)], false).await;
+    // Only ended windows are ranked: these sales move to yesterday, inside the window
+    // that ended at today's midnight.
+    app.execute(YESTERDAY).await;
 
-    let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
-    let refreshed = app.refresh_best_products(&tomorrow.to_string()).await;
+    let today = Utc::now().with_timezone(&Seoul).date_naive();
+    let refreshed = app.refresh_best_products(&today.to_string()).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     let best = app.get("/api/v1/products/best").await;
     assert_eq!(best.body, refreshed.body, "the stored snapshot is served");
@@ -53,7 +56,7 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     assert_eq!(items[0]["stock"], 95);
     let to = chrono::DateTime::parse_from_rfc3339(best.body["to"].as_str().unwrap()).unwrap();
     let from = chrono::DateTime::parse_from_rfc3339(best.body["from"].as_str().unwrap()).unwrap();
-    assert_eq!(to.with_timezone(&Seoul).date_naive(), tomorrow);
+    assert_eq!(to.with_timezone(&Seoul).date_naive(), today);
     assert_eq!(to.with_timezone(&Seoul).time(), chrono::NaiveTime::MIN, "a Seoul midnight");
     assert_eq!(to - from, chrono::Duration::days(3));
 
@@ -75,7 +78,30 @@ async fn refresh_is_an_admin_operation_with_a_valid_date() {
     assert_eq!(today.status, 200, "an empty date is today's window: {}", today.body);
     let to = chrono::DateTime::parse_from_rfc3339(today.body["to"].as_str().unwrap()).unwrap();
     assert_eq!(to.with_timezone(&Seoul).date_naive(), Utc::now().with_timezone(&Seoul).date_naive());
+    // A window that has not ended cannot be ranked.
+    let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
+    app.refresh_best_products(&tomorrow.to_string()).await.assert_problem(400, "INVALID_REQUEST");
+    assert_eq!(app.scalar("SELECT count(*) FROM best_product_snapshots").await, 1, "only today's window is stored");
 }
+
+#[tokio::test]
+async fn a_stored_window_that_has_not_ended_is_never_served() {
+    let app = TestApp::spawn().await;
+    let today = app.refresh_best_products("").await;
+    assert_eq!(today.status, 200);
+    // A snapshot of a future window, as an older version could store.
+    app.execute(
+        "INSERT INTO best_product_snapshots (window_from, window_to, calculated_at) \
+         VALUES ('2029-12-29', '2030-01-01', now())",
+    )
+    .await;
+    let best = app.get("/api/v1/products/best").await;
+    assert_eq!(best.body["to"], today.body["to"], "the latest ended window is served");
+}
+
+/// Moves every paid order of the test a day back, sales included.
+const YESTERDAY: &str = "UPDATE orders SET created_at = created_at - interval '1 day', \
+    expires_at = expires_at - interval '1 day', paid_at = paid_at - interval '1 day' WHERE status = 'PAID'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_instance_serves_a_refresh_within_a_second() {
@@ -92,8 +118,8 @@ async fn another_instance_serves_a_refresh_within_a_second() {
     let product = app.create_product(100, 10).await;
     let order = app.order(buyer, None, &[(product, 2)]).await.body["orderId"].as_i64().unwrap();
     assert_eq!(app.pay(buyer, order).await.status, 201);
-    let tomorrow = Utc::now().with_timezone(&Seoul).date_naive().checked_add_days(Days::new(1)).unwrap();
-    let refreshed = app.refresh_best_products(&tomorrow.to_string()).await;
+    app.execute(YESTERDAY).await;
+    let refreshed = app.refresh_best_products("").await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(app.get("/api/v1/products/best").await.body, refreshed.body, "the refreshing instance at once");
 
