@@ -17,7 +17,7 @@ PG        := scripts/pg.sh
 DB_NAME   ?= ecommerce
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: help setup run test browser-test lint fmt bench db db-stop openapi clean-db
+.PHONY: help setup run test browser-test fuzz-api lint fmt bench db db-stop openapi clean-db
 
 help: ## List the targets
 	@echo "Targets:"
@@ -79,6 +79,11 @@ browser-test: ## Drive Swagger UI in headless Chromium (installs chromium and ch
 	DATABASE_URL="$$($(PG))"
 	export DATABASE_URL
 	$(CARGO) test --locked -p bootstrap --test browser -- --ignored
+
+fuzz-api: ## Fuzz the served API against its OpenAPI document (schemathesis, fixed seed)
+	@DATABASE_URL="$$($(PG))"
+	export DATABASE_URL
+	scripts/fuzz-api.sh
 
 lint: ## fmt check, clippy (-D warnings), rustdoc (-D warnings), layering, unused dependencies
 	@set -x

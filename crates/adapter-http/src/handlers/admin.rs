@@ -238,7 +238,7 @@ pub struct RefreshQuery {
     /// The window ends at 00:00 of this date in the service time zone (default, also
     /// when empty: today). A date after today is refused: its window has not ended.
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(value_type = Option<String>, format = Date, example = "2026-11-27")]
+    #[param(value_type = Option<String>, pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$", example = "2026-11-27")]
     pub date: Option<String>,
 }
 

@@ -145,7 +145,7 @@ pub struct HeldCouponsResponse {
 pub struct UserQuery {
     /// The user (positive id).
     #[serde(rename = "userId")]
-    #[param(rename = "userId", value_type = i64, required = true)]
+    #[param(rename = "userId", value_type = i64, required = true, minimum = 1)]
     pub user_id: Option<String>,
 }
 
@@ -163,7 +163,7 @@ problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdem
 #[utoipa::path(
     tag = "coupons",
     security(("user_token" = [])),
-    params(("couponId" = i64, Path, description = "Coupon campaign id (positive)"), IdempotencyKeyParam),
+    params(("couponId" = i64, Path, minimum = 1, description = "Coupon campaign id (positive)"), IdempotencyKeyParam),
     request_body = IssueRequest,
     responses(
         (status = 201, description = "Issued", body = IssuedCouponResponse), IssueProblems)

@@ -36,6 +36,7 @@ pub struct PlaceOrderBody {
     #[schema(minimum = 1, example = 7)]
     pub coupon_id: Option<i64>,
     /// 1..=100 lines, each product at most once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderLineRequest>,
 }
 
@@ -165,7 +166,7 @@ problems!(GetOrderProblems: Unauthenticated, Forbidden, InvalidRequest, OrderNot
 #[utoipa::path(
     tag = "orders",
     security(("user_token" = [])),
-    params(("orderId" = i64, Path, description = "Order id (positive)"), UserQuery),
+    params(("orderId" = i64, Path, minimum = 1, description = "Order id (positive)"), UserQuery),
     responses(
         (status = 200, description = "The order", body = OrderResponse), GetOrderProblems)
 )]

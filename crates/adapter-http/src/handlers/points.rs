@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub struct ChargeRequest {
     /// KRW to add: 1..=1,000,000.
     #[serde(default)]
-    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000, example = 10000)]
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 1_000_000, example = 10000)]
     pub amount: Option<serde_json::Value>,
 }
 
@@ -89,11 +89,12 @@ pub struct HistoryResponse {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Opaque cursor from a previous page's `nextCursor`; absent or empty for the first page.
+    /// Only cursors this server issued are accepted (which a schema cannot state).
     #[serde(default, deserialize_with = "empty_as_none")]
     pub cursor: Option<String>,
     /// Page size, 1..=100 (default 20, also when empty).
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(value_type = Option<u16>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<String>, pattern = "^(100|[1-9][0-9]?)?$", example = "20")]
     pub limit: Option<String>,
 }
 
@@ -128,7 +129,7 @@ problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidIdem
 #[utoipa::path(
     tag = "points",
     security(("user_token" = [])),
-    params(("userId" = i64, Path, description = "User id (positive)"), IdempotencyKeyParam),
+    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)"), IdempotencyKeyParam),
     request_body = ChargeRequest,
     responses((status = 200, description = "Charged; the new balance", body = BalanceResponse), ChargeProblems)
 )]
@@ -161,7 +162,7 @@ problems!(BalanceProblems: Unauthenticated, Forbidden, InvalidUserId, UserNotFou
 #[utoipa::path(
     tag = "points",
     security(("user_token" = [])),
-    params(("userId" = i64, Path, description = "User id (positive)")),
+    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)")),
     responses((status = 200, description = "The balance", body = BalanceResponse), BalanceProblems)
 )]
 #[get("/api/v1/points/{userId}")]
@@ -181,7 +182,7 @@ problems!(HistoryProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidReq
 #[utoipa::path(
     tag = "points",
     security(("user_token" = [])),
-    params(("userId" = i64, Path, description = "User id (positive)"), PageQuery),
+    params(("userId" = i64, Path, minimum = 1, description = "User id (positive)"), PageQuery),
     responses((status = 200, description = "One page of the ledger", body = HistoryResponse), HistoryProblems)
 )]
 #[get("/api/v1/points/{userId}/history")]
