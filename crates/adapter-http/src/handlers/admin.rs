@@ -25,7 +25,8 @@ fn invalid(error: impl std::fmt::Display) -> ApiError {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUserRequest {
-    #[schema(example = "kim")]
+    /// 1..=100 characters, not blank, no control characters.
+    #[schema(example = "kim", min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -39,18 +40,21 @@ pub struct UserResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProductRequest {
-    #[schema(example = "Keyboard")]
+    /// 1..=200 characters, not blank, no control characters.
+    #[schema(example = "Keyboard", min_length = 1, max_length = 200)]
     pub name: String,
     /// KRW, 0..=100,000,000.
     #[schema(minimum = 0, maximum = 100_000_000, example = 89000)]
     pub price: i64,
-    #[schema(minimum = 0, example = 12)]
+    #[schema(minimum = 0, maximum = 2_147_483_647, example = 12)]
     pub stock: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCouponRequest {
+    /// 1..=200 characters, not blank, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub discount_type: DiscountType,
     /// KRW off for `FIXED` (≥ 1); percent for `PERCENT` (1..=100).
@@ -59,10 +63,11 @@ pub struct CreateCouponRequest {
     #[serde(default)]
     #[schema(minimum = 0, example = 10000)]
     pub min_order_amount: Option<i64>,
-    #[schema(minimum = 1, example = 100)]
+    #[schema(minimum = 1, maximum = 2_147_483_647, example = 100)]
     pub total_quantity: i64,
+    /// Within the years 1970..=9999.
     pub valid_from: DateTime<Utc>,
-    /// Must be after `validFrom`.
+    /// Must be after `validFrom`; within the years 1970..=9999.
     pub valid_until: DateTime<Utc>,
 }
 
