@@ -25,6 +25,19 @@ async fn received(platform: &MockServer, kind: &str) -> Vec<Request> {
     all.into_iter().filter(|r| r.body_json::<Value>().is_ok_and(|b| b["type"] == kind)).collect()
 }
 
+/// A platform that answers `ORDER_PAID` too late (every payment's send is uncertain)
+/// and voids with `voids`.
+async fn answering_late(voids: ResponseTemplate) -> MockServer {
+    let platform = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(of_type(PAID))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .mount(&platform)
+        .await;
+    Mock::given(method("POST")).and(of_type(VOIDED)).respond_with(voids).mount(&platform).await;
+    platform
+}
+
 async fn spawn(platform: &MockServer) -> TestApp {
     let url = platform.uri();
     let mut vars = FAST.to_vec();
@@ -49,13 +62,7 @@ async fn expired(app: &TestApp, order: i64) -> bool {
 
 #[tokio::test]
 async fn a_late_answer_then_expiry_sends_exactly_one_void_with_its_key_and_body() {
-    let platform = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(of_type(PAID))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&platform)
-        .await;
-    Mock::given(method("POST")).and(of_type(VOIDED)).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
+    let platform = answering_late(ResponseTemplate::new(200)).await;
     let app = spawn(&platform).await;
     let (user, order) = order(&app).await;
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
@@ -141,13 +148,7 @@ async fn a_void_due_while_the_platform_is_down_is_delivered_once_it_is_back() {
 
 #[tokio::test]
 async fn a_void_pending_across_a_restart_is_delivered_after_it_by_one_of_two_instances() {
-    let platform = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(of_type(PAID))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&platform)
-        .await;
-    Mock::given(method("POST")).and(of_type(VOIDED)).respond_with(ResponseTemplate::new(503)).mount(&platform).await;
+    let platform = answering_late(ResponseTemplate::new(503)).await;
     let app = spawn(&platform).await;
     let (user, order) = order(&app).await;
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
@@ -191,17 +192,7 @@ async fn pending(url: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_deliver_each_due_void_once() {
-    let platform = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(of_type(PAID))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&platform)
-        .await;
-    Mock::given(method("POST"))
-        .and(of_type(VOIDED))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(50)))
-        .mount(&platform)
-        .await;
+    let platform = answering_late(ResponseTemplate::new(200).set_delay(Duration::from_millis(50))).await;
     let app = spawn(&platform).await;
     let url = platform.uri();
     let mut vars = FAST.to_vec();
