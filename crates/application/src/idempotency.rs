@@ -1,7 +1,7 @@
 //! Idempotent use cases: a request with an idempotency key runs at most once.
 //!
 //! The key is claimed and the reply stored **in the same transaction as the effect**
-//! ([`transact`]): a request that fails rolls back its claim with everything else, so
+//! (`begin` and `finish_keyed`): a request that fails rolls back its claim with everything else, so
 //! it stores nothing and can be retried with the same key; one that succeeds commits
 //! its reply with its effect, so a retry replays that reply and runs nothing, even if
 //! the state changed since. The reply is rendered by the inbound adapter (a function it
