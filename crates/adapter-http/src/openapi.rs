@@ -3,6 +3,9 @@
 //! that registers their routes (`operations::operations`).
 
 use actix_web::App;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -66,14 +69,41 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Documents `Idempotent-Replayed` on the successes of the operations whose
+/// idempotency keys are stored (those that can answer `IDEMPOTENCY_KEY_REUSED`).
+struct ReplayHeader;
+
+impl Modify for ReplayHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])))
+            .description(Some("`true` when this is the stored reply of an earlier request with the same key."))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = item.post.as_mut() else { continue };
+            let keyed = serde_json::to_string(&operation.responses).is_ok_and(|r| r.contains("IDEMPOTENCY_KEY_REUSED"));
+            if !keyed {
+                continue;
+            }
+            for (status, response) in &mut operation.responses.responses {
+                if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                    response.headers.insert("Idempotent-Replayed".to_owned(), header.clone());
+                }
+            }
+        }
+    }
+}
+
 /// The whole document: [`ApiDoc`] with every registered operation and the schemas
 /// they use.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, document) = App::new()
+    let (_, mut document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(crate::operations::operations)
         .split_for_parts();
+    // After the operations are in: it reads their responses.
+    ReplayHeader.modify(&mut document);
     document
 }
 

@@ -25,6 +25,7 @@ use domain::coupon::{CouponRefusal, IssueRefusal};
 use domain::order::{NotPayable, PlaceOrderRefusal};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
@@ -119,6 +120,24 @@ problem_codes! {
     DataPlatformUnavailable => (SERVICE_UNAVAILABLE, "DATA_PLATFORM_UNAVAILABLE", "Data platform unavailable"),
 }
 
+impl ProblemCode {
+    /// The header every response with this code carries besides the body, and what it
+    /// says: `Retry-After` on every 503 and on an idempotency key in flight,
+    /// `WWW-Authenticate` (RFC 6750) on a missing or invalid user token.
+    pub const fn header(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::ServiceUnavailable | Self::DataPlatformUnavailable | Self::IdempotencyKeyInFlight => {
+                Some(("Retry-After", "Seconds to wait before retrying."))
+            }
+            Self::Unauthenticated => Some((
+                "WWW-Authenticate",
+                "`Bearer realm=\"ecommerce\"`, with `error=\"invalid_token\"` and an `error_description` when a token was sent.",
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ProblemCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -207,7 +226,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.code.status());
         response.insert_header(ContentType(problem_mime()));
-        if self.code.status() == StatusCode::SERVICE_UNAVAILABLE || self.retry_after.is_some() {
+        if self.code.header().is_some_and(|(name, _)| name == "Retry-After") || self.retry_after.is_some() {
             // Whole seconds, rounded up: never tell a client to come back before it may.
             let after = self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
@@ -267,13 +286,26 @@ pub fn documented(codes: &[ProblemCode]) -> BTreeMap<String, RefOr<Response>> {
                 ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().map(|c| c.as_str()))),
             );
             let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(code_rule);
-            let response = ResponseBuilder::new()
+            let mut response = ResponseBuilder::new()
                 .description(description)
-                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
-                .build();
-            (status.to_string(), RefOr::T(response))
+                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build());
+            for (name, meaning) in codes.iter().filter_map(|c| c.header()) {
+                let header = HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some(format!("With {}: {meaning}", codes_carrying(&codes, name))))
+                    .build();
+                response = response.header(name, header);
+            }
+            (status.to_string(), RefOr::T(response.build()))
         })
         .collect()
+}
+
+/// The codes among `codes` that carry the header `name`, as a list for people.
+fn codes_carrying(codes: &[ProblemCode], name: &str) -> String {
+    let carrying: Vec<String> =
+        codes.iter().filter(|c| c.header().is_some_and(|(n, _)| n == name)).map(|c| format!("`{c}`")).collect();
+    carrying.join(", ")
 }
 
 impl<E: Into<ApiError>> From<KeyedError<E>> for ApiError {
@@ -470,6 +502,19 @@ mod tests {
             ApiError::new(ProblemCode::DataPlatformUnavailable, "open").retry_after(Duration::from_millis(4100));
         assert_eq!(retry_after(later).unwrap(), "5");
         assert_eq!(retry_after(ApiError::new(ProblemCode::OutOfStock, "none")), None);
+    }
+
+    #[test]
+    fn the_headers_a_problem_carries_are_documented_with_it() {
+        let responses =
+            documented(&[ProblemCode::Unauthenticated, ProblemCode::ServiceUnavailable, ProblemCode::OutOfStock]);
+        let json = |status: &str| serde_json::to_value(&responses[status]).unwrap_or_default();
+        assert!(json("401")["headers"]["WWW-Authenticate"].is_object());
+        assert!(json("503")["headers"]["Retry-After"].is_object());
+        assert!(json("409").get("headers").is_none());
+        // And what is documented is sent.
+        let sent = ApiError::new(ProblemCode::IdempotencyKeyInFlight, "busy").error_response();
+        assert!(sent.headers().contains_key(RETRY_AFTER), "409 in flight");
     }
 
     #[test]

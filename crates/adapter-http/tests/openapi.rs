@@ -90,3 +90,25 @@ fn every_operation_with_a_json_body_documents_its_unreadable_bodies() {
         }
     }
 }
+
+#[test]
+fn every_503_documents_retry_after_and_every_keyed_success_idempotent_replayed() {
+    let spec = document();
+    let mut keyed = 0;
+    for (method, path, operation) in operations(&spec) {
+        let responses = operation["responses"].as_object().unwrap();
+        if let Some(unavailable) = responses.get("503") {
+            assert!(unavailable["headers"]["Retry-After"].is_object(), "{method} {path}");
+        }
+        if let Some(unauthenticated) = responses.get("401").filter(|r| r.to_string().contains("UNAUTHENTICATED")) {
+            assert!(unauthenticated["headers"]["WWW-Authenticate"].is_object(), "{method} {path}");
+        }
+        if operation["responses"].to_string().contains("IDEMPOTENCY_KEY_REUSED") {
+            keyed += 1;
+            for (status, response) in responses.iter().filter(|(status, _)| status.starts_with('2')) {
+                assert!(response["headers"]["Idempotent-Replayed"].is_object(), "{method} {path} {status}");
+            }
+        }
+    }
+    assert_eq!(keyed, 7, "charge, coupon issue, order, payment and the three admin creates store their keys");
+}
