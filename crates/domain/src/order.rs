@@ -194,19 +194,7 @@ impl PaymentTimeout {
 /// discount is at most the total, and the payment is the total less the discount; it
 /// has a payment instant exactly when it is paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    id: OrderId,
-    user_id: UserId,
-    status: OrderStatus,
-    coupon_id: Option<CouponId>,
-    lines: Vec<OrderLine>,
-    total_amount: Money,
-    discount_amount: Money,
-    payment_amount: Money,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    paid_at: Option<DateTime<Utc>>,
-}
+pub struct Order(OrderParts);
 
 /// The fields of an order before [`Order::new`] has checked that they agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,19 +237,7 @@ pub enum NotPayable {
 impl Order {
     /// An order from `parts`, refused when its amounts or its payment instant disagree.
     pub fn new(parts: OrderParts) -> Result<Self, InconsistentOrder> {
-        let OrderParts {
-            id,
-            user_id,
-            status,
-            coupon_id,
-            lines,
-            total_amount,
-            discount_amount,
-            payment_amount,
-            created_at,
-            expires_at,
-            paid_at,
-        } = parts;
+        let OrderParts { status, ref lines, total_amount, discount_amount, payment_amount, paid_at, .. } = parts;
         let lines_sum = lines.iter().try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount));
         if lines_sum != Some(total_amount) {
             return Err(InconsistentOrder::TotalNotSumOfLines { total: total_amount });
@@ -279,80 +255,68 @@ impl Order {
         if paid_at.is_some() != (status == OrderStatus::Paid) {
             return Err(InconsistentOrder::PaidAtMismatch { status });
         }
-        Ok(Self {
-            id,
-            user_id,
-            status,
-            coupon_id,
-            lines,
-            total_amount,
-            discount_amount,
-            payment_amount,
-            created_at,
-            expires_at,
-            paid_at,
-        })
+        Ok(Self(parts))
     }
 
     pub const fn id(&self) -> OrderId {
-        self.id
+        self.0.id
     }
 
     pub const fn user_id(&self) -> UserId {
-        self.user_id
+        self.0.user_id
     }
 
     pub const fn status(&self) -> OrderStatus {
-        self.status
+        self.0.status
     }
 
     pub const fn coupon_id(&self) -> Option<CouponId> {
-        self.coupon_id
+        self.0.coupon_id
     }
 
     /// The priced lines, in the order they were requested.
     pub fn lines(&self) -> &[OrderLine] {
-        &self.lines
+        &self.0.lines
     }
 
     /// The priced lines, for a caller that no longer needs the order.
     pub fn into_lines(self) -> Vec<OrderLine> {
-        self.lines
+        self.0.lines
     }
 
     pub const fn total_amount(&self) -> Money {
-        self.total_amount
+        self.0.total_amount
     }
 
     pub const fn discount_amount(&self) -> Money {
-        self.discount_amount
+        self.0.discount_amount
     }
 
     pub const fn payment_amount(&self) -> Money {
-        self.payment_amount
+        self.0.payment_amount
     }
 
     pub const fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
+        self.0.created_at
     }
 
     /// The payment deadline: at this instant the order has expired.
     pub const fn expires_at(&self) -> DateTime<Utc> {
-        self.expires_at
+        self.0.expires_at
     }
 
     /// When it was paid; `Some` exactly when the status is `Paid`.
     pub const fn paid_at(&self) -> Option<DateTime<Utc>> {
-        self.paid_at
+        self.0.paid_at
     }
 
     /// An order can be paid while it is `NOT_PAID` and strictly before `expires_at`;
     /// at `expires_at` itself it has expired, whether or not the sweep has run.
     pub fn check_payable(&self, at: DateTime<Utc>) -> Result<(), NotPayable> {
-        match self.status {
-            OrderStatus::Paid => Err(NotPayable::AlreadyPaid(self.id)),
-            OrderStatus::Failed => Err(NotPayable::Expired(self.id)),
-            OrderStatus::NotPaid if has_expired(self.expires_at, at) => Err(NotPayable::Expired(self.id)),
+        match self.0.status {
+            OrderStatus::Paid => Err(NotPayable::AlreadyPaid(self.0.id)),
+            OrderStatus::Failed => Err(NotPayable::Expired(self.0.id)),
+            OrderStatus::NotPaid if has_expired(self.0.expires_at, at) => Err(NotPayable::Expired(self.0.id)),
             OrderStatus::NotPaid => Ok(()),
         }
     }
