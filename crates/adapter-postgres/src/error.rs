@@ -21,6 +21,20 @@ pub(crate) fn is_unavailable(error: &DieselError) -> bool {
     }
 }
 
+/// Whether a diesel error means this connection is gone (its server session ended or
+/// its socket closed), as opposed to the server refusing a statement.
+pub(crate) fn is_connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+            true
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            info.message().contains("terminating connection")
+        }
+        _ => false,
+    }
+}
+
 /// Whether a statement gave up waiting for a lock (`lock_timeout`).
 pub(crate) fn is_lock_timeout(error: &DieselError) -> bool {
     matches!(error, DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)

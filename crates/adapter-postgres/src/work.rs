@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
-use crate::error::{StoreContext, pool_error};
+use crate::error::{StoreContext, is_connection_lost, pool_error};
 use crate::pool::PgPool;
 
 /// Units of work over pooled PostgreSQL connections.
@@ -61,19 +61,40 @@ impl PgUnitOfWork {
     async fn connection(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    fn work(&self, conn: Object<AsyncPgConnection>, in_transaction: bool) -> Box<dyn Work> {
+        Box::new(PgWork { conn: Some(conn), in_transaction, key_ttl: self.key_ttl })
+    }
 }
 
 #[async_trait]
 impl UnitOfWork for PgUnitOfWork {
     async fn begin(&self) -> Result<Box<dyn Work>, StoreError> {
+        // The pool hands out connections without a round trip to check them (see
+        // `pool::connect`): one whose session the server ended unnoticed fails its
+        // BEGIN, before anything ran, and the work begins again on another. After a
+        // server restart every pooled connection may be such a one, so the bound is
+        // the pool's size, plus one for a connection opened fresh.
+        let attempts = self.pool.status().max_size + 1;
+        for _ in 1..attempts {
+            let mut conn = self.connection().await?;
+            match AnsiTransactionManager::begin_transaction(&mut *conn).await {
+                Ok(()) => return Ok(self.work(conn, true)),
+                Err(error) if is_connection_lost(&error) => {
+                    tracing::debug!(%error, "a pooled connection was lost; beginning on another");
+                    drop(Object::take(conn));
+                }
+                Err(error) => return Err(error).store_context("beginning a transaction"),
+            }
+        }
         let mut conn = self.connection().await?;
         AnsiTransactionManager::begin_transaction(&mut *conn).await.store_context("beginning a transaction")?;
-        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: true, key_ttl: self.key_ttl }))
+        Ok(self.work(conn, true))
     }
 
     async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
         let conn = self.connection().await?;
-        Ok(Box::new(PgWork { conn: Some(conn), in_transaction: false, key_ttl: self.key_ttl }))
+        Ok(self.work(conn, false))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -69,6 +69,57 @@ async fn coupon(uow: &PgUnitOfWork, quantity: i64) -> CouponId {
     coupon.id()
 }
 
+/// Ends every other session of the test's database, as a server restart does, and
+/// waits until their backends are gone.
+async fn end_other_sessions(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT count(*) FROM pg_stat_activity a, pg_terminate_backend(a.pid, 5000) AS ended \
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND ended",
+    )
+    .await
+}
+
+/// Opens `n` pooled connections at once and returns them to the pool.
+async fn fill(pool: &PgPool, n: usize) {
+    let held = futures::future::join_all((0..n).map(|_| pool.get())).await;
+    assert!(held.iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn transactions_begun_right_after_the_server_ended_every_session_all_succeed() {
+    let f = fixture().await;
+    let user = user(&f.uow).await;
+    fill(&f.pool, 8).await;
+    assert!(end_other_sessions(&f.pool).await >= 7);
+    // No pause: some connections are still taken for alive when handed out; their
+    // BEGIN fails and the work begins again on another.
+    let works = futures::future::join_all((0..8).map(|_| async {
+        let mut work = f.uow.begin().await?;
+        let exists = work.users().exists(user).await?;
+        work.commit().await.map(|()| exists)
+    }))
+    .await;
+    assert!(works.iter().all(|w| matches!(w, Ok(true))), "{works:?}");
+}
+
+#[tokio::test]
+async fn reads_after_a_server_restart_ended_every_session_all_succeed() {
+    let f = fixture().await;
+    let user = user(&f.uow).await;
+    fill(&f.pool, 8).await;
+    assert!(end_other_sessions(&f.pool).await >= 7);
+    // A restart takes longer than this: by the first request after it, each pooled
+    // connection has read its socket's end and is refused when handed out.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let reads = futures::future::join_all((0..8).map(|_| async {
+        let mut work = f.uow.read().await?;
+        work.users().find(user).await
+    }))
+    .await;
+    assert!(reads.iter().all(|r| matches!(r, Ok(Some(_)))), "{reads:?}");
+}
+
 #[tokio::test]
 async fn every_down_migration_reverts_and_the_migrations_apply_again() {
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"))
