@@ -66,7 +66,7 @@ const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 ///
 /// A connection is checked before it is handed out in two ways, neither costing a
 /// round trip on a busy pool: one whose socket has closed (a restarted server closes
-/// every session) is discarded, and one idle for [`VERIFY_AFTER_IDLE`] or more must
+/// every session) is discarded, and one idle for a second or more must
 /// answer `SELECT 1` first. What slips through (a server gone in the instant between
 /// the two) fails its `BEGIN`, which [`crate::PgUnitOfWork`] retries once on another
 /// connection.

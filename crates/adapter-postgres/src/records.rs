@@ -166,7 +166,7 @@ impl UserCouponRow {
     }
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct OrderRow {
     pub(crate) id: i64,
@@ -191,6 +191,12 @@ pub(crate) fn status_text(status: OrderStatus) -> &'static str {
 
 impl OrderRow {
     pub(crate) fn into_domain(self, lines: Vec<OrderLineRow>) -> Result<Order, StoreError> {
+        let lines = lines.into_iter().map(OrderLineRow::into_domain).collect::<Result<_, _>>()?;
+        self.with_lines(lines)
+    }
+
+    /// The order with lines it is known to have (they were written with it).
+    pub(crate) fn with_lines(self, lines: Vec<OrderLine>) -> Result<Order, StoreError> {
         let status = match self.status.as_str() {
             "NOT_PAID" => OrderStatus::NotPaid,
             "PAID" => OrderStatus::Paid,
@@ -202,7 +208,7 @@ impl OrderRow {
             user_id: user_id(self.user_id)?,
             status,
             coupon_id: self.coupon_id.map(coupon_id).transpose()?,
-            lines: lines.into_iter().map(OrderLineRow::into_domain).collect::<Result<_, _>>()?,
+            lines,
             total_amount: money(self.total_amount)?,
             discount_amount: money(self.discount_amount)?,
             payment_amount: money(self.payment_amount)?,

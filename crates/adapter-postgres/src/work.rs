@@ -92,7 +92,7 @@ impl UnitOfWork for PgUnitOfWork {
         Ok(self.work(conn, true))
     }
 
-    async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
+    async fn autocommit(&self) -> Result<Box<dyn Work>, StoreError> {
         let conn = self.connection().await?;
         Ok(self.work(conn, false))
     }

@@ -12,7 +12,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
 use domain::order::{OrderStatus, price_order};
-use domain::points::{Balance, PointEntryKind};
+use domain::points::{Balance, ChargeAmount, PointEntryKind};
 use domain::product::{NewProduct, ProductName, Stock};
 use domain::ranking::{RankedProduct, SalesWindow};
 use domain::testing::{at, items};
@@ -113,7 +113,7 @@ async fn reads_after_a_server_restart_ended_every_session_all_succeed() {
     // connection has read its socket's end and is refused when handed out.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let reads = futures::future::join_all((0..8).map(|_| async {
-        let mut work = f.uow.read().await?;
+        let mut work = f.uow.autocommit().await?;
         work.users().find(user).await
     }))
     .await;
@@ -142,7 +142,7 @@ async fn a_rolled_back_work_leaves_no_trace_and_a_dropped_one_neither() {
     let mut work = f.uow.begin().await.unwrap();
     work.users().set_balance(id, Balance::new(700).unwrap()).await.unwrap();
     drop(work);
-    let mut read = f.uow.read().await.unwrap();
+    let mut read = f.uow.autocommit().await.unwrap();
     assert_eq!(read.users().find(id).await.unwrap().unwrap().balance, Balance::ZERO);
     // The dropped work's lock was released with its connection: the row can be locked now.
     let mut work = f.uow.begin().await.unwrap();
@@ -160,6 +160,30 @@ async fn the_balance_constraint_is_the_last_line_of_defence() {
     assert!(over.is_err());
     let negative = diesel::sql_query(format!("UPDATE users SET balance = -1 WHERE id = {id}")).execute(&mut conn).await;
     assert!(negative.is_err());
+}
+
+#[tokio::test]
+async fn concurrent_one_statement_charges_stop_exactly_at_the_ceiling_each_with_its_entry() {
+    let f = fixture().await;
+    let id = user(&f.uow).await;
+    let million = ChargeAmount::new(1_000_000).unwrap();
+    let charges = futures::future::join_all((0..12).map(|_| async {
+        let mut session = f.uow.autocommit().await.unwrap();
+        session.users().charge_within(id, million, Balance::MAX, at(5)).await.unwrap()
+    }))
+    .await;
+    let mut written: Vec<i64> = charges.iter().flatten().map(|b| b.krw()).collect();
+    written.sort_unstable();
+    assert_eq!(written, [1, 2, 3, 4, 5].map(|m| m * 1_000_000));
+    assert_eq!(count(&f.pool, &format!("SELECT balance FROM users WHERE id = {id}")).await, 5_000_000);
+    let entries =
+        format!("SELECT count(*) FROM point_history WHERE user_id = {id} AND kind = 'CHARGE' AND amount = 1000000");
+    assert_eq!(count(&f.pool, &entries).await, 5);
+    // An unknown user: nothing written.
+    let mut session = f.uow.autocommit().await.unwrap();
+    let unknown = UserId::new(id.get() + 1_000).unwrap();
+    assert_eq!(session.users().charge_within(unknown, million, Balance::MAX, at(5)).await.unwrap(), None);
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM point_history").await, 5);
 }
 
 #[tokio::test]
@@ -181,7 +205,7 @@ async fn ledger_entries_page_newest_first() {
             .unwrap();
     }
     work.commit().await.unwrap();
-    let mut read = f.uow.read().await.unwrap();
+    let mut read = f.uow.autocommit().await.unwrap();
     let first = read.users().entries(id, None, 2).await.unwrap();
     assert_eq!(first.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(), vec![5, 4]);
     let next = read.users().entries(id, Some(first[1].id), 10).await.unwrap();
@@ -265,7 +289,7 @@ async fn expired_orders_are_locked_once_across_sweepers() {
     first.orders().mark_failed(a[0].id(), at(300)).await.unwrap();
     first.commit().await.unwrap();
     second.rollback().await.unwrap();
-    let mut read = f.uow.read().await.unwrap();
+    let mut read = f.uow.autocommit().await.unwrap();
     assert_eq!(read.orders().find(a[0].id()).await.unwrap().unwrap().status(), OrderStatus::Failed);
 }
 
@@ -288,7 +312,7 @@ async fn concurrent_snapshots_of_one_window_store_one() {
     }
     assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshots").await, 1);
     assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshot_items").await, 1);
-    let mut read = f.uow.read().await.unwrap();
+    let mut read = f.uow.autocommit().await.unwrap();
     let latest = read.rankings().latest(window.to()).await.unwrap().unwrap();
     assert_eq!(latest.window, window);
     let before_it_ended = window.to() - chrono::Duration::seconds(1);

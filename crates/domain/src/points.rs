@@ -63,6 +63,8 @@ pub struct InsufficientBalance {
 
 impl Balance {
     pub const ZERO: Self = Self(Money::ZERO);
+    /// The cap: no balance is above it.
+    pub const MAX: Self = Self(Money::new_unchecked(MAX_BALANCE_KRW));
 
     pub const fn new(krw: i64) -> Result<Self, InvalidBalance> {
         if krw >= 0 && krw <= MAX_BALANCE_KRW { Ok(Self(Money::new_unchecked(krw))) } else { Err(InvalidBalance(krw)) }

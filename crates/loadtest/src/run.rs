@@ -252,7 +252,7 @@ impl Server {
         bail!("the server at {} was not ready within 30 s", self.addr)
     }
 
-    /// A line of /proc/<pid>/status, in KiB (0 when it cannot be read).
+    /// A line of `/proc/<pid>/status`, in KiB (0 when it cannot be read).
     fn rss_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()

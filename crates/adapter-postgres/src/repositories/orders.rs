@@ -5,6 +5,7 @@ use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::order::{Order, OrderStatus};
 use domain::{OrderId, UserId};
@@ -49,44 +50,40 @@ impl PgWork {
 impl OrderRepository for PgWork {
     async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError> {
         let priced = &order.priced;
-        let row = diesel::insert_into(orders::table)
-            .values((
-                orders::user_id.eq(order.user_id.get()),
-                orders::coupon_id.eq(order.coupon_id.map(domain::CouponId::get)),
-                orders::status.eq(status_text(OrderStatus::NotPaid)),
-                orders::total_amount.eq(priced.total_amount.krw()),
-                orders::discount_amount.eq(priced.discount_amount.krw()),
-                orders::payment_amount.eq(priced.payment_amount.krw()),
-                orders::created_at.eq(order.created_at),
-                orders::expires_at.eq(order.expires_at),
-            ))
-            .returning(OrderRow::as_returning())
-            .get_result(self.conn())
-            .await
-            .store_context("inserting an order")?;
-        let lines = priced
-            .lines
-            .iter()
-            .zip(1_i16..)
-            .map(|(line, line_no)| {
-                (
-                    order_lines::order_id.eq(row.id),
-                    order_lines::line_no.eq(line_no),
-                    order_lines::product_id.eq(line.product_id.get()),
-                    order_lines::product_name.eq(&line.name),
-                    order_lines::unit_price.eq(line.unit_price.krw()),
-                    order_lines::quantity.eq(line.quantity.get()),
-                    order_lines::amount.eq(line.amount.krw()),
-                )
-            })
-            .collect::<Vec<_>>();
-        let lines = diesel::insert_into(order_lines::table)
-            .values(lines)
-            .returning(OrderLineRow::as_returning())
-            .get_results(self.conn())
-            .await
-            .store_context("inserting order lines")?;
-        row.into_domain(lines)
+        let lines = &priced.lines;
+        let line_numbers: Vec<i16> = (1..).take(lines.len()).collect();
+        // The order and its lines in one statement: one round trip while the products'
+        // row locks are held.
+        let row = diesel::sql_query(
+            "WITH o AS ( \
+                 INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, \
+                                     created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *), \
+             l AS ( \
+                 INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
+                 SELECT o.id, l.* FROM o, unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], \
+                                                 $14::int8[]) AS l) \
+             SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
+                    expires_at, paid_at FROM o",
+        )
+        .bind::<BigInt, _>(order.user_id.get())
+        .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
+        .bind::<Text, _>(status_text(OrderStatus::NotPaid))
+        .bind::<BigInt, _>(priced.total_amount.krw())
+        .bind::<BigInt, _>(priced.discount_amount.krw())
+        .bind::<BigInt, _>(priced.payment_amount.krw())
+        .bind::<Timestamptz, _>(order.created_at)
+        .bind::<Timestamptz, _>(order.expires_at)
+        .bind::<Array<SmallInt>, _>(line_numbers)
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
+        .get_result::<OrderRow>(self.conn())
+        .await
+        .store_context("inserting an order and its lines")?;
+        row.with_lines(lines.clone())
     }
 
     async fn find(&mut self, id: OrderId) -> Result<Option<Order>, StoreError> {
@@ -101,15 +98,20 @@ impl OrderRepository for PgWork {
     }
 
     async fn lock(&mut self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let row = orders::table
-            .find(id.get())
-            .select(OrderRow::as_select())
+        // The order under its row lock and its lines, in one round trip.
+        let rows = orders::table
+            .inner_join(order_lines::table)
+            .filter(orders::id.eq(id.get()))
+            .order(order_lines::line_no.asc())
+            .select((OrderRow::as_select(), OrderLineRow::as_select()))
             .for_no_key_update()
-            .first(self.conn())
+            .load::<(OrderRow, OrderLineRow)>(self.conn())
             .await
-            .optional()
             .store_context("locking an order")?;
-        self.one_with_lines(row).await
+        let mut rows = rows.into_iter();
+        let Some((order, first)) = rows.next() else { return Ok(None) };
+        let lines = std::iter::once(first).chain(rows.map(|(_, line)| line)).collect();
+        order.into_domain(lines).map(Some)
     }
 
     async fn mark_paid(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError> {

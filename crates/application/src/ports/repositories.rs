@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
 use domain::order::{Order, OrderStatus, PricedOrder};
-use domain::points::{Balance, PointEntry, PointEntryKind};
+use domain::points::{Balance, ChargeAmount, PointEntry, PointEntryKind};
 use domain::product::{NewProduct, Product, Quantity};
 use domain::ranking::{RankedProduct, SalesWindow};
 use domain::user::{User, UserName};
@@ -41,6 +41,28 @@ pub trait UserRepository: Send {
     async fn set_balance(&mut self, id: UserId, balance: Balance) -> Result<(), StoreError>;
 
     async fn append_entry(&mut self, entry: &NewPointEntry) -> Result<PointEntry, StoreError>;
+
+    /// A charge as one atomic statement: adds `amount` to the balance and appends its
+    /// ledger entry, if the user exists and the new balance stays at or below
+    /// `ceiling`. `None`: nothing was written, and [`Self::lock_balance`] tells why.
+    async fn charge_within(
+        &mut self,
+        id: UserId,
+        amount: ChargeAmount,
+        ceiling: Balance,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Balance>, StoreError>;
+
+    /// A payment's debit as one atomic statement: subtracts `amount` from the balance
+    /// and appends its ledger entry for `order`, if the user exists and the balance
+    /// covers it. `None`: nothing was written, and [`Self::lock_balance`] tells why.
+    async fn spend_within(
+        &mut self,
+        id: UserId,
+        amount: Money,
+        order: OrderId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Balance>, StoreError>;
 
     /// Up to `limit` ledger lines, newest first, older than entry `before` when given.
     async fn entries(&mut self, id: UserId, before: Option<i64>, limit: u16) -> Result<Vec<PointEntry>, StoreError>;

@@ -27,9 +27,11 @@ pub trait UnitOfWork: Send + Sync {
     /// [`Work`] becomes visible to others at [`Work::commit`], or never.
     async fn begin(&self) -> Result<Box<dyn Work>, StoreError>;
 
-    /// A session for reads that need no transaction: each statement sees the latest
-    /// committed state. `commit` and `rollback` end it without further effect.
-    async fn read(&self) -> Result<Box<dyn Work>, StoreError>;
+    /// A session outside any transaction: each statement commits on its own, so it
+    /// sees the latest committed state, and one statement is atomic. For reads, and
+    /// for a write that one statement completes (a charge within the cap). `commit`
+    /// and `rollback` end it without further effect.
+    async fn autocommit(&self) -> Result<Box<dyn Work>, StoreError>;
 
     /// Whether the store answers now (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -173,7 +173,7 @@ impl GetBestProducts {
             return Ok(cached.snapshot);
         }
         let generation = self.latest.generation();
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let outcome = work.rankings().latest(read_at).await;
         let snapshot = finish(work, outcome).await?.map(Arc::new);
         self.latest.keep(generation, read_at, snapshot.clone());
@@ -281,7 +281,7 @@ mod tests {
                 .returning(|w| Ok(Some(BestProducts { window: *w, calculated_at: at(0), items: vec![] })));
             Ok(Box::new(work))
         }
-        async fn read(&self) -> Result<Box<dyn Work>, StoreError> {
+        async fn autocommit(&self) -> Result<Box<dyn Work>, StoreError> {
             if self.down.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StoreError::Unavailable(anyhow::anyhow!("down")));
             }

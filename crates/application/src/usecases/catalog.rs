@@ -61,7 +61,7 @@ impl ListProducts {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, after: Option<ProductId>, limit: u16) -> Result<ProductPage, StoreError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         // One more than asked tells whether another page follows, in the same query.
         let outcome = work.products().page(after, limit.saturating_add(1)).await.map(|mut products| {
             let next_after = if products.len() > usize::from(limit) {

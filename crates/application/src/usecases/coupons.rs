@@ -149,7 +149,7 @@ impl HeldCoupons {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId) -> Result<Vec<IssuedCoupon>, HeldCouponsError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let outcome = async {
             if !work.users().exists(user_id).await? {
                 return Err(HeldCouponsError::UserNotFound(user_id));

@@ -136,7 +136,7 @@ impl GetOrder {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, order_id: OrderId, user_id: UserId) -> Result<Order, GetOrderError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let outcome = match work.orders().find(order_id).await {
             Ok(Some(order)) if order.user_id() == user_id => Ok(order),
             Ok(_) => Err(GetOrderError::OrderNotFound(order_id)),

@@ -131,25 +131,32 @@ impl PayOrder {
             }
             _ => return Err(PayOrderError::OrderNotFound(order_id)),
         };
-        let users = work.users();
-        let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
-        // Judge the deadline once both locks are held: a payment that waited behind the
-        // sweep or behind this user's other payments is judged at the instant it acts.
         let now = self.clock.now();
         order.check_payable(now)?;
-        let after = balance.spend(order.payment_amount())?;
-        users.set_balance(user_id, after).await?;
-        users
-            .append_entry(&NewPointEntry {
-                user_id,
-                kind: PointEntryKind::Use,
-                amount: order.payment_amount(),
-                balance_after: after,
-                order_id: Some(order_id),
-                at: now,
-            })
-            .await?;
-        let payment = work.payments().insert(order_id, user_id, order.payment_amount(), now).await?;
+        let amount = order.payment_amount();
+        let users = work.users();
+        let after = if let Some(after) = users.spend_within(user_id, amount, order_id, now).await? {
+            after
+        } else {
+            // Nothing was written. Let the domain decide on the locked balance: usually
+            // it refuses; if a charge raised the balance meanwhile, the payment fits now
+            // and is written here.
+            let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
+            let after = balance.spend(amount)?;
+            users.set_balance(user_id, after).await?;
+            users
+                .append_entry(&NewPointEntry {
+                    user_id,
+                    kind: PointEntryKind::Use,
+                    amount,
+                    balance_after: after,
+                    order_id: Some(order_id),
+                    at: now,
+                })
+                .await?;
+            after
+        };
+        let payment = work.payments().insert(order_id, user_id, amount, now).await?;
         work.orders().mark_paid(order_id, now).await?;
         self.data_platform.send_paid_order(&paid_event(order, now)).await?;
         Ok(Paid { payment, balance: after })
@@ -172,7 +179,6 @@ fn paid_event(order: Order, paid_at: DateTime<Utc>) -> PaidOrderEvent {
 mod tests {
     use domain::PaymentId;
     use domain::order::OrderStatus;
-    use domain::points::PointEntry;
     use domain::testing::{OrderBuilder, at, uid};
 
     use super::*;
@@ -207,19 +213,14 @@ mod tests {
     fn payable_work(balance: i64) -> FakeWork {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
-        work.users.expect_lock_balance().returning(move |_| Ok(Some(Balance::new(balance).unwrap())));
-        work.users.expect_set_balance().returning(|_, _| Ok(()));
-        work.users.expect_append_entry().returning(|e| {
-            Ok(PointEntry {
-                id: 1,
-                user_id: e.user_id,
-                kind: e.kind,
-                amount: e.amount,
-                balance_after: e.balance_after,
-                order_id: e.order_id,
-                created_at: e.at,
+        // The debit is one statement: no lock, read and write of the balance.
+        work.users
+            .expect_spend_within()
+            .withf(|user, amount, order_id, paid_at| {
+                *user == uid(1) && amount.krw() == 1_800 && *order_id == oid() && *paid_at == at(10)
             })
-        });
+            .times(1)
+            .returning(move |_, amount, _, _| Ok(Some(Balance::new(balance - amount.krw()).unwrap())));
         work.payments.expect_insert().returning(|order_id, user_id, amount, paid_at| {
             Ok(Payment { id: PaymentId::new(5).unwrap(), order_id, user_id, amount, paid_at })
         });
@@ -246,6 +247,7 @@ mod tests {
     async fn insufficient_balance_sends_nothing_and_writes_nothing() {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_spend_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
         let (uow, ended) = work.into_uow();
         // No expectation on the platform: a send would panic.
@@ -286,6 +288,7 @@ mod tests {
         let gate = strict_gate();
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users.expect_spend_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
         let (uow, _) = work.into_uow();
         let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), gate.clone());
@@ -350,7 +353,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_deadline_is_judged_once_both_locks_are_held() {
+    async fn the_deadline_is_judged_once_the_order_is_locked_and_before_any_debit() {
         let mut sequence = mockall::Sequence::new();
         let mut work = FakeWork::default();
         work.orders
@@ -358,13 +361,9 @@ mod tests {
             .times(1)
             .in_sequence(&mut sequence)
             .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
-        work.users
-            .expect_lock_balance()
-            .times(1)
-            .in_sequence(&mut sequence)
-            .returning(|_| Ok(Some(Balance::new(10).unwrap())));
         let mut clock = crate::ports::MockClock::new();
-        // Reading the clock before the balance lock would break the sequence.
+        // Reading the clock before the order lock would break the sequence; no debit
+        // expectation: an expired order must not reach the balance.
         clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(300));
         let (uow, _) = work.into_uow();
         let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_gate())

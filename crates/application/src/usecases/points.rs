@@ -28,8 +28,13 @@ pub enum ChargePointsError {
 
 /// Adds a charge to a user's balance and records it in the ledger, atomically.
 ///
-/// The balance row is locked for the read-decide-write, so concurrent charges to one
-/// user serialise: none is lost and none can lift the balance above the cap.
+/// A charge within the cap is one statement that commits on its own (no transaction
+/// around it): it locks the balance row, re-checks the cap on the latest committed
+/// balance, and appends the ledger entry, so concurrent charges to one user serialise
+/// and none is lost or lifts the balance above the cap. Only when it writes nothing
+/// (no such user, or the cap) does the use case read the balance under a lock and let
+/// the domain decide, in a transaction. With an idempotency key the whole charge runs
+/// in the key's transaction.
 #[derive(Clone)]
 pub struct ChargePoints {
     uow: Arc<dyn UnitOfWork>,
@@ -54,6 +59,14 @@ impl ChargePoints {
         amount: ChargeAmount,
         keyed: Option<KeyedRequest<BalanceView>>,
     ) -> Result<Keyed<BalanceView>, KeyedError<ChargePointsError>> {
+        if keyed.is_none() {
+            let mut session = self.uow.autocommit().await.map_err(|e| KeyedError::Failed(e.into()))?;
+            let charged = session.users().charge_within(user_id, amount, Balance::MAX, self.clock.now()).await;
+            let charged = finish(session, charged).await.map_err(|e| KeyedError::Failed(e.into()))?;
+            if let Some(balance) = charged {
+                return Ok(Keyed::Fresh(BalanceView { user_id, balance }));
+            }
+        }
         keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self.charge(work.as_mut(), user_id, amount).await)
     }
 
@@ -64,6 +77,13 @@ impl ChargePoints {
         amount: ChargeAmount,
     ) -> Result<BalanceView, ChargePointsError> {
         let users = work.users();
+        let at = self.clock.now();
+        if let Some(balance) = users.charge_within(user_id, amount, Balance::MAX, at).await? {
+            return Ok(BalanceView { user_id, balance });
+        }
+        // Nothing was written. Read the balance under a lock and let the domain decide:
+        // usually it names the refusal; if a payment lowered the balance meanwhile, the
+        // charge fits now and is written here.
         let balance = users.lock_balance(user_id).await?.ok_or(ChargePointsError::UserNotFound(user_id))?;
         let after = balance.charge(amount)?;
         users.set_balance(user_id, after).await?;
@@ -74,7 +94,7 @@ impl ChargePoints {
                 amount: amount.money(),
                 balance_after: after,
                 order_id: None,
-                at: self.clock.now(),
+                at,
             })
             .await?;
         Ok(BalanceView { user_id, balance: after })
@@ -103,7 +123,7 @@ impl GetBalance {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId) -> Result<BalanceView, ReadPointsError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let user = work.users().find(user_id).await?;
         let outcome =
             user.map(|u| BalanceView { user_id, balance: u.balance }).ok_or(ReadPointsError::UserNotFound(user_id));
@@ -138,7 +158,7 @@ impl PointHistory {
         before: Option<i64>,
         limit: u16,
     ) -> Result<HistoryPage, ReadPointsError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let outcome = Self::page(work.as_mut(), user_id, before, limit).await;
         finish(work, outcome).await
     }
@@ -175,9 +195,37 @@ mod tests {
         ChargeAmount::new(krw).unwrap()
     }
 
+    /// A session whose one-statement charge writes nothing (no such user, or the cap).
+    fn refusing_session() -> FakeWork {
+        let mut session = FakeWork::default();
+        session.users.expect_charge_within().times(1).returning(|_, _, _, _| Ok(None));
+        session
+    }
+
     #[tokio::test]
-    async fn charge_adds_to_the_balance_and_writes_one_entry() {
+    async fn a_charge_within_the_cap_is_one_statement_outside_any_transaction() {
+        let mut session = FakeWork::default();
+        session
+            .users
+            .expect_charge_within()
+            .withf(|id, amount, ceiling, at_| {
+                *id == uid(1) && amount.money().krw() == 10_000 && *ceiling == Balance::MAX && *at_ == at(0)
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(Some(Balance::new(11_000).unwrap())));
+        // `into_reader` expects no `begin`: a transaction would fail the test.
+        let (uow, ended) = session.into_reader();
+        let view = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(10_000)).await.unwrap();
+        assert_eq!(view.balance.krw(), 11_000);
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn a_charge_that_fits_once_the_balance_is_locked_is_written_in_the_transaction() {
+        // The statement wrote nothing, then a payment lowered the balance: the domain,
+        // deciding on the locked balance, lets the charge through.
         let mut work = FakeWork::default();
+        work.users.expect_charge_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000).unwrap())));
         work.users
             .expect_set_balance()
@@ -205,18 +253,20 @@ mod tests {
                     created_at: e.at,
                 })
             });
-        let (uow, ended) = work.into_uow();
+        let (uow, session, transaction) = FakeWork::session_then_transaction(refusing_session(), work);
         let view = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(10_000)).await.unwrap();
         assert_eq!(view.balance.krw(), 11_000);
-        assert_eq!(ended.get(), Some(Ended::Committed));
+        assert_eq!(session.get(), Some(Ended::Committed));
+        assert_eq!(transaction.get(), Some(Ended::Committed));
     }
 
     #[tokio::test]
     async fn unknown_user_writes_nothing() {
         let mut work = FakeWork::default();
+        work.users.expect_charge_within().returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(None));
         // No expectation for set_balance or append_entry: a call would fail the test.
-        let (uow, ended) = work.into_uow();
+        let (uow, _, ended) = FakeWork::session_then_transaction(refusing_session(), work);
         let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(9), charge(1)).await.unwrap_err();
         assert!(matches!(error, ChargePointsError::UserNotFound(id) if id == uid(9)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
@@ -225,8 +275,9 @@ mod tests {
     #[tokio::test]
     async fn a_charge_above_the_cap_writes_nothing() {
         let mut work = FakeWork::default();
+        work.users.expect_charge_within().returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(4_500_000).unwrap())));
-        let (uow, ended) = work.into_uow();
+        let (uow, _, ended) = FakeWork::session_then_transaction(refusing_session(), work);
         let error = ChargePoints::new(uow, fixed_clock(at(0))).execute(uid(1), charge(500_001)).await.unwrap_err();
         assert!(matches!(error, ChargePointsError::BalanceLimitExceeded(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));

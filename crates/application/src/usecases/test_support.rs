@@ -61,11 +61,21 @@ impl FakeWork {
         (Arc::new(uow), ended)
     }
 
-    /// A unit of work whose `read` hands out this work once.
+    /// A unit of work whose `autocommit` hands out `session` once and whose `begin`
+    /// then hands out `transaction` once.
+    pub fn session_then_transaction(session: Self, transaction: Self) -> (Arc<MockUnitOfWork>, EndedCell, EndedCell) {
+        let (session_ended, transaction_ended) = (session.ended.clone(), transaction.ended.clone());
+        let mut uow = MockUnitOfWork::new();
+        uow.expect_autocommit().times(1).return_once(move || Ok(Box::new(session)));
+        uow.expect_begin().times(1).return_once(move || Ok(Box::new(transaction)));
+        (Arc::new(uow), session_ended, transaction_ended)
+    }
+
+    /// A unit of work whose `autocommit` hands out this work once.
     pub fn into_reader(self) -> (Arc<MockUnitOfWork>, EndedCell) {
         let ended = self.ended.clone();
         let mut uow = MockUnitOfWork::new();
-        uow.expect_read().times(1).return_once(move || Ok(Box::new(self)));
+        uow.expect_autocommit().times(1).return_once(move || Ok(Box::new(self)));
         (Arc::new(uow), ended)
     }
 }

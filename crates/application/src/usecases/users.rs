@@ -60,7 +60,7 @@ impl FindUser {
     /// [`FindUserError::UserNotFound`] for an unknown user.
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user: UserId) -> Result<UserId, FindUserError> {
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         if work.users().exists(user).await? { Ok(user) } else { Err(FindUserError::UserNotFound(user)) }
     }
 }

@@ -83,7 +83,7 @@ impl DeliverVoids {
             };
             finish(work, outcome).await?;
         }
-        let mut work = self.uow.read().await?;
+        let mut work = self.uow.autocommit().await?;
         let backlog = work.voids().backlog().await;
         pass.backlog = finish(work, backlog).await?;
         Ok(pass)
@@ -133,7 +133,7 @@ mod tests {
         let mut works: Vec<FakeWork> = works.into_iter().rev().collect();
         let mut uow = crate::ports::MockUnitOfWork::new();
         uow.expect_begin().times(works.len()).returning(move || Ok(Box::new(works.pop().unwrap())));
-        uow.expect_read().times(1).returning(move || {
+        uow.expect_autocommit().times(1).returning(move || {
             let mut reader = FakeWork::default();
             reader.voids.expect_backlog().returning(move || Ok(backlog));
             Ok(Box::new(reader))
