@@ -261,6 +261,48 @@ async fn take_one_never_overdraws_even_concurrently() {
     work.rollback().await.unwrap();
 }
 
+/// Orders `lines` ((product, quantity)) priced on an unlocked snapshot, taking the
+/// stock in the insert's statement; commits when placed, rolls back otherwise.
+async fn place_on_snapshot(uow: &PgUnitOfWork, user: UserId, lines: &[(i64, i64)]) -> bool {
+    let items = items(lines);
+    let mut work = uow.begin().await.unwrap();
+    let products = work.products().find_many(&items.product_ids_ascending()).await.unwrap();
+    let Ok(priced) = price_order(&items, &products, None, at(0)) else {
+        work.rollback().await.unwrap();
+        return false;
+    };
+    let order = NewOrder { user_id: user, coupon_id: None, priced, created_at: at(0), expires_at: at(300) };
+    let placed = work.orders().insert_taking_stock(&order).await.unwrap();
+    if let Some(placed) = &placed {
+        assert_eq!(placed.lines().len(), lines.len());
+        work.commit().await.unwrap();
+    } else {
+        work.rollback().await.unwrap();
+    }
+    placed.is_some()
+}
+
+#[tokio::test]
+async fn orders_taking_stock_in_their_insert_never_oversell_nor_deadlock_and_a_short_one_writes_nothing() {
+    let f = fixture().await;
+    let u = user(&f.uow).await;
+    let a = product(&f.uow, 100, 7).await.get();
+    let b = product(&f.uow, 200, 1_000).await.get();
+    // 24 concurrent orders over both products, half naming them in the other order:
+    // the rows are locked in ascending id whatever the order of the lines.
+    let placed = futures::future::join_all((0..24).map(|i| {
+        let lines = if i % 2 == 0 { [(a, 1), (b, 1)] } else { [(b, 1), (a, 1)] };
+        let uow = f.uow.clone();
+        async move { place_on_snapshot(&uow, u, &lines).await }
+    }))
+    .await;
+    assert_eq!(placed.iter().filter(|p| **p).count(), 7, "exactly the stock of the scarcer product");
+    assert_eq!(count(&f.pool, &format!("SELECT stock::int8 FROM products WHERE id = {a}")).await, 0);
+    assert_eq!(count(&f.pool, &format!("SELECT stock::int8 FROM products WHERE id = {b}")).await, 993);
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM orders").await, 7);
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM order_lines").await, 14);
+}
+
 #[tokio::test]
 async fn expired_orders_are_locked_once_across_sweepers() {
     let f = fixture().await;

@@ -4,7 +4,9 @@ use application::StoreError;
 use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::order::{Order, OrderStatus};
@@ -14,6 +16,65 @@ use crate::error::{StoreContext, corrupt};
 use crate::records::{OrderLineRow, OrderRow, status_text};
 use crate::schema::{order_lines, orders};
 use crate::work::PgWork;
+
+/// Inserts the order ($1..$8) and its lines ($9..$14, one array per column).
+const INSERT_ORDER: &str = "\
+    WITH o AS ( \
+        INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
+                            expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *), \
+    l AS ( \
+        INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
+        SELECT o.id, w.* FROM o, unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], $14::int8[]) \
+            AS w) \
+    SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, \
+           paid_at FROM o";
+
+/// [`INSERT_ORDER`], only once every line's stock ($15 lines) was taken at its price.
+/// `locked` takes the rows' locks in ascending id (its sort runs below the lock), so
+/// two orders over overlapping products cannot deadlock; the update then re-checks
+/// stock and price on each row as last committed.
+const INSERT_ORDER_TAKING_STOCK: &str = "\
+    WITH w AS ( \
+        SELECT * FROM unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], $14::int8[]) \
+            AS w(line_no, product_id, product_name, unit_price, quantity, amount)), \
+    taken AS ( \
+        UPDATE products AS p SET stock = p.stock - w.quantity \
+        FROM (SELECT id FROM products WHERE id = ANY($10::int8[]) ORDER BY id FOR NO KEY UPDATE) AS locked, w \
+        WHERE p.id = locked.id AND p.id = w.product_id AND p.stock >= w.quantity AND p.price = w.unit_price \
+        RETURNING p.id), \
+    o AS ( \
+        INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
+                            expires_at) \
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM taken) = $15 RETURNING *), \
+    l AS ( \
+        INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
+        SELECT o.id, w.* FROM o, w) \
+    SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, \
+           paid_at FROM o";
+
+/// Binds `order` to $1..$14 of [`INSERT_ORDER`] or [`INSERT_ORDER_TAKING_STOCK`].
+fn bind_order(query: &'static str, order: &NewOrder) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    let priced = &order.priced;
+    let lines = &priced.lines;
+    let line_numbers: Vec<i16> = (1..).take(lines.len()).collect();
+    diesel::sql_query(query)
+        .into_boxed()
+        .bind::<BigInt, _>(order.user_id.get())
+        .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
+        .bind::<Text, _>(status_text(OrderStatus::NotPaid))
+        .bind::<BigInt, _>(priced.total_amount.krw())
+        .bind::<BigInt, _>(priced.discount_amount.krw())
+        .bind::<BigInt, _>(priced.payment_amount.krw())
+        .bind::<Timestamptz, _>(order.created_at)
+        .bind::<Timestamptz, _>(order.expires_at)
+        .bind::<Array<SmallInt>, _>(line_numbers)
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
+}
 
 impl PgWork {
     /// The lines of `rows`, attached to their orders.
@@ -49,41 +110,24 @@ impl PgWork {
 #[async_trait]
 impl OrderRepository for PgWork {
     async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError> {
-        let priced = &order.priced;
-        let lines = &priced.lines;
-        let line_numbers: Vec<i16> = (1..).take(lines.len()).collect();
         // The order and its lines in one statement: one round trip while the products'
         // row locks are held.
-        let row = diesel::sql_query(
-            "WITH o AS ( \
-                 INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, \
-                                     created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *), \
-             l AS ( \
-                 INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
-                 SELECT o.id, l.* FROM o, unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], \
-                                                 $14::int8[]) AS l) \
-             SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
-                    expires_at, paid_at FROM o",
-        )
-        .bind::<BigInt, _>(order.user_id.get())
-        .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
-        .bind::<Text, _>(status_text(OrderStatus::NotPaid))
-        .bind::<BigInt, _>(priced.total_amount.krw())
-        .bind::<BigInt, _>(priced.discount_amount.krw())
-        .bind::<BigInt, _>(priced.payment_amount.krw())
-        .bind::<Timestamptz, _>(order.created_at)
-        .bind::<Timestamptz, _>(order.expires_at)
-        .bind::<Array<SmallInt>, _>(line_numbers)
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
-        .get_result::<OrderRow>(self.conn())
-        .await
-        .store_context("inserting an order and its lines")?;
-        row.with_lines(lines.clone())
+        let row = bind_order(INSERT_ORDER, order)
+            .get_result::<OrderRow>(self.conn())
+            .await
+            .store_context("inserting an order and its lines")?;
+        row.with_lines(order.priced.lines.clone())
+    }
+
+    async fn insert_taking_stock(&mut self, order: &NewOrder) -> Result<Option<Order>, StoreError> {
+        let lines = i64::try_from(order.priced.lines.len()).unwrap_or(i64::MAX);
+        let row = bind_order(INSERT_ORDER_TAKING_STOCK, order)
+            .bind::<BigInt, _>(lines)
+            .get_result::<OrderRow>(self.conn())
+            .await
+            .optional()
+            .store_context("taking stock and inserting an order")?;
+        row.map(|row| row.with_lines(order.priced.lines.clone())).transpose()
     }
 
     async fn find(&mut self, id: OrderId) -> Result<Option<Order>, StoreError> {

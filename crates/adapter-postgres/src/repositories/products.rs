@@ -63,6 +63,20 @@ impl ProductRepository for PgWork {
             .collect()
     }
 
+    async fn find_many(&mut self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        products::table
+            .filter(products::id.eq_any(ids))
+            .order(products::id.asc())
+            .select(ProductRow::as_select())
+            .load(self.conn())
+            .await
+            .store_context("reading products")?
+            .into_iter()
+            .map(ProductRow::into_domain)
+            .collect()
+    }
+
     async fn take_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError> {
         let (ids, quantities) = split(lines);
         // One statement for every line; the CHECK (stock >= 0) refuses a shortfall.

@@ -82,6 +82,10 @@ pub trait ProductRepository: Send {
     /// ascending id so that two works locking overlapping sets cannot deadlock.
     async fn lock_many(&mut self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
 
+    /// The existing products among `ids` (ascending), as committed when the statement
+    /// ran, without locks: a snapshot for [`OrderRepository::insert_taking_stock`].
+    async fn find_many(&mut self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
+
     /// Takes `quantity` from each product's stock. Callers MUST hold the rows' locks
     /// (see [`Self::lock_many`]) and have checked the stock; a shortfall still fails on
     /// the store's constraint rather than going negative.
@@ -158,6 +162,13 @@ pub struct NewOrder {
 pub trait OrderRepository: Send {
     /// Inserts a `NOT_PAID` order and its lines.
     async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError>;
+
+    /// Takes each line's quantity from its product's stock and inserts the order with
+    /// its lines, in one statement, provided every product still has the line's unit
+    /// price and at least its quantity in stock when its row is locked (rows are
+    /// locked in ascending id). `None`: some product had not; stock of other lines may
+    /// have been taken, so the work MUST be rolled back.
+    async fn insert_taking_stock(&mut self, order: &NewOrder) -> Result<Option<Order>, StoreError>;
 
     async fn find(&mut self, id: OrderId) -> Result<Option<Order>, StoreError>;
 

@@ -61,6 +61,16 @@ impl FakeWork {
         (Arc::new(uow), ended)
     }
 
+    /// A unit of work whose `begin` hands out `first`, then `second`, once each.
+    pub fn in_turn(first: Self, second: Self) -> (Arc<MockUnitOfWork>, EndedCell, EndedCell) {
+        let (first_ended, second_ended) = (first.ended.clone(), second.ended.clone());
+        let mut uow = MockUnitOfWork::new();
+        let mut sequence = mockall::Sequence::new();
+        uow.expect_begin().times(1).in_sequence(&mut sequence).return_once(move || Ok(Box::new(first)));
+        uow.expect_begin().times(1).in_sequence(&mut sequence).return_once(move || Ok(Box::new(second)));
+        (Arc::new(uow), first_ended, second_ended)
+    }
+
     /// A unit of work whose `autocommit` hands out `session` once and whose `begin`
     /// then hands out `transaction` once.
     pub fn session_then_transaction(session: Self, transaction: Self) -> (Arc<MockUnitOfWork>, EndedCell, EndedCell) {
