@@ -21,7 +21,7 @@ fi
 
 LOADTEST_ADMIN_URL="$(scripts/pg.sh)"
 export LOADTEST_ADMIN_URL
-cargo build --release --locked -p bootstrap --bin ecommerce -p loadtest
+cargo build --release --locked -p bootstrap --bin ecommerce -p loadtest --bin loadtest
 # Each wrk connection and each pooled connection is a descriptor.
 ulimit -n 65536 2>/dev/null || true
 exec "${CARGO_TARGET_DIR:-target}/release/loadtest"

@@ -1,4 +1,5 @@
--- The data set of `make loadtest`, loaded into an empty, migrated database.
+-- The data set of `make loadtest`, loaded into an empty, migrated database
+-- (psql variables: users, buckets).
 -- :users users with room on their balance, a catalog of 1,000 products (product 1 is
 -- the one every order buys), and two large coupons: one the service issues, one the
 -- pgbench reference issues.
@@ -8,9 +9,48 @@ SELECT 'user-' || n, 1000000 FROM generate_series(1, :users) AS n;
 INSERT INTO products (name, price, stock)
 SELECT 'Product ' || n, 100 * (1 + n % 500), 100000000 FROM generate_series(1, 1000) AS n;
 
-INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, remaining_quantity, valid_from, valid_until)
+INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, buckets)
 VALUES
-    ('Rush (service)', 'FIXED', 1000, 0, 10000000, 10000000, now() - interval '1 day', now() + interval '1 day'),
-    ('Rush (pgbench)', 'FIXED', 1000, 0, 10000000, 10000000, now() - interval '1 day', now() + interval '1 day');
+    ('Rush (service)', 'FIXED', 1000, 0, 10000000, now() - interval '1 day', now() + interval '1 day', :buckets),
+    ('Rush (pgbench)', 'FIXED', 1000, 0, 10000000, now() - interval '1 day', now() + interval '1 day', :buckets);
+
+-- Their stock, in :buckets buckets each (16, as the service creates it, unless
+-- LOADTEST_COUPON_BUCKETS says otherwise, to compare designs).
+INSERT INTO coupon_stock (coupon_id, bucket, remaining)
+SELECT c.id, b.n, c.total_quantity / :buckets + (b.n < c.total_quantity % :buckets)::int
+FROM coupons c, generate_series(0, :buckets - 1) AS b(n);
+
+-- pgbench's reference for the coupon issue runs the two statements the service sent
+-- before its stock was split into buckets, against copies of the two tables of that
+-- time: the campaign row with its remaining quantity, and the holders, whose foreign
+-- key locks that same row (so the reference pays what the service paid then).
+CREATE TABLE reference_coupons (
+    id                  BIGINT PRIMARY KEY,
+    name                TEXT        NOT NULL,
+    discount_type       TEXT        NOT NULL,
+    discount_value      BIGINT      NOT NULL,
+    min_order_amount    BIGINT      NOT NULL,
+    total_quantity      INTEGER     NOT NULL,
+    remaining_quantity  INTEGER     NOT NULL,
+    valid_from          TIMESTAMPTZ NOT NULL,
+    valid_until         TIMESTAMPTZ NOT NULL,
+    CONSTRAINT reference_coupons_remaining_range CHECK (remaining_quantity BETWEEN 0 AND total_quantity)
+);
+INSERT INTO reference_coupons
+SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, total_quantity, valid_from, valid_until
+FROM coupons WHERE name = 'Rush (pgbench)';
+
+CREATE TABLE reference_user_coupons (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    coupon_id   BIGINT      NOT NULL REFERENCES reference_coupons (id),
+    user_id     BIGINT      NOT NULL REFERENCES users (id),
+    issued_at   TIMESTAMPTZ NOT NULL,
+    used_at     TIMESTAMPTZ,
+    order_id    BIGINT      REFERENCES orders (id),
+    CONSTRAINT reference_user_coupons_one_per_user UNIQUE (user_id, coupon_id),
+    CONSTRAINT reference_user_coupons_used_by_an_order CHECK ((used_at IS NULL) = (order_id IS NULL))
+);
+CREATE INDEX reference_user_coupons_coupon_id_idx ON reference_user_coupons (coupon_id);
+CREATE INDEX reference_user_coupons_order_id_idx ON reference_user_coupons (order_id) WHERE order_id IS NOT NULL;
 
 VACUUM ANALYZE;

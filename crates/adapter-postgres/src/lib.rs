@@ -15,6 +15,7 @@ mod repositories;
 #[rustfmt::skip]
 pub mod schema;
 mod seed;
+mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;

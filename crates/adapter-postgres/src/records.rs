@@ -105,15 +105,23 @@ impl ProductRow {
     }
 }
 
-#[derive(Queryable, Selectable)]
+/// The remaining quantity of the `coupons` row in scope: the sum of its stock buckets,
+/// or 0 without reading them once it is sold out.
+pub(crate) const REMAINING_QUANTITY: &str = "CASE WHEN coupons.sold_out THEN 0 ELSE \
+     (SELECT coalesce(sum(s.remaining), 0)::int4 FROM coupon_stock s WHERE s.coupon_id = coupons.id) END";
+
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = coupons, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct CouponRow {
-    id: i64,
+    pub(crate) id: i64,
     name: String,
     discount_type: String,
     discount_value: i64,
     min_order_amount: i64,
     total_quantity: i32,
+    #[diesel(select_expression = diesel::dsl::sql::<diesel::sql_types::Integer>(REMAINING_QUANTITY))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Integer>)]
+    #[diesel(sql_type = diesel::sql_types::Integer)]
     remaining_quantity: i32,
     valid_from: DateTime<Utc>,
     valid_until: DateTime<Utc>,

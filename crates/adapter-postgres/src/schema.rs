@@ -19,6 +19,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    coupon_stock (coupon_id, bucket) {
+        coupon_id -> Int8,
+        bucket -> Int2,
+        remaining -> Int4,
+    }
+}
+
+diesel::table! {
     coupons (id) {
         id -> Int8,
         name -> Text,
@@ -26,10 +34,11 @@ diesel::table! {
         discount_value -> Int8,
         min_order_amount -> Int8,
         total_quantity -> Int4,
-        remaining_quantity -> Int4,
         valid_from -> Timestamptz,
         valid_until -> Timestamptz,
         created_at -> Timestamptz,
+        sold_out -> Bool,
+        buckets -> Int2,
     }
 }
 
@@ -136,6 +145,7 @@ diesel::table! {
 
 diesel::joinable!(best_product_snapshot_items -> best_product_snapshots (snapshot_id));
 diesel::joinable!(best_product_snapshot_items -> products (product_id));
+diesel::joinable!(coupon_stock -> coupons (coupon_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> products (product_id));
 diesel::joinable!(orders -> coupons (coupon_id));
@@ -153,6 +163,7 @@ diesel::joinable!(user_coupons -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     best_product_snapshot_items,
     best_product_snapshots,
+    coupon_stock,
     coupons,
     idempotency_keys,
     order_lines,

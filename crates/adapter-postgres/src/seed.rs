@@ -33,13 +33,19 @@ SELECT v.name, v.price, v.stock FROM (VALUES
 ) AS v(name, price, stock)
 WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.name = v.name);
 
-INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, remaining_quantity, valid_from, valid_until)
-SELECT v.name, v.discount_type, v.discount_value, v.min_order_amount, v.quantity, v.quantity, now() - interval '1 day', now() + interval '30 days'
+INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, buckets)
+SELECT v.name, v.discount_type, v.discount_value, v.min_order_amount, v.quantity, now() - interval '1 day', now() + interval '30 days', least(v.quantity, 16)
 FROM (VALUES
     ('Welcome 3,000 KRW off', 'FIXED', 3000, 10000, 100),
     ('10% off first-come', 'PERCENT', 10, 50000, 10)
 ) AS v(name, discount_type, discount_value, min_order_amount, quantity)
 WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
+
+-- The stock of each new coupon, split over its buckets as the service does.
+INSERT INTO coupon_stock (coupon_id, bucket, remaining)
+SELECT c.id, b.n, c.total_quantity / c.buckets + (b.n < c.total_quantity % c.buckets)::int
+FROM coupons c, generate_series(0, 15) AS b(n)
+WHERE b.n < c.buckets AND NOT EXISTS (SELECT 1 FROM coupon_stock s WHERE s.coupon_id = c.id);
 COMMIT;
 ";
 

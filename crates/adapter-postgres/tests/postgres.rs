@@ -251,7 +251,10 @@ async fn take_one_never_overdraws_even_concurrently() {
     });
     let taken = futures::future::join_all(tasks).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
     assert_eq!(taken, 5);
-    assert_eq!(count(&f.pool, &format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {c}")).await, 0);
+    assert_eq!(
+        count(&f.pool, &format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {c}")).await,
+        0
+    );
     let mut work = f.uow.begin().await.unwrap();
     let coupon_after_end = coupon(&f.uow, 5).await;
     assert!(

@@ -66,8 +66,12 @@ async fn start() -> Bench {
 async fn new_campaign(url: &str, quantity: i32) -> i64 {
     let mut conn = AsyncPgConnection::establish(url).await.unwrap();
     conn.batch_execute(&format!(
-        "INSERT INTO coupons (name, discount_type, discount_value, total_quantity, remaining_quantity, valid_from, valid_until)
-         VALUES ('rush', 'FIXED', 1000, {quantity}, {quantity}, now() - interval '1 hour', now() + interval '1 day')"
+        "WITH c AS (INSERT INTO coupons (name, discount_type, discount_value, total_quantity, valid_from, valid_until, buckets)
+                    VALUES ('rush', 'FIXED', 1000, {quantity}, now() - interval '1 hour', now() + interval '1 day',
+                            least({quantity}, 16)) RETURNING id)
+         INSERT INTO coupon_stock (coupon_id, bucket, remaining)
+         SELECT c.id, b.n, {quantity} / least({quantity}, 16) + (b.n < {quantity} % least({quantity}, 16))::int
+         FROM c, generate_series(0, least({quantity}, 16) - 1) AS b(n)"
     ))
     .await
     .unwrap();

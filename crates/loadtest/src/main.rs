@@ -58,6 +58,9 @@ pub struct Options {
     pub connections: u32,
     pub threads: u32,
     pub pgbench_clients: u32,
+    /// Stock buckets of the seeded coupons (16, as the service makes them, unless a
+    /// design is being compared).
+    pub coupon_buckets: u32,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -97,6 +100,7 @@ impl Options {
             connections: number("LOADTEST_CONNECTIONS", 64, 1..=4_096)?,
             threads: number("LOADTEST_THREADS", 2, 1..=64)?,
             pgbench_clients: number("LOADTEST_PGBENCH_CLIENTS", 16, 1..=256)?,
+            coupon_buckets: number("LOADTEST_COUPON_BUCKETS", 16, 1..=16)?,
             scenarios,
         })
     }

@@ -79,7 +79,17 @@ impl Bench {
             bail!("migrating the load-test database failed");
         }
         let seed = Path::new(ASSETS).join("seed.sql");
-        psql(&database_url, &["-v", &format!("users={}", options.users), "-f", &seed.to_string_lossy()])?;
+        psql(
+            &database_url,
+            &[
+                "-v",
+                &format!("users={}", options.users),
+                "-v",
+                &format!("buckets={}", options.coupon_buckets),
+                "-f",
+                &seed.to_string_lossy(),
+            ],
+        )?;
         let tokens = options.out.join("tokens.txt");
         write_tokens(&tokens, &secret, options.users)?;
         println!(

@@ -1,9 +1,10 @@
 use application::StoreError;
-use application::ports::{CouponRepository, IssueRecord};
+use application::ports::{CouponRepository, IssueAttempt, IssueRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
 use domain::{CouponId, OrderId, UserId};
@@ -11,28 +12,129 @@ use domain::{CouponId, OrderId, UserId};
 use crate::error::{StoreContext, violated_constraint};
 use crate::records::{CouponRow, UserCouponRow, discount_columns};
 use crate::schema::{coupons, user_coupons};
+use crate::sql::Statement;
 use crate::work::PgWork;
+
+/// How many stock buckets a new coupon's quantity is split over (fewer when the
+/// quantity is smaller; each coupon records its own count): concurrent issues of one
+/// coupon lock up to this many rows in parallel. docs/adr/0009-coupon-stock-buckets.md
+/// has the measurements behind the figure; the table allows up to 16.
+const BUCKETS: i32 = 16;
+
+/// The one-statement issue ($1 coupon, $2 user, $3 now).
+///
+/// With n = `coupons.buckets` buckets, bucket b holds the units of ordinal b, b + n,
+/// b + 2n, ... (in issue order), q(b) of them. `c` reads the campaign (no lock); `b`
+/// locks the least-taken bucket with stock that no one else holds (`SKIP LOCKED`,
+/// re-checking its stock on the latest version), only if the coupon is valid, not
+/// flagged sold out, and not held by the user; `taken` takes the unit and `issued`
+/// writes the holder row (the unique key fails the whole statement if a concurrent
+/// issue to the same user won). Only when nothing was taken does it read what is left
+/// (nothing, without reading the buckets, once flagged) and whether the user holds it.
+///
+/// The reply's remaining quantity is `total - 1 - ordinal` of the unit taken: exact
+/// when issues do not overlap (the least-taken bucket first makes the ordinals run 0,
+/// 1, 2, ...), distinct for every issue, and together the replies count from
+/// `total - 1` down to 0.
+const ISSUE: &str = "\
+    WITH c AS ( \
+        SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, \
+               sold_out, buckets AS n \
+        FROM coupons WHERE id = $1), \
+    b AS ( \
+        SELECT s.coupon_id, s.bucket FROM coupon_stock s, c \
+        WHERE s.coupon_id = $1 AND s.remaining > 0 AND NOT c.sold_out AND c.valid_from <= $3 AND c.valid_until >= $3 \
+          AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1) \
+        ORDER BY c.total_quantity / c.n + (s.bucket < c.total_quantity % c.n)::int - s.remaining, s.bucket \
+        LIMIT 1 FOR UPDATE OF s SKIP LOCKED), \
+    taken AS ( \
+        UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM b \
+        WHERE s.coupon_id = b.coupon_id AND s.bucket = b.bucket RETURNING s.bucket, s.remaining), \
+    issued AS ( \
+        INSERT INTO user_coupons (coupon_id, user_id, issued_at) SELECT $1, $2, $3 FROM taken \
+        RETURNING issued_at) \
+    SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity, \
+           (CASE WHEN t.bucket IS NOT NULL THEN c.total_quantity - 1 - \
+                     ((c.total_quantity / c.n + (t.bucket < c.total_quantity % c.n)::int - t.remaining - 1) * c.n \
+                      + t.bucket) \
+                 WHEN c.sold_out THEN 0 \
+                 ELSE (SELECT coalesce(sum(s.remaining), 0) FROM coupon_stock s WHERE s.coupon_id = $1) END \
+           )::int4 AS remaining_quantity, \
+           c.valid_from, c.valid_until, c.sold_out, (SELECT issued_at FROM issued) AS issued_at, \
+           (t.bucket IS NULL AND EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1)) \
+               AS already_held \
+    FROM c LEFT JOIN taken t ON true";
+
+/// Flags a coupon sold out ($1), once the issue statement found none left: later
+/// issues then answer without reading its buckets.
+const FLAG_SOLD_OUT: &str = "UPDATE coupons SET sold_out = true WHERE id = $1 AND NOT sold_out";
+
+/// The exact take ($1 coupon, $2 now): see `take_one`. Locks every bucket of a valid,
+/// unflagged coupon in bucket order, takes from the least-taken one with stock, and
+/// answers as [`ISSUE`] does; with none left, sets the sold-out flag.
+const TAKE_ONE: &str = "\
+    WITH c AS ( \
+        SELECT coupons.*, buckets AS n FROM coupons \
+        WHERE id = $1 AND valid_from <= $2 AND valid_until >= $2 AND NOT sold_out), \
+    locked AS ( \
+        SELECT s.bucket, s.remaining FROM coupon_stock s, c WHERE s.coupon_id = c.id ORDER BY s.bucket FOR UPDATE OF s), \
+    pick AS ( \
+        SELECT l.bucket FROM locked l, c WHERE l.remaining > 0 \
+        ORDER BY c.total_quantity / c.n + (l.bucket < c.total_quantity % c.n)::int - l.remaining, l.bucket LIMIT 1), \
+    taken AS ( \
+        UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM pick \
+        WHERE s.coupon_id = $1 AND s.bucket = pick.bucket RETURNING s.bucket, s.remaining), \
+    flagged AS ( \
+        UPDATE coupons SET sold_out = true \
+        WHERE id = $1 AND NOT sold_out AND EXISTS (SELECT 1 FROM c) AND NOT EXISTS (SELECT 1 FROM pick) \
+        RETURNING id) \
+    SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity, \
+           (c.total_quantity - 1 - ((c.total_quantity / c.n + (t.bucket < c.total_quantity % c.n)::int - t.remaining - 1) \
+               * c.n + t.bucket))::int4 AS remaining_quantity, \
+           c.valid_from, c.valid_until \
+    FROM c, taken t";
+
+#[derive(QueryableByName)]
+struct IssueRow {
+    #[diesel(embed)]
+    coupon: CouponRow,
+    #[diesel(sql_type = Bool)]
+    sold_out: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    issued_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    already_held: bool,
+}
 
 #[async_trait]
 impl CouponRepository for PgWork {
     async fn create(&mut self, coupon: &NewCoupon) -> Result<Coupon, StoreError> {
         let (discount_type, discount_value) = discount_columns(coupon.discount);
-        diesel::insert_into(coupons::table)
-            .values((
-                coupons::name.eq(&coupon.name),
-                coupons::discount_type.eq(discount_type),
-                coupons::discount_value.eq(discount_value),
-                coupons::min_order_amount.eq(coupon.min_order_amount.krw()),
-                coupons::total_quantity.eq(coupon.total_quantity),
-                coupons::remaining_quantity.eq(coupon.total_quantity),
-                coupons::valid_from.eq(coupon.validity.from()),
-                coupons::valid_until.eq(coupon.validity.until()),
-            ))
-            .returning(CouponRow::as_returning())
-            .get_result(self.conn())
-            .await
-            .store_context("inserting a coupon")?
-            .into_domain()
+        // The campaign and its stock buckets in one statement.
+        Statement(
+            "WITH c AS ( \
+                 INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, \
+                                      valid_from, valid_until, buckets) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, least($5, $8)) RETURNING *), \
+             s AS ( \
+                 INSERT INTO coupon_stock (coupon_id, bucket, remaining) \
+                 SELECT c.id, b.n, c.total_quantity / c.buckets + (b.n < c.total_quantity % c.buckets)::int4 \
+                 FROM c, generate_series(0, c.buckets - 1) AS b(n)) \
+             SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, \
+                    total_quantity AS remaining_quantity, valid_from, valid_until FROM c",
+        )
+        .bind::<Text, _>(&coupon.name)
+        .bind::<Text, _>(discount_type)
+        .bind::<BigInt, _>(discount_value)
+        .bind::<BigInt, _>(coupon.min_order_amount.krw())
+        .bind::<Integer, _>(coupon.total_quantity)
+        .bind::<Timestamptz, _>(coupon.validity.from())
+        .bind::<Timestamptz, _>(coupon.validity.until())
+        .bind::<Integer, _>(BUCKETS)
+        .get_result::<CouponRow>(self.conn())
+        .await
+        .store_context("inserting a coupon")?
+        .into_domain()
     }
 
     async fn find(&mut self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
@@ -82,25 +184,62 @@ impl CouponRepository for PgWork {
         }
     }
 
+    async fn issue(&mut self, coupon: CouponId, user: UserId, at: DateTime<Utc>) -> Result<IssueAttempt, StoreError> {
+        let attempt = Statement(ISSUE)
+            .bind::<BigInt, _>(coupon.get())
+            .bind::<BigInt, _>(user.get())
+            .bind::<Timestamptz, _>(at)
+            .get_result::<IssueRow>(self.conn())
+            .await
+            .optional();
+        let row = match attempt {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(IssueAttempt::UnknownCoupon),
+            Err(error) => {
+                return match violated_constraint(&error) {
+                    // Two issues to one user at once: the second waited for the first
+                    // and its whole statement failed, nothing written.
+                    Some((DatabaseErrorKind::UniqueViolation, name)) if name == "user_coupons_one_per_user" => {
+                        Ok(IssueAttempt::AlreadyHeld)
+                    }
+                    Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_user_id_fkey" => {
+                        Ok(IssueAttempt::UnknownUser)
+                    }
+                    _ => Err(error).store_context("issuing a coupon"),
+                };
+            }
+        };
+        if row.already_held {
+            return Ok(IssueAttempt::AlreadyHeld);
+        }
+        let coupon = row.coupon.into_domain()?;
+        if let Some(issued_at) = row.issued_at {
+            return Ok(IssueAttempt::Issued { coupon, issued_at });
+        }
+        if coupon.remaining_quantity() == 0 && !row.sold_out {
+            // Stock never comes back: from now on, issues need not read the buckets.
+            Statement(FLAG_SOLD_OUT)
+                .bind::<BigInt, _>(coupon.id().get())
+                .execute(self.conn())
+                .await
+                .store_context("flagging a coupon sold out")?;
+        }
+        Ok(IssueAttempt::NotTaken(coupon))
+    }
+
     async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError> {
-        // `Coupon::check_issuable` as one conditional update: the row lock it takes
-        // serialises concurrent issuers, and each re-checks the predicate on the row
-        // as the previous one committed it, so the quantity cannot be overdrawn.
-        diesel::update(
-            coupons::table
-                .find(coupon.get())
-                .filter(coupons::remaining_quantity.gt(0))
-                .filter(coupons::valid_from.le(at))
-                .filter(coupons::valid_until.ge(at)),
-        )
-        .set(coupons::remaining_quantity.eq(coupons::remaining_quantity - 1))
-        .returning(CouponRow::as_returning())
-        .get_result(self.conn())
-        .await
-        .optional()
-        .store_context("taking one coupon")?
-        .map(CouponRow::into_domain)
-        .transpose()
+        // `Coupon::check_issuable` with every bucket's latest committed stock: the
+        // buckets are locked in order (waiting for busy ones) until one with stock is
+        // found, so `None` means sold out for certain; then the flag is set.
+        Statement(TAKE_ONE)
+            .bind::<BigInt, _>(coupon.get())
+            .bind::<Timestamptz, _>(at)
+            .get_result::<CouponRow>(self.conn())
+            .await
+            .optional()
+            .store_context("taking one coupon")?
+            .map(CouponRow::into_domain)
+            .transpose()
     }
 
     async fn held_by(&mut self, user: UserId) -> Result<Vec<IssuedCoupon>, StoreError> {

@@ -4,9 +4,7 @@ use application::StoreError;
 use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::order::{Order, OrderStatus};
@@ -15,6 +13,7 @@ use domain::{OrderId, UserId};
 use crate::error::{StoreContext, corrupt};
 use crate::records::{OrderLineRow, OrderRow, status_text};
 use crate::schema::{order_lines, orders};
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 /// Inserts the order ($1..$8) and its lines ($9..$14, one array per column).
@@ -53,27 +52,27 @@ const INSERT_ORDER_TAKING_STOCK: &str = "\
     SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, \
            paid_at FROM o";
 
-/// Binds `order` to $1..$14 of [`INSERT_ORDER`] or [`INSERT_ORDER_TAKING_STOCK`].
-fn bind_order(query: &'static str, order: &NewOrder) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-    let priced = &order.priced;
-    let lines = &priced.lines;
-    let line_numbers: Vec<i16> = (1..).take(lines.len()).collect();
-    diesel::sql_query(query)
-        .into_boxed()
-        .bind::<BigInt, _>(order.user_id.get())
-        .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
-        .bind::<Text, _>(status_text(OrderStatus::NotPaid))
-        .bind::<BigInt, _>(priced.total_amount.krw())
-        .bind::<BigInt, _>(priced.discount_amount.krw())
-        .bind::<BigInt, _>(priced.payment_amount.krw())
-        .bind::<Timestamptz, _>(order.created_at)
-        .bind::<Timestamptz, _>(order.expires_at)
-        .bind::<Array<SmallInt>, _>(line_numbers)
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
+/// [`INSERT_ORDER`] or [`INSERT_ORDER_TAKING_STOCK`] with `order` bound to $1..$14.
+macro_rules! bind_order {
+    ($sql:expr, $order:expr) => {{
+        let order: &NewOrder = $order;
+        let lines = &order.priced.lines;
+        Statement($sql)
+            .bind::<BigInt, _>(order.user_id.get())
+            .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
+            .bind::<Text, _>(status_text(OrderStatus::NotPaid))
+            .bind::<BigInt, _>(order.priced.total_amount.krw())
+            .bind::<BigInt, _>(order.priced.discount_amount.krw())
+            .bind::<BigInt, _>(order.priced.payment_amount.krw())
+            .bind::<Timestamptz, _>(order.created_at)
+            .bind::<Timestamptz, _>(order.expires_at)
+            .bind::<Array<SmallInt>, _>((1..).take(lines.len()).collect::<Vec<i16>>())
+            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
+            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
+    }};
 }
 
 impl PgWork {
@@ -112,7 +111,7 @@ impl OrderRepository for PgWork {
     async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError> {
         // The order and its lines in one statement: one round trip while the products'
         // row locks are held.
-        let row = bind_order(INSERT_ORDER, order)
+        let row = bind_order!(INSERT_ORDER, order)
             .get_result::<OrderRow>(self.conn())
             .await
             .store_context("inserting an order and its lines")?;
@@ -121,7 +120,7 @@ impl OrderRepository for PgWork {
 
     async fn insert_taking_stock(&mut self, order: &NewOrder) -> Result<Option<Order>, StoreError> {
         let lines = i64::try_from(order.priced.lines.len()).unwrap_or(i64::MAX);
-        let row = bind_order(INSERT_ORDER_TAKING_STOCK, order)
+        let row = bind_order!(INSERT_ORDER_TAKING_STOCK, order)
             .bind::<BigInt, _>(lines)
             .get_result::<OrderRow>(self.conn())
             .await

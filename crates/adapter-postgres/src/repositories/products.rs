@@ -10,6 +10,7 @@ use domain::product::{NewProduct, Product, Quantity};
 use crate::error::StoreContext;
 use crate::records::ProductRow;
 use crate::schema::products;
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 fn split(lines: &[(ProductId, Quantity)]) -> (Vec<i64>, Vec<i32>) {
@@ -80,7 +81,7 @@ impl ProductRepository for PgWork {
     async fn take_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError> {
         let (ids, quantities) = split(lines);
         // One statement for every line; the CHECK (stock >= 0) refuses a shortfall.
-        diesel::sql_query(
+        Statement(
             "UPDATE products AS p SET stock = p.stock - l.quantity \
              FROM unnest($1::int8[], $2::int4[]) AS l(id, quantity) WHERE p.id = l.id",
         )
@@ -94,7 +95,7 @@ impl ProductRepository for PgWork {
 
     async fn return_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError> {
         let (ids, quantities) = split(lines);
-        diesel::sql_query(
+        Statement(
             "UPDATE products AS p SET stock = p.stock + l.quantity \
              FROM unnest($1::int8[], $2::int4[]) AS l(id, quantity) WHERE p.id = l.id",
         )

@@ -12,6 +12,7 @@ use domain::{Money, OrderId, UserId};
 use crate::error::StoreContext;
 use crate::records::{PointEntryRow, UserRow, balance, point_kind_text};
 use crate::schema::{point_history, users};
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 #[derive(QueryableByName)]
@@ -101,7 +102,7 @@ impl UserRepository for PgWork {
     ) -> Result<Option<Balance>, StoreError> {
         // The update locks the row and re-checks the ceiling on the latest committed
         // balance, so concurrent charges to one user serialise and none passes it.
-        diesel::sql_query(
+        Statement(
             "WITH charged AS ( \
                  UPDATE users SET balance = balance + $2 WHERE id = $1 AND balance <= $3 - $2 \
                  RETURNING id, balance) \
@@ -129,7 +130,7 @@ impl UserRepository for PgWork {
         at: DateTime<Utc>,
     ) -> Result<Option<Balance>, StoreError> {
         // As `charge_within`: the update re-checks the balance under its row lock.
-        diesel::sql_query(
+        Statement(
             "WITH spent AS ( \
                  UPDATE users SET balance = balance - $2 WHERE id = $1 AND balance >= $2 \
                  RETURNING id, balance) \

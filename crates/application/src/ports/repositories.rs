@@ -104,6 +104,24 @@ pub enum IssueRecord {
     UnknownUser,
 }
 
+/// Outcome of [`CouponRepository::issue`], the one-statement issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueAttempt {
+    /// Issued: the holder row is written and one unit taken. `coupon` shows the
+    /// quantity left as the statement saw it, this unit taken.
+    Issued {
+        coupon: Coupon,
+        issued_at: DateTime<Utc>,
+    },
+    /// The user already holds the coupon; nothing was written.
+    AlreadyHeld,
+    UnknownCoupon,
+    UnknownUser,
+    /// Nothing was written: the coupon (as the statement saw it) may refuse the issue
+    /// ([`Coupon::check_issuable`]), or every bucket with stock was busy.
+    NotTaken(Coupon),
+}
+
 /// Coupon campaigns and the coupons users hold.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -121,10 +139,19 @@ pub trait CouponRepository: Send {
         at: DateTime<Utc>,
     ) -> Result<IssueRecord, StoreError>;
 
+    /// Issues `coupon` to `user` in one statement, without waiting on another
+    /// issuer: it takes a unit from a stock bucket no one else holds locked (starting
+    /// at one chosen by `user`, so that concurrent issuers spread over the buckets) and
+    /// writes the holder row, provided the coupon is valid at `at`, not sold out, and
+    /// not yet held by the user. Never takes more than the stock; never issues one
+    /// coupon twice to a user.
+    async fn issue(&mut self, coupon: CouponId, user: UserId, at: DateTime<Utc>) -> Result<IssueAttempt, StoreError>;
+
     /// Takes one from the campaign's remaining quantity if, atomically,
     /// [`Coupon::check_issuable`] holds at `at`; returns the campaign after the
     /// decrement, or `None` when it does not hold (or the campaign does not exist).
-    /// Concurrent calls never take more than the remaining quantity.
+    /// Concurrent calls never take more than the remaining quantity. It waits for
+    /// every busy bucket, so a `None` means sold out (or not valid) for certain.
     async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError>;
 
     /// The coupons `user` holds, oldest issue first.

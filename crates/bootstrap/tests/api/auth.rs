@@ -13,7 +13,7 @@ async fn state(app: &TestApp) -> Vec<i64> {
     for sql in [
         "SELECT coalesce(sum(balance), 0)::int8 FROM users",
         "SELECT coalesce(sum(stock), 0)::int8 FROM products",
-        "SELECT coalesce(sum(remaining_quantity), 0)::int8 FROM coupons",
+        "SELECT coalesce(sum(remaining), 0)::int8 FROM coupon_stock",
         "SELECT count(*) FROM user_coupons",
         "SELECT count(*) FROM orders",
         "SELECT count(*) FROM payments",

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, all, count_status};
+use crate::helpers::{TestApp, all, at_most, count_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_users_race_for_a_hundred_coupons() {
@@ -13,7 +13,10 @@ async fn a_thousand_users_race_for_a_hundred_coupons() {
     assert_eq!(count_status(&replies, 201), 100);
     assert_eq!(count_status(&replies, 409), 900);
     assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "COUPON_SOLD_OUT"));
-    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 0);
+    assert_eq!(
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        0
+    );
     assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 100);
     assert_eq!(
         app.scalar(&format!("SELECT count(DISTINCT user_id) FROM user_coupons WHERE coupon_id = {coupon}")).await,
@@ -21,6 +24,54 @@ async fn a_thousand_users_race_for_a_hundred_coupons() {
     );
     let remaining: HashSet<i64> = replies.iter().filter_map(|r| r.body["remainingQuantity"].as_i64()).collect();
     assert_eq!(remaining, (0..100).collect(), "each success saw its own remaining quantity");
+}
+
+/// The coupon's stock and holders once a rush is over: what is left, how many hold
+/// it, how many distinct users hold it, and whether it is flagged sold out.
+async fn after_the_rush(app: &TestApp, coupon: i64) -> (i64, i64, i64, i64) {
+    (
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await,
+        app.scalar(&format!("SELECT count(DISTINCT user_id) FROM user_coupons WHERE coupon_id = {coupon}")).await,
+        app.scalar(&format!("SELECT sold_out::int::int8 FROM coupons WHERE id = {coupon}")).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_users_race_for_a_thousand_units_and_exactly_a_thousand_are_issued() {
+    let app = TestApp::spawn().await;
+    let coupon = app.create_coupon("FIXED", 1_000, 0, 1_000).await;
+    let users = app.bulk_users(10_000, 0).await;
+    // 500 requests in flight at a time: every bucket is contended throughout.
+    let replies = at_most(500, users.iter().map(|user| app.issue(coupon, *user))).await;
+    assert_eq!(count_status(&replies, 201), 1_000);
+    assert_eq!(count_status(&replies, 409), 9_000);
+    assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "COUPON_SOLD_OUT"));
+    assert_eq!(after_the_rush(&app, coupon).await, (0, 1_000, 1_000, 1), "none left, no user twice, flagged");
+    let remaining: HashSet<i64> = replies.iter().filter_map(|r| r.body["remainingQuantity"].as_i64()).collect();
+    assert_eq!(remaining, (0..1_000).collect(), "every success reports its own place in the count-down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_users_sending_five_requests_each_at_once_get_one_each_at_most() {
+    let app = TestApp::spawn().await;
+    let coupon = app.create_coupon("FIXED", 1_000, 0, 100).await;
+    let users = app.bulk_users(200, 0).await;
+    let requests = users.iter().flat_map(|user| std::iter::repeat_n(*user, 5)).collect::<Vec<_>>();
+    let replies = all(requests.iter().map(|user| app.issue(coupon, *user))).await;
+    assert_eq!(count_status(&replies, 201), 100);
+    assert_eq!(count_status(&replies, 409), 900);
+    assert!(
+        replies
+            .iter()
+            .filter(|r| r.status == 409)
+            .all(|r| ["COUPON_SOLD_OUT", "COUPON_ALREADY_ISSUED"].contains(&r.code())),
+        "only sold-out and already-issued refusals"
+    );
+    let winners: HashSet<i64> =
+        requests.iter().zip(&replies).filter(|(_, reply)| reply.status == 201).map(|(user, _)| *user).collect();
+    assert_eq!(winners.len(), 100, "no user issued twice");
+    assert_eq!(after_the_rush(&app, coupon).await, (0, 100, 100, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -32,7 +83,10 @@ async fn fifty_simultaneous_requests_by_one_user_issue_once() {
     assert_eq!(count_status(&replies, 201), 1);
     assert_eq!(count_status(&replies, 409), 49);
     assert!(replies.iter().filter(|r| r.status == 409).all(|r| r.code() == "COUPON_ALREADY_ISSUED"));
-    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 9);
+    assert_eq!(
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        9
+    );
     assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 1);
 }
 
@@ -58,10 +112,13 @@ async fn issue_refusals_change_nothing() {
     let other = app.create_user().await;
     app.issue(coupon, other).await.assert_problem(409, "COUPON_SOLD_OUT");
 
-    app.execute(&format!("UPDATE coupons SET valid_from = now() - interval '2 days', valid_until = now() - interval '1 day', remaining_quantity = 1, total_quantity = 2 WHERE id = {coupon}")).await;
+    app.execute(&format!("UPDATE coupons SET valid_from = now() - interval '2 days', valid_until = now() - interval '1 day', sold_out = false, total_quantity = 2 WHERE id = {coupon}; UPDATE coupon_stock SET remaining = 1 WHERE coupon_id = {coupon}")).await;
     app.issue(coupon, other).await.assert_problem(409, "COUPON_EXPIRED");
     assert_eq!(app.scalar(&format!("SELECT count(*) FROM user_coupons WHERE coupon_id = {coupon}")).await, 1);
-    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 1);
+    assert_eq!(
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -153,6 +210,9 @@ async fn a_campaign_cannot_be_issued_before_it_starts() {
         .await;
     let coupon = created.body["couponId"].as_i64().unwrap();
     app.issue(coupon, user).await.assert_problem(409, "COUPON_NOT_YET_VALID");
-    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 5);
+    assert_eq!(
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        5
+    );
     assert_eq!(app.scalar("SELECT count(*) FROM user_coupons").await, 0, "no holder recorded");
 }

@@ -278,6 +278,12 @@ pub async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -
     futures::future::join_all(futures).await
 }
 
+/// Runs `futures` with at most `limit` of them in flight at once, in any order.
+pub async fn at_most<F: std::future::Future>(limit: usize, futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use futures::StreamExt;
+    futures::stream::iter(futures).buffer_unordered(limit).collect().await
+}
+
 /// How many replies have this status.
 pub fn count_status(replies: &[Reply], status: u16) -> usize {
     replies.iter().filter(|r| r.status == status).count()

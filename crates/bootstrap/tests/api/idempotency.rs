@@ -45,7 +45,10 @@ async fn every_keyed_post_replayed_answers_the_same_and_applies_once() {
 
     // A coupon issue.
     replayed(&app, &format!("/api/v1/coupons/{coupon}/issue"), &json!({"userId": user}), "issue-1").await;
-    assert_eq!(app.scalar(&format!("SELECT remaining_quantity::int8 FROM coupons WHERE id = {coupon}")).await, 2);
+    assert_eq!(
+        app.scalar(&format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {coupon}")).await,
+        2
+    );
     assert_eq!(app.scalar("SELECT count(*) FROM user_coupons").await, 1);
 
     // An order.

@@ -152,7 +152,8 @@ pub async fn run() {
         ),
         (
             "remaining quantity equals total minus holders",
-            "SELECT count(*) FROM coupons c WHERE c.remaining_quantity <> c.total_quantity - \
+            "SELECT count(*) FROM coupons c WHERE \
+             (SELECT coalesce(sum(s.remaining), 0) FROM coupon_stock s WHERE s.coupon_id = c.id) <> c.total_quantity - \
              (SELECT count(*) FROM user_coupons uc WHERE uc.coupon_id = c.id)",
         ),
         (
