@@ -7,7 +7,7 @@ use std::sync::Arc;
 use adapter_postgres::testing::TestDatabase;
 use adapter_postgres::{PgPool, PgUnitOfWork, PoolSettings, connect, revert_all_migrations, run_migrations};
 use application::UnitOfWork;
-use application::ports::{IssueRecord, NewOrder, NewPointEntry};
+use application::ports::{BusyBuckets, IssueAttempt, NewOrder, NewPointEntry};
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
@@ -216,52 +216,60 @@ async fn ledger_entries_page_newest_first() {
 async fn coupon_holders_are_unique_and_unknown_ids_are_named() {
     let f = fixture().await;
     let u = user(&f.uow).await;
-    let c = coupon(&f.uow, 1).await;
-    let mut work = f.uow.begin().await.unwrap();
-    assert!(matches!(work.coupons().record_issue(c, u, at(1)).await.unwrap(), IssueRecord::Recorded { .. }));
-    assert_eq!(work.coupons().record_issue(c, u, at(2)).await.unwrap(), IssueRecord::AlreadyHeld);
-    work.commit().await.unwrap();
-
-    let mut work = f.uow.begin().await.unwrap();
+    let c = coupon(&f.uow, 2).await;
+    let mut session = f.uow.autocommit().await.unwrap();
+    let coupons = session.coupons();
+    assert!(matches!(coupons.issue(c, u, at(1), BusyBuckets::Skip).await.unwrap(), IssueAttempt::Issued { .. }));
+    assert_eq!(coupons.issue(c, u, at(2), BusyBuckets::Skip).await.unwrap(), IssueAttempt::AlreadyHeld);
+    let unknown_coupon = CouponId::new(999).unwrap();
+    assert_eq!(coupons.issue(unknown_coupon, u, at(1), BusyBuckets::Skip).await.unwrap(), IssueAttempt::UnknownCoupon);
+    let unknown_user = UserId::new(999).unwrap();
+    assert_eq!(coupons.issue(c, unknown_user, at(1), BusyBuckets::Wait).await.unwrap(), IssueAttempt::UnknownUser);
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM user_coupons").await, 1);
     assert_eq!(
-        work.coupons().record_issue(CouponId::new(999).unwrap(), u, at(1)).await.unwrap(),
-        IssueRecord::UnknownCoupon
+        count(&f.pool, &format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {c}")).await,
+        1
     );
-    work.rollback().await.unwrap();
-    let mut work = f.uow.begin().await.unwrap();
-    assert_eq!(
-        work.coupons().record_issue(c, UserId::new(999).unwrap(), at(1)).await.unwrap(),
-        IssueRecord::UnknownUser
-    );
-    work.rollback().await.unwrap();
 }
 
 #[tokio::test]
-async fn take_one_never_overdraws_even_concurrently() {
+async fn waiting_issues_never_overdraw_and_the_last_empty_read_flags_the_coupon_sold_out() {
     let f = fixture().await;
     let c = coupon(&f.uow, 5).await;
-    let tasks = (0..20).map(|_| {
+    let mut users = Vec::new();
+    for _ in 0..20 {
+        users.push(user(&f.uow).await);
+    }
+    let tasks = users.into_iter().enumerate().map(|(i, u)| {
         let uow = f.uow.clone();
+        let busy = if i % 2 == 0 { BusyBuckets::Wait } else { BusyBuckets::Skip };
         tokio::spawn(async move {
-            let mut work = uow.begin().await.unwrap();
-            let taken = work.coupons().take_one(c, at(10)).await.unwrap();
-            work.commit().await.unwrap();
-            taken.is_some()
+            let mut session = uow.autocommit().await.unwrap();
+            matches!(session.coupons().issue(c, u, at(10), busy).await.unwrap(), IssueAttempt::Issued { .. })
         })
     });
-    let taken = futures::future::join_all(tasks).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
-    assert_eq!(taken, 5);
+    let issued = futures::future::join_all(tasks).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
+    assert_eq!(issued, 5);
     assert_eq!(
         count(&f.pool, &format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {c}")).await,
         0
     );
-    let mut work = f.uow.begin().await.unwrap();
+    assert_eq!(count(&f.pool, &format!("SELECT sold_out::int::int8 FROM coupons WHERE id = {c}")).await, 1);
+    let mut session = f.uow.autocommit().await.unwrap();
+    let late = user(&f.uow).await;
+    let IssueAttempt::NotTaken(seen) = session.coupons().issue(c, late, at(11), BusyBuckets::Wait).await.unwrap()
+    else {
+        panic!("a sold-out coupon issued a unit");
+    };
+    assert_eq!(seen.remaining_quantity(), 0);
     let coupon_after_end = coupon(&f.uow, 5).await;
     assert!(
-        work.coupons().take_one(coupon_after_end, at(1_001)).await.unwrap().is_none(),
-        "an ended campaign is refused"
+        matches!(
+            session.coupons().issue(coupon_after_end, late, at(1_001), BusyBuckets::Wait).await.unwrap(),
+            IssueAttempt::NotTaken(_)
+        ),
+        "an ended campaign issues nothing"
     );
-    work.rollback().await.unwrap();
 }
 
 /// Orders `lines` ((product, quantity)) priced on an unlocked snapshot, taking the

@@ -96,7 +96,7 @@ impl Options {
             instances: number("LOADTEST_INSTANCES", 1, 1..=4)? as usize,
             out: var("LOADTEST_OUT").map_or_else(|| PathBuf::from("target/loadtest"), PathBuf::from),
             duration: Duration::from_secs(u64::from(number("LOADTEST_SECONDS", 10, 1..=120)?)),
-            users: number("LOADTEST_USERS", 100_000, 1_000..=10_000_000)?,
+            users: number("LOADTEST_USERS", 250_000, 1_000..=10_000_000)?,
             connections: number("LOADTEST_CONNECTIONS", 64, 1..=4_096)?,
             threads: number("LOADTEST_THREADS", 2, 1..=64)?,
             pgbench_clients: number("LOADTEST_PGBENCH_CLIENTS", 16, 1..=256)?,

@@ -87,6 +87,9 @@ impl From<IssuedCoupon> for HeldCouponResponse {
 pub struct IssuedCouponResponse {
     #[serde(flatten)]
     pub terms: HeldCouponTerms,
+    /// Units left after this one, by its place in the campaign's count-down: exact
+    /// when issues do not overlap; during a rush every reply carries a different value
+    /// and together they count down from `totalQuantity - 1` to 0.
     pub remaining_quantity: i32,
 }
 

@@ -1,5 +1,5 @@
 use application::StoreError;
-use application::ports::{CouponRepository, IssueAttempt, IssueRecord};
+use application::ports::{BusyBuckets, CouponRepository, IssueAttempt};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -21,13 +21,14 @@ use crate::work::PgWork;
 /// has the measurements behind the figure; the table allows up to 16.
 const BUCKETS: i32 = 16;
 
-/// The one-statement issue ($1 coupon, $2 user, $3 now).
+/// The one-statement issue ($1 coupon, $2 user, $3 now), with the lock clause that
+/// passes by (`SKIP LOCKED`) or waits for buckets other issues hold.
 ///
 /// With n = `coupons.buckets` buckets, bucket b holds the units of ordinal b, b + n,
 /// b + 2n, ... (in issue order), q(b) of them. `c` reads the campaign (no lock); `b`
-/// locks the least-taken bucket with stock that no one else holds (`SKIP LOCKED`,
-/// re-checking its stock on the latest version), only if the coupon is valid, not
-/// flagged sold out, and not held by the user; `taken` takes the unit and `issued`
+/// locks the least-taken bucket with stock (re-checking its stock on the latest
+/// version: a bucket emptied meanwhile is passed over), only if the coupon is valid,
+/// not flagged sold out, and not held by the user; `taken` takes the unit and `issued`
 /// writes the holder row (the unique key fails the whole statement if a concurrent
 /// issue to the same user won). Only when nothing was taken does it read what is left
 /// (nothing, without reading the buckets, once flagged) and whether the user holds it.
@@ -36,7 +37,9 @@ const BUCKETS: i32 = 16;
 /// when issues do not overlap (the least-taken bucket first makes the ordinals run 0,
 /// 1, 2, ...), distinct for every issue, and together the replies count from
 /// `total - 1` down to 0.
-const ISSUE: &str = "\
+macro_rules! issue_statement {
+    ($lock:literal) => {
+        concat!("\
     WITH c AS ( \
         SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, \
                sold_out, buckets AS n \
@@ -46,7 +49,7 @@ const ISSUE: &str = "\
         WHERE s.coupon_id = $1 AND s.remaining > 0 AND NOT c.sold_out AND c.valid_from <= $3 AND c.valid_until >= $3 \
           AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1) \
         ORDER BY c.total_quantity / c.n + (s.bucket < c.total_quantity % c.n)::int - s.remaining, s.bucket \
-        LIMIT 1 FOR UPDATE OF s SKIP LOCKED), \
+        LIMIT 1 FOR UPDATE OF s ", $lock, "), \
     taken AS ( \
         UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM b \
         WHERE s.coupon_id = b.coupon_id AND s.bucket = b.bucket RETURNING s.bucket, s.remaining), \
@@ -63,36 +66,18 @@ const ISSUE: &str = "\
            c.valid_from, c.valid_until, c.sold_out, (SELECT issued_at FROM issued) AS issued_at, \
            (t.bucket IS NULL AND EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1)) \
                AS already_held \
-    FROM c LEFT JOIN taken t ON true";
+    FROM c LEFT JOIN taken t ON true")
+    };
+}
+
+/// [`issue_statement`] passing by buckets another issue holds.
+const ISSUE: &str = issue_statement!("SKIP LOCKED");
+/// [`issue_statement`] waiting for one of them.
+const ISSUE_WAITING: &str = issue_statement!("");
 
 /// Flags a coupon sold out ($1), once the issue statement found none left: later
 /// issues then answer without reading its buckets.
 const FLAG_SOLD_OUT: &str = "UPDATE coupons SET sold_out = true WHERE id = $1 AND NOT sold_out";
-
-/// The exact take ($1 coupon, $2 now): see `take_one`. Locks every bucket of a valid,
-/// unflagged coupon in bucket order, takes from the least-taken one with stock, and
-/// answers as [`ISSUE`] does; with none left, sets the sold-out flag.
-const TAKE_ONE: &str = "\
-    WITH c AS ( \
-        SELECT coupons.*, buckets AS n FROM coupons \
-        WHERE id = $1 AND valid_from <= $2 AND valid_until >= $2 AND NOT sold_out), \
-    locked AS ( \
-        SELECT s.bucket, s.remaining FROM coupon_stock s, c WHERE s.coupon_id = c.id ORDER BY s.bucket FOR UPDATE OF s), \
-    pick AS ( \
-        SELECT l.bucket FROM locked l, c WHERE l.remaining > 0 \
-        ORDER BY c.total_quantity / c.n + (l.bucket < c.total_quantity % c.n)::int - l.remaining, l.bucket LIMIT 1), \
-    taken AS ( \
-        UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM pick \
-        WHERE s.coupon_id = $1 AND s.bucket = pick.bucket RETURNING s.bucket, s.remaining), \
-    flagged AS ( \
-        UPDATE coupons SET sold_out = true \
-        WHERE id = $1 AND NOT sold_out AND EXISTS (SELECT 1 FROM c) AND NOT EXISTS (SELECT 1 FROM pick) \
-        RETURNING id) \
-    SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity, \
-           (c.total_quantity - 1 - ((c.total_quantity / c.n + (t.bucket < c.total_quantity % c.n)::int - t.remaining - 1) \
-               * c.n + t.bucket))::int4 AS remaining_quantity, \
-           c.valid_from, c.valid_until \
-    FROM c, taken t";
 
 #[derive(QueryableByName)]
 struct IssueRow {
@@ -149,43 +134,18 @@ impl CouponRepository for PgWork {
             .transpose()
     }
 
-    async fn record_issue(
+    async fn issue(
         &mut self,
         coupon: CouponId,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> Result<IssueRecord, StoreError> {
-        // The unique (user_id, coupon_id) key decides "already held": a concurrent
-        // insert of the same pair waits for the first and then does nothing.
-        let inserted = diesel::insert_into(user_coupons::table)
-            .values((
-                user_coupons::coupon_id.eq(coupon.get()),
-                user_coupons::user_id.eq(user.get()),
-                user_coupons::issued_at.eq(at),
-            ))
-            .on_conflict((user_coupons::user_id, user_coupons::coupon_id))
-            .do_nothing()
-            .returning(user_coupons::issued_at)
-            .get_result::<DateTime<Utc>>(self.conn())
-            .await
-            .optional();
-        match inserted {
-            Ok(Some(issued_at)) => Ok(IssueRecord::Recorded { issued_at }),
-            Ok(None) => Ok(IssueRecord::AlreadyHeld),
-            Err(error) => match violated_constraint(&error) {
-                Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_coupon_id_fkey" => {
-                    Ok(IssueRecord::UnknownCoupon)
-                }
-                Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_user_id_fkey" => {
-                    Ok(IssueRecord::UnknownUser)
-                }
-                _ => Err(error).store_context("recording a coupon holder"),
-            },
-        }
-    }
-
-    async fn issue(&mut self, coupon: CouponId, user: UserId, at: DateTime<Utc>) -> Result<IssueAttempt, StoreError> {
-        let attempt = Statement(ISSUE)
+        busy: BusyBuckets,
+    ) -> Result<IssueAttempt, StoreError> {
+        let statement = match busy {
+            BusyBuckets::Skip => ISSUE,
+            BusyBuckets::Wait => ISSUE_WAITING,
+        };
+        let attempt = Statement(statement)
             .bind::<BigInt, _>(coupon.get())
             .bind::<BigInt, _>(user.get())
             .bind::<Timestamptz, _>(at)
@@ -212,9 +172,14 @@ impl CouponRepository for PgWork {
         if row.already_held {
             return Ok(IssueAttempt::AlreadyHeld);
         }
-        let coupon = row.coupon.into_domain()?;
+        let mut coupon = row.coupon.into_domain()?;
         if let Some(issued_at) = row.issued_at {
             return Ok(IssueAttempt::Issued { coupon, issued_at });
+        }
+        if busy == BusyBuckets::Wait && coupon.remaining_quantity() > 0 {
+            // The statement waited for buckets that others emptied meanwhile: what is
+            // left must be read after them, not in the statement's own snapshot.
+            coupon = CouponRepository::find(self, coupon.id()).await?.unwrap_or(coupon);
         }
         if coupon.remaining_quantity() == 0 && !row.sold_out {
             // Stock never comes back: from now on, issues need not read the buckets.
@@ -225,21 +190,6 @@ impl CouponRepository for PgWork {
                 .store_context("flagging a coupon sold out")?;
         }
         Ok(IssueAttempt::NotTaken(coupon))
-    }
-
-    async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError> {
-        // `Coupon::check_issuable` with every bucket's latest committed stock: the
-        // buckets are locked in order (waiting for busy ones) until one with stock is
-        // found, so `None` means sold out for certain; then the flag is set.
-        Statement(TAKE_ONE)
-            .bind::<BigInt, _>(coupon.get())
-            .bind::<Timestamptz, _>(at)
-            .get_result::<CouponRow>(self.conn())
-            .await
-            .optional()
-            .store_context("taking one coupon")?
-            .map(CouponRow::into_domain)
-            .transpose()
     }
 
     async fn held_by(&mut self, user: UserId) -> Result<Vec<IssuedCoupon>, StoreError> {

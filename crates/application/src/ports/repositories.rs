@@ -95,13 +95,13 @@ pub trait ProductRepository: Send {
     async fn return_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError>;
 }
 
-/// Outcome of recording that a user holds a coupon.
+/// What [`CouponRepository::issue`] does about stock buckets other issues hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IssueRecord {
-    Recorded { issued_at: DateTime<Utc> },
-    AlreadyHeld,
-    UnknownCoupon,
-    UnknownUser,
+pub enum BusyBuckets {
+    /// Pass them by: never wait; take nothing if every bucket with stock is busy.
+    Skip,
+    /// Wait for one: take nothing only when no bucket has stock.
+    Wait,
 }
 
 /// Outcome of [`CouponRepository::issue`], the one-statement issue.
@@ -117,8 +117,9 @@ pub enum IssueAttempt {
     AlreadyHeld,
     UnknownCoupon,
     UnknownUser,
-    /// Nothing was written: the coupon (as the statement saw it) may refuse the issue
-    /// ([`Coupon::check_issuable`]), or every bucket with stock was busy.
+    /// Nothing was written: the coupon (as the statement saw it) refuses the issue
+    /// ([`Coupon::check_issuable`]), or, with [`BusyBuckets::Skip`], every bucket
+    /// with stock was busy.
     NotTaken(Coupon),
 }
 
@@ -130,29 +131,19 @@ pub trait CouponRepository: Send {
 
     async fn find(&mut self, id: CouponId) -> Result<Option<Coupon>, StoreError>;
 
-    /// Records that `user` holds `coupon` from `at`. At most one record per (user,
-    /// coupon) ever exists, whatever the concurrency: the second is `AlreadyHeld`.
-    async fn record_issue(
+    /// Issues `coupon` to `user` in one statement: takes a unit from one of the
+    /// coupon's stock buckets (the least-taken; one another issue holds is passed by
+    /// or waited for, as `busy` says) and writes the holder row, provided the coupon
+    /// is valid at `at`, not sold out, and not yet held by the user. Never takes more
+    /// than the stock; never issues one coupon twice to a user; writes nothing when it
+    /// does not issue.
+    async fn issue(
         &mut self,
         coupon: CouponId,
         user: UserId,
         at: DateTime<Utc>,
-    ) -> Result<IssueRecord, StoreError>;
-
-    /// Issues `coupon` to `user` in one statement, without waiting on another
-    /// issuer: it takes a unit from a stock bucket no one else holds locked (starting
-    /// at one chosen by `user`, so that concurrent issuers spread over the buckets) and
-    /// writes the holder row, provided the coupon is valid at `at`, not sold out, and
-    /// not yet held by the user. Never takes more than the stock; never issues one
-    /// coupon twice to a user.
-    async fn issue(&mut self, coupon: CouponId, user: UserId, at: DateTime<Utc>) -> Result<IssueAttempt, StoreError>;
-
-    /// Takes one from the campaign's remaining quantity if, atomically,
-    /// [`Coupon::check_issuable`] holds at `at`; returns the campaign after the
-    /// decrement, or `None` when it does not hold (or the campaign does not exist).
-    /// Concurrent calls never take more than the remaining quantity. It waits for
-    /// every busy bucket, so a `None` means sold out (or not valid) for certain.
-    async fn take_one(&mut self, coupon: CouponId, at: DateTime<Utc>) -> Result<Option<Coupon>, StoreError>;
+        busy: BusyBuckets,
+    ) -> Result<IssueAttempt, StoreError>;
 
     /// The coupons `user` holds, oldest issue first.
     async fn held_by(&mut self, user: UserId) -> Result<Vec<IssuedCoupon>, StoreError>;

@@ -7,7 +7,7 @@ use domain::{CouponId, UserId};
 
 use super::opaque_debug;
 use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
-use crate::ports::{Clock, IssueAttempt, IssueRecord, StoreError, UnitOfWork, Work, finish};
+use crate::ports::{BusyBuckets, Clock, IssueAttempt, StoreError, UnitOfWork, Work, finish};
 
 /// Creates a coupon campaign with all of its quantity remaining.
 #[derive(Clone)]
@@ -93,29 +93,42 @@ impl IssueCoupon {
     ) -> Result<Keyed<Issued>, KeyedError<IssueCouponError>> {
         if keyed.is_none() {
             let mut session = self.uow.autocommit().await.map_err(|e| KeyedError::Failed(e.into()))?;
-            let attempt = self.attempt(session.as_mut(), coupon_id, user_id).await;
-            match finish(session, attempt).await {
-                Ok(Some(issued)) => return Ok(Keyed::Fresh(issued)),
-                Ok(None) => {}
-                Err(error) => return Err(KeyedError::Failed(error)),
-            }
+            let issued = self.issue(session.as_mut(), coupon_id, user_id).await;
+            return finish(session, issued).await.map(Keyed::Fresh).map_err(KeyedError::Failed);
         }
         keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self
             .issue(work.as_mut(), coupon_id, user_id)
             .await)
     }
 
-    /// The one-statement issue, with the domain judging a coupon it did not take
-    /// from. `None`: nothing was written and nothing is decided (every bucket with
-    /// stock was busy); the exact path decides.
+    /// Passing by stock buckets other issues hold, then, if every bucket with stock
+    /// was busy, waiting for one: a refusal is never a false "sold out".
+    async fn issue(
+        &self,
+        work: &mut dyn Work,
+        coupon_id: CouponId,
+        user_id: UserId,
+    ) -> Result<Issued, IssueCouponError> {
+        if let Some(issued) = self.attempt(work, coupon_id, user_id, BusyBuckets::Skip).await? {
+            return Ok(issued);
+        }
+        self.attempt(work, coupon_id, user_id, BusyBuckets::Wait).await?.ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("coupon {coupon_id} is issuable, yet no bucket gave a unit")).into()
+        })
+    }
+
+    /// One issue statement, with the domain judging a coupon it did not take from.
+    /// `None`: nothing was written and the coupon is issuable (every bucket with stock
+    /// was busy).
     async fn attempt(
         &self,
         work: &mut dyn Work,
         coupon_id: CouponId,
         user_id: UserId,
+        busy: BusyBuckets,
     ) -> Result<Option<Issued>, IssueCouponError> {
         let now = self.clock.now();
-        match work.coupons().issue(coupon_id, user_id, now).await? {
+        match work.coupons().issue(coupon_id, user_id, now, busy).await? {
             IssueAttempt::Issued { coupon, issued_at } => {
                 let remaining_quantity = coupon.remaining_quantity();
                 Ok(Some(Issued {
@@ -132,39 +145,6 @@ impl IssueCoupon {
                 Ok(None)
             }
         }
-    }
-
-    async fn issue(
-        &self,
-        work: &mut dyn Work,
-        coupon_id: CouponId,
-        user_id: UserId,
-    ) -> Result<Issued, IssueCouponError> {
-        if let Some(issued) = self.attempt(work, coupon_id, user_id).await? {
-            return Ok(issued);
-        }
-        // Every bucket with stock was busy: record the holder, then take a unit
-        // waiting for the buckets' locks, so the answer is exact.
-        let coupons = work.coupons();
-        let issued_at = match coupons.record_issue(coupon_id, user_id, self.clock.now()).await? {
-            IssueRecord::Recorded { issued_at } => issued_at,
-            IssueRecord::AlreadyHeld => {
-                return Err(IssueCouponError::AlreadyIssued { coupon: coupon_id, user: user_id });
-            }
-            IssueRecord::UnknownCoupon => return Err(IssueCouponError::CouponNotFound(coupon_id)),
-            IssueRecord::UnknownUser => return Err(IssueCouponError::UserNotFound(user_id)),
-        };
-        let now = self.clock.now();
-        let Some(coupon) = coupons.take_one(coupon_id, now).await? else {
-            let coupon = coupons.find(coupon_id).await?.ok_or(IssueCouponError::CouponNotFound(coupon_id))?;
-            coupon.check_issuable(now)?;
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "coupon {coupon_id} refused a decrement although it is issuable"
-            ))
-            .into());
-        };
-        let remaining_quantity = coupon.remaining_quantity();
-        Ok(Issued { coupon: IssuedCoupon { coupon, user_id, issued_at, used_at: None }, remaining_quantity })
     }
 }
 
@@ -217,41 +197,36 @@ mod tests {
         CouponBuilder::new().name("rush").remaining_quantity(remaining).build()
     }
 
-    /// A work whose one-statement issue answers `attempt`.
-    fn attempting(attempt: IssueAttempt) -> FakeWork {
+    /// A work whose issue statements answer `skipping` when passing by busy buckets
+    /// and `waiting` (if given) when waiting for one.
+    fn attempting(skipping: IssueAttempt, waiting: Option<IssueAttempt>) -> FakeWork {
         let mut work = FakeWork::default();
-        work.coupons.expect_issue().times(1).return_once(move |_, _, _| Ok(attempt));
+        work.coupons
+            .expect_issue()
+            .withf(|_, _, _, busy| *busy == BusyBuckets::Skip)
+            .times(1)
+            .return_once(move |_, _, _, _| Ok(skipping));
+        if let Some(waiting) = waiting {
+            work.coupons
+                .expect_issue()
+                .withf(|_, _, _, busy| *busy == BusyBuckets::Wait)
+                .times(1)
+                .return_once(move |_, _, _, _| Ok(waiting));
+        }
         work
     }
 
-    /// Issues with only the one-statement attempt: a transaction would fail the test.
-    async fn issue_in_one_statement(
-        attempt: IssueAttempt,
-        now: i64,
-    ) -> (Result<Issued, IssueCouponError>, Option<Ended>) {
-        let (uow, ended) = attempting(attempt).into_reader();
+    async fn issue(work: FakeWork, now: i64) -> (Result<Issued, IssueCouponError>, Option<Ended>) {
+        // `into_reader` expects no `begin`: a transaction would fail the test.
+        let (uow, ended) = work.into_reader();
         let result = IssueCoupon::new(uow, fixed_clock(at(now))).execute(cid(), uid(1)).await;
         (result, ended.get())
-    }
-
-    /// Issues through the exact path: the one-statement attempt took nothing from a
-    /// coupon it judged issuable (every bucket busy), then `transaction` decides.
-    async fn issue_exactly(transaction: FakeWork, now: i64) -> (Result<Issued, IssueCouponError>, Option<Ended>) {
-        let session = attempting(IssueAttempt::NotTaken(campaign(5)));
-        let (uow, _, ended) = FakeWork::session_then_transaction(session, transaction);
-        let result = IssueCoupon::new(uow, fixed_clock(at(now))).execute(cid(), uid(1)).await;
-        (result, ended.get())
-    }
-
-    /// The transaction of the exact path, past its own one-statement attempt.
-    fn busy_buckets() -> FakeWork {
-        attempting(IssueAttempt::NotTaken(campaign(5)))
     }
 
     #[tokio::test]
     async fn a_unit_from_a_free_bucket_is_issued_in_one_statement_outside_any_transaction() {
         let attempt = IssueAttempt::Issued { coupon: campaign(41), issued_at: at(10) };
-        let (result, ended) = issue_in_one_statement(attempt, 10).await;
+        let (result, ended) = issue(attempting(attempt, None), 10).await;
         let issued = result.unwrap();
         assert_eq!(issued.remaining_quantity, 41);
         assert_eq!(issued.coupon.issued_at, at(10));
@@ -259,49 +234,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refusals_seen_by_the_statement_are_final_and_take_no_transaction() {
-        let (sold_out, _) = issue_in_one_statement(IssueAttempt::NotTaken(campaign(0)), 10).await;
+    async fn refusals_seen_by_the_statement_are_final() {
+        let refused = |attempt| async move { issue(attempting(attempt, None), 10).await.0 };
+        let sold_out = refused(IssueAttempt::NotTaken(campaign(0))).await;
         assert!(matches!(sold_out, Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))), "{sold_out:?}");
-        let (expired, _) = issue_in_one_statement(IssueAttempt::NotTaken(campaign(5)), 101).await;
+        let (expired, _) = issue(attempting(IssueAttempt::NotTaken(campaign(5)), None), 101).await;
         assert!(matches!(expired, Err(IssueCouponError::Refused(IssueRefusal::Expired(_)))), "{expired:?}");
-        let (held, _) = issue_in_one_statement(IssueAttempt::AlreadyHeld, 10).await;
+        let held = refused(IssueAttempt::AlreadyHeld).await;
         assert!(matches!(held, Err(IssueCouponError::AlreadyIssued { .. })), "{held:?}");
-        let (coupon, _) = issue_in_one_statement(IssueAttempt::UnknownCoupon, 10).await;
+        let coupon = refused(IssueAttempt::UnknownCoupon).await;
         assert!(matches!(coupon, Err(IssueCouponError::CouponNotFound(_))), "{coupon:?}");
-        let (user, _) = issue_in_one_statement(IssueAttempt::UnknownUser, 10).await;
+        let user = refused(IssueAttempt::UnknownUser).await;
         assert!(matches!(user, Err(IssueCouponError::UserNotFound(_))), "{user:?}");
     }
 
     #[tokio::test]
-    async fn with_every_bucket_busy_the_exact_path_records_the_holder_and_takes_one() {
-        let mut work = busy_buckets();
-        work.coupons.expect_record_issue().times(1).returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
-        work.coupons.expect_take_one().times(1).returning(|_, _| Ok(Some(campaign(41))));
-        let (result, ended) = issue_exactly(work, 10).await;
-        let issued = result.unwrap();
-        assert_eq!(issued.remaining_quantity, 41);
-        assert_eq!(issued.coupon.issued_at, at(10));
+    async fn with_every_bucket_busy_the_issue_waits_for_one() {
+        let waited = IssueAttempt::Issued { coupon: campaign(41), issued_at: at(10) };
+        let (result, ended) = issue(attempting(IssueAttempt::NotTaken(campaign(5)), Some(waited)), 10).await;
+        assert_eq!(result.unwrap().remaining_quantity, 41);
         assert_eq!(ended, Some(Ended::Committed));
     }
 
     #[tokio::test]
-    async fn sold_out_on_the_exact_path_is_refused_and_rolled_back() {
-        let mut work = busy_buckets();
-        work.coupons.expect_record_issue().returning(|_, _, at| Ok(IssueRecord::Recorded { issued_at: at }));
-        work.coupons.expect_take_one().returning(|_, _| Ok(None));
-        work.coupons.expect_find().returning(|_| Ok(Some(campaign(0))));
-        let (result, ended) = issue_exactly(work, 10).await;
-        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))));
-        assert_eq!(ended, Some(Ended::RolledBack), "the holder record must not survive");
-    }
-
-    #[tokio::test]
-    async fn already_issued_on_the_exact_path_takes_nothing() {
-        let mut work = busy_buckets();
-        work.coupons.expect_record_issue().returning(|_, _, _| Ok(IssueRecord::AlreadyHeld));
-        // No take_one expectation: taking one would panic.
-        let (result, ended) = issue_exactly(work, 10).await;
-        assert!(matches!(result, Err(IssueCouponError::AlreadyIssued { .. })));
+    async fn sold_out_once_the_busy_buckets_are_waited_for_is_refused() {
+        let work = attempting(IssueAttempt::NotTaken(campaign(5)), Some(IssueAttempt::NotTaken(campaign(0))));
+        let (result, ended) = issue(work, 10).await;
+        assert!(matches!(result, Err(IssueCouponError::Refused(IssueRefusal::SoldOut(_)))), "{result:?}");
         assert_eq!(ended, Some(Ended::RolledBack));
     }
 
