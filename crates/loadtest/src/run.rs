@@ -110,6 +110,9 @@ impl Bench {
 
     /// Runs `scenario` against the service, then its reference under pgbench.
     pub fn measure(&mut self, scenario: &Scenario) -> anyhow::Result<Row> {
+        // Each scenario starts from a settled database: the dead rows and the pending
+        // autovacuum of the previous one's writes would otherwise be paid here.
+        psql(&self.database_url, &["-c", "VACUUM ANALYZE", "-c", "CHECKPOINT"])?;
         let summary = self.wrk(scenario, self.options.duration)?;
         let rss_mib = self.servers.iter().map(|s| s.rss_kib("VmRSS")).sum::<u64>() as f64 / 1024.0;
         let (pgbench_per_sec, pgbench_failures) = self.pgbench(scenario)?;
