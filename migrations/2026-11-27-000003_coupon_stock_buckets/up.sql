@@ -13,7 +13,12 @@ CREATE TABLE coupon_stock (
     bucket     SMALLINT NOT NULL CHECK (bucket BETWEEN 0 AND 15),
     remaining  INTEGER  NOT NULL CHECK (remaining >= 0),
     PRIMARY KEY (coupon_id, bucket)
-);
+)
+-- Every issue updates a bucket and reads its coupon's buckets by scanning: with pages
+-- kept mostly empty, PostgreSQL prunes the dead versions of a page as soon as they
+-- pile up, so a scan never wades through thousands of them (without it, a rush ran at
+-- 2,300 to 8,000 issues/s from one run to the next; with it, 7,300 to 8,500).
+WITH (fillfactor = 10);
 
 INSERT INTO coupon_stock (coupon_id, bucket, remaining)
 SELECT c.id, b.n,
