@@ -5,7 +5,7 @@
 //! charge, a coupon issue, an order) that cost more than running them. A [`Statement`]
 //! is a `&'static str`, so its text cannot depend on the request, and diesel-async
 //! keeps it prepared, keyed by its text and bind types, like a statement built with the
-//! DSL.
+//! DSL. Every hand-written statement of the adapter goes through it.
 //!
 //! The text uses `$1`, `$2`, … as usual. diesel only lets a fragment add a bind
 //! together with its placeholder, so the placeholders of the binds are appended, in

@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::error::{StoreContext, corrupt, is_lock_timeout};
 use crate::schema::idempotency_keys;
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 #[derive(QueryableByName)]
@@ -43,7 +44,7 @@ impl IdempotencyRepository for PgWork {
             Err(error) => return Err(error).store_context("claiming an idempotency key"),
         }
         let ttl_secs = i64::try_from(self.key_ttl.as_secs()).unwrap_or(i64::MAX);
-        let existing: Existing = diesel::sql_query(
+        let existing: Existing = Statement(
             "SELECT fingerprint, status, body, created_at < now() - make_interval(secs => $3) AS expired \
              FROM idempotency_keys WHERE scope = $1 AND key = $2 FOR UPDATE",
         )
@@ -92,7 +93,7 @@ impl IdempotencyRepository for PgWork {
 
     async fn delete_expired(&mut self, limit: u32) -> Result<u64, StoreError> {
         let ttl_secs = i64::try_from(self.key_ttl.as_secs()).unwrap_or(i64::MAX);
-        let deleted = diesel::sql_query(
+        let deleted = Statement(
             "DELETE FROM idempotency_keys WHERE (scope, key) IN ( \
                SELECT scope, key FROM idempotency_keys \
                WHERE created_at < now() - make_interval(secs => $1) \

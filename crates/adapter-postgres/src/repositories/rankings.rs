@@ -10,6 +10,7 @@ use domain::ranking::{ProductSales, RankedProduct, SalesWindow, TOP_N};
 use crate::error::{StoreContext, corrupt};
 use crate::records::{ProductRow, product_id};
 use crate::schema::{best_product_snapshot_items, best_product_snapshots, products};
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 #[derive(QueryableByName)]
@@ -76,7 +77,7 @@ impl RankingRepository for PgWork {
     async fn sales_in(&mut self, window: &SalesWindow) -> Result<Vec<ProductSales>, StoreError> {
         // One aggregate over the paid orders of the window (partial index on paid_at),
         // cut at the top N with the ranking's own tie-break.
-        let rows: Vec<SalesRow> = diesel::sql_query(
+        let rows: Vec<SalesRow> = Statement(
             "SELECT l.product_id, SUM(l.quantity)::int8 AS sold_quantity \
              FROM orders o JOIN order_lines l ON l.order_id = o.id \
              WHERE o.status = 'PAID' AND o.paid_at >= $1 AND o.paid_at < $2 \

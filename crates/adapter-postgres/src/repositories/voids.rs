@@ -10,6 +10,7 @@ use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
 use crate::schema::pending_voids;
+use crate::sql::Statement;
 use crate::work::PgWork;
 
 #[derive(QueryableByName)]
@@ -42,7 +43,7 @@ impl VoidRepository for PgWork {
     }
 
     async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<UncertainSend>, StoreError> {
-        let row: Option<DueRow> = diesel::sql_query(
+        let row: Option<DueRow> = Statement(
             "SELECT v.order_id, v.user_id, o.status, v.attempts FROM pending_voids v \
              JOIN orders o ON o.id = v.order_id \
              WHERE v.next_attempt_at <= $1 AND o.status <> 'NOT_PAID' \
