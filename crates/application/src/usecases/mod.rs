@@ -130,6 +130,16 @@ impl Shop {
 }
 
 /// Implements `Debug` for a use case struct without printing its ports.
+/// Stores a balance decided on a locked read ([`UserRepository::lock_balance`]) and
+/// the ledger entry that explains it, for the charge's and the payment's locked paths.
+pub(crate) async fn write_locked_balance(
+    users: &mut dyn crate::ports::UserRepository,
+    entry: &crate::ports::NewPointEntry,
+) -> Result<(), crate::ports::StoreError> {
+    users.set_balance(entry.user_id, entry.balance_after).await?;
+    users.append_entry(entry).await.map(drop)
+}
+
 macro_rules! opaque_debug {
     ($($name:ident),+ $(,)?) => {
         $(impl std::fmt::Debug for $name {

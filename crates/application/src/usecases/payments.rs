@@ -7,7 +7,7 @@ use domain::order::{NotPayable, Order};
 use domain::points::{Balance, InsufficientBalance, PointEntryKind};
 use domain::{OrderId, UserId};
 
-use super::opaque_debug;
+use super::{opaque_debug, write_locked_balance};
 use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{
     Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, SendFailure, StoreError,
@@ -143,17 +143,15 @@ impl PayOrder {
             // and is written here.
             let balance = users.lock_balance(user_id).await?.ok_or(PayOrderError::UserNotFound(user_id))?;
             let after = balance.spend(amount)?;
-            users.set_balance(user_id, after).await?;
-            users
-                .append_entry(&NewPointEntry {
-                    user_id,
-                    kind: PointEntryKind::Use,
-                    amount,
-                    balance_after: after,
-                    order_id: Some(order_id),
-                    at: now,
-                })
-                .await?;
+            let entry = NewPointEntry {
+                user_id,
+                kind: PointEntryKind::Use,
+                amount,
+                balance_after: after,
+                order_id: Some(order_id),
+                at: now,
+            };
+            write_locked_balance(users, &entry).await?;
             after
         };
         let payment = work.payments().insert(order_id, user_id, amount, now).await?;

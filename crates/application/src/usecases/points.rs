@@ -5,7 +5,7 @@ use std::sync::Arc;
 use domain::UserId;
 use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, PointEntryKind};
 
-use super::opaque_debug;
+use super::{opaque_debug, write_locked_balance};
 use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
 use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, Work, finish};
 
@@ -86,17 +86,15 @@ impl ChargePoints {
         // charge fits now and is written here.
         let balance = users.lock_balance(user_id).await?.ok_or(ChargePointsError::UserNotFound(user_id))?;
         let after = balance.charge(amount)?;
-        users.set_balance(user_id, after).await?;
-        users
-            .append_entry(&NewPointEntry {
-                user_id,
-                kind: PointEntryKind::Charge,
-                amount: amount.money(),
-                balance_after: after,
-                order_id: None,
-                at,
-            })
-            .await?;
+        let entry = NewPointEntry {
+            user_id,
+            kind: PointEntryKind::Charge,
+            amount: amount.money(),
+            balance_after: after,
+            order_id: None,
+            at,
+        };
+        write_locked_balance(users, &entry).await?;
         Ok(BalanceView { user_id, balance: after })
     }
 }
