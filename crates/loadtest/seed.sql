@@ -20,6 +20,18 @@ INSERT INTO coupon_stock (coupon_id, bucket, remaining)
 SELECT c.id, b.n, c.total_quantity / :buckets + (b.n < c.total_quantity % :buckets)::int
 FROM coupons c, generate_series(0, :buckets - 1) AS b(n);
 
+-- A shop in operation has a history: a past campaign, over and sold out, that every
+-- user holds. Without it `user_coupons` is analyzed while empty, and a connection that
+-- caches its issue statement's generic plan in that state keeps scanning the whole
+-- table for the user's holding while the rush fills it (issues then ran at a third of
+-- their speed, depending on when autovacuum's next ANALYZE came; docs/PERFORMANCE.md).
+INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, buckets, sold_out)
+VALUES ('Welcome (over)', 'FIXED', 1000, 0, :users, now() - interval '60 days', now() - interval '30 days', 16, true);
+INSERT INTO coupon_stock (coupon_id, bucket, remaining)
+SELECT c.id, b.n, 0 FROM coupons c, generate_series(0, 15) AS b(n) WHERE c.name = 'Welcome (over)';
+INSERT INTO user_coupons (coupon_id, user_id, issued_at)
+SELECT c.id, u.id, c.valid_from FROM coupons c, users u WHERE c.name = 'Welcome (over)';
+
 -- pgbench's reference for the coupon issue runs the two statements the service sent
 -- before its stock was split into buckets, against copies of the two tables of that
 -- time: the campaign row with its remaining quantity, and the holders, whose foreign
@@ -51,6 +63,13 @@ CREATE TABLE reference_user_coupons (
     CONSTRAINT reference_user_coupons_used_by_an_order CHECK ((used_at IS NULL) = (order_id IS NULL))
 );
 CREATE INDEX reference_user_coupons_coupon_id_idx ON reference_user_coupons (coupon_id);
+
+-- The same history for the reference's holders.
+INSERT INTO reference_coupons
+SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, 0, valid_from, valid_until
+FROM coupons WHERE name = 'Welcome (over)';
+INSERT INTO reference_user_coupons (coupon_id, user_id, issued_at)
+SELECT coupon_id, user_id, issued_at FROM user_coupons;
 CREATE INDEX reference_user_coupons_order_id_idx ON reference_user_coupons (order_id) WHERE order_id IS NOT NULL;
 
 VACUUM ANALYZE;

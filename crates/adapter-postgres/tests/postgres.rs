@@ -9,7 +9,7 @@ use adapter_postgres::{PgPool, PgUnitOfWork, PoolSettings, connect, revert_all_m
 use application::UnitOfWork;
 use application::ports::{BusyBuckets, IssueAttempt, NewOrder, NewPointEntry};
 use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use domain::coupon::{DiscountPolicy, NewCoupon, ValidityWindow};
 use domain::order::{OrderStatus, price_order};
 use domain::points::{Balance, ChargeAmount, PointEntryKind};
@@ -21,7 +21,7 @@ use domain::{CouponId, Money, ProductId, UserId};
 
 struct Fixture {
     /// Dropped last: the database lives as long as the test.
-    _db: TestDatabase,
+    db: TestDatabase,
     pool: PgPool,
     uow: Arc<PgUnitOfWork>,
 }
@@ -30,7 +30,7 @@ async fn fixture() -> Fixture {
     let db = TestDatabase::new().await.unwrap();
     let pool = connect(db.url(), PoolSettings::default()).unwrap();
     let uow = Arc::new(PgUnitOfWork::new(pool.clone()));
-    Fixture { _db: db, pool, uow }
+    Fixture { db, pool, uow }
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -270,6 +270,55 @@ async fn waiting_issues_never_overdraw_and_the_last_empty_read_flags_the_coupon_
         ),
         "an ended campaign issues nothing"
     );
+}
+
+/// A table analyzed while empty, its statistics then kept by generic plans (as a
+/// connection caches them after a few executions), would make the holders' check a
+/// scan of the holders that grows with the rush. An issue never reads the holders to
+/// decide: the unique key does, through its index.
+#[tokio::test]
+async fn issues_never_scan_the_holders_even_with_plans_made_on_an_empty_table() {
+    let f = fixture().await;
+    // Before the pool opens its first connection: every pooled session plans generically.
+    let mut admin = AsyncPgConnection::establish(f.db.url()).await.unwrap();
+    admin
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', \
+             current_database()); END $$",
+        )
+        .await
+        .unwrap();
+    admin.batch_execute("VACUUM ANALYZE user_coupons").await.unwrap();
+    let scans = "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'user_coupons'";
+    let c = coupon(&f.uow, 100).await;
+    let mut users = Vec::new();
+    for _ in 0..20 {
+        users.push(user(&f.uow).await);
+    }
+    let before: i64 = diesel::sql_query(scans).get_result::<SeqScans>(&mut admin).await.unwrap().seq_scan;
+    let mut session = f.uow.autocommit().await.unwrap();
+    for u in users {
+        let attempt = session.coupons().issue(c, u, at(1), BusyBuckets::Skip).await.unwrap();
+        assert!(matches!(attempt, IssueAttempt::Issued { .. }), "{attempt:?}");
+    }
+    drop(session);
+    // Ending the pooled sessions makes them report their table statistics.
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let after = diesel::sql_query(scans).get_result::<SeqScans>(&mut admin).await.unwrap().seq_scan;
+    assert_eq!(after, before, "issues scanned the holders' table");
+    assert_eq!(count(&f.pool, "SELECT count(*) FROM user_coupons").await, 20);
+}
+
+#[derive(diesel::QueryableByName)]
+struct SeqScans {
+    #[diesel(sql_type = BigInt)]
+    seq_scan: i64,
 }
 
 /// Orders `lines` ((product, quantity)) priced on an unlocked snapshot, taking the

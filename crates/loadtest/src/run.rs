@@ -93,7 +93,7 @@ impl Bench {
         let tokens = options.out.join("tokens.txt");
         write_tokens(&tokens, &secret, options.users)?;
         println!(
-            "database {} ready ({} users, 1,000 products, 2 coupons) in {:.1} s",
+            "database {} ready ({} users, 1,000 products, 3 coupons, one of them held by every user) in {:.1} s",
             options.database,
             options.users,
             started.elapsed().as_secs_f64()

@@ -27,11 +27,14 @@ const BUCKETS: i32 = 16;
 /// With n = `coupons.buckets` buckets, bucket b holds the units of ordinal b, b + n,
 /// b + 2n, ... (in issue order), q(b) of them. `c` reads the campaign (no lock); `b`
 /// locks the least-taken bucket with stock (re-checking its stock on the latest
-/// version: a bucket emptied meanwhile is passed over), only if the coupon is valid,
-/// not flagged sold out, and not held by the user; `taken` takes the unit and `issued`
-/// writes the holder row (the unique key fails the whole statement if a concurrent
-/// issue to the same user won). Only when nothing was taken does it read what is left
-/// (nothing, without reading the buckets, once flagged) and whether the user holds it.
+/// version: a bucket emptied meanwhile is passed over), only if the coupon is valid
+/// and not flagged sold out; `issued` writes the holder row unless the user holds the
+/// coupon already (the unique key decides, through its index: no statistics can turn
+/// the check into a scan of the holders, and a concurrent issue to the same user is
+/// waited for), and only then does `taken` take the unit. When a bucket was locked
+/// but nothing written, the user held the coupon. Only when no bucket was locked does
+/// it read what is left (nothing, without reading the buckets, once flagged) and
+/// whether the user holds it.
 ///
 /// The reply's remaining quantity is `total - 1 - ordinal` of the unit taken: exact
 /// when issues do not overlap (the least-taken bucket first makes the ordinals run 0,
@@ -47,15 +50,15 @@ macro_rules! issue_statement {
     b AS ( \
         SELECT s.coupon_id, s.bucket FROM coupon_stock s, c \
         WHERE s.coupon_id = $1 AND s.remaining > 0 AND NOT c.sold_out AND c.valid_from <= $3 AND c.valid_until >= $3 \
-          AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1) \
         ORDER BY c.total_quantity / c.n + (s.bucket < c.total_quantity % c.n)::int - s.remaining, s.bucket \
         LIMIT 1 FOR UPDATE OF s ", $lock, "), \
+    issued AS ( \
+        INSERT INTO user_coupons (coupon_id, user_id, issued_at) SELECT $1, $2, $3 FROM b \
+        ON CONFLICT (user_id, coupon_id) DO NOTHING RETURNING issued_at), \
     taken AS ( \
         UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM b \
-        WHERE s.coupon_id = b.coupon_id AND s.bucket = b.bucket RETURNING s.bucket, s.remaining), \
-    issued AS ( \
-        INSERT INTO user_coupons (coupon_id, user_id, issued_at) SELECT $1, $2, $3 FROM taken \
-        RETURNING issued_at) \
+        WHERE s.coupon_id = b.coupon_id AND s.bucket = b.bucket AND EXISTS (SELECT 1 FROM issued) \
+        RETURNING s.bucket, s.remaining) \
     SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity, \
            (CASE WHEN t.bucket IS NOT NULL THEN c.total_quantity - 1 - \
                      ((c.total_quantity / c.n + (t.bucket < c.total_quantity % c.n)::int - t.remaining - 1) * c.n \
@@ -64,7 +67,8 @@ macro_rules! issue_statement {
                  ELSE (SELECT coalesce(sum(s.remaining), 0) FROM coupon_stock s WHERE s.coupon_id = $1) END \
            )::int4 AS remaining_quantity, \
            c.valid_from, c.valid_until, c.sold_out, (SELECT issued_at FROM issued) AS issued_at, \
-           (t.bucket IS NULL AND EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1)) \
+           (t.bucket IS NULL AND (EXISTS (SELECT 1 FROM b) \
+                                  OR EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1))) \
                AS already_held \
     FROM c LEFT JOIN taken t ON true")
     };
@@ -157,11 +161,6 @@ impl CouponRepository for PgWork {
             Ok(None) => return Ok(IssueAttempt::UnknownCoupon),
             Err(error) => {
                 return match violated_constraint(&error) {
-                    // Two issues to one user at once: the second waited for the first
-                    // and its whole statement failed, nothing written.
-                    Some((DatabaseErrorKind::UniqueViolation, name)) if name == "user_coupons_one_per_user" => {
-                        Ok(IssueAttempt::AlreadyHeld)
-                    }
                     Some((DatabaseErrorKind::ForeignKeyViolation, name)) if name == "user_coupons_user_id_fkey" => {
                         Ok(IssueAttempt::UnknownUser)
                     }
