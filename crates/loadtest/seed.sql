@@ -16,9 +16,7 @@ VALUES
 
 -- Their stock, in :buckets buckets each (16, as the service creates it, unless
 -- LOADTEST_COUPON_BUCKETS says otherwise, to compare designs).
-INSERT INTO coupon_stock (coupon_id, bucket, remaining)
-SELECT c.id, b.n, c.total_quantity / :buckets + (b.n < c.total_quantity % :buckets)::int
-FROM coupons c, generate_series(0, :buckets - 1) AS b(n);
+SELECT fill_coupon_stock(id) FROM coupons;
 
 -- A shop in operation has a history: a past campaign, over and sold out, that every
 -- user holds. Without it `user_coupons` is analyzed while empty, and a connection that

@@ -1,4 +1,4 @@
--- Idempotency keys (API.md §B): the reply of a request that succeeded, stored in the
+-- Idempotency keys (docs/API.md, "Idempotency keys"): the reply of a request that succeeded, stored in the
 -- same transaction as its effect. A row is inserted with no reply when a request
 -- claims its key, and completed before that transaction commits; a request that rolls
 -- back leaves no row. Keys are scoped to their caller.

@@ -1,4 +1,4 @@
--- Payments whose send to the data platform ended without a clear answer (API.md §E).
+-- Payments whose send to the data platform ended without a clear answer (docs/API.md, "Data platform events").
 -- Written outside the rolled-back payment; once the order has ended, the relay drops
 -- the row (PAID) or delivers ORDER_PAYMENT_VOIDED and then deletes it (FAILED).
 CREATE TABLE pending_voids (

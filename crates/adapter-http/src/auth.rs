@@ -3,7 +3,7 @@
 //! Authentication is an inbound-adapter concern. Handlers receive the caller's
 //! [`UserId`] from the [`Caller`] extractor and compare it with the user the request
 //! names ([`Caller::acting_for`]) before any use case runs; use cases never see a token.
-//! Order of judgement (API.md §A): 401 (the extractor, first argument of every user
+//! Order of judgement (docs/API.md, "Order of judgement"): 401 (the extractor, first argument of every user
 //! handler), then 400 (the handler parses the request), then 403, then the use case.
 
 use std::future::{Ready, ready};
@@ -21,7 +21,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::problem::{ApiError, ProblemCode};
-use crate::state::AppState;
 
 /// Clock skew tolerated on `exp`.
 const LEEWAY_SECS: u64 = 30;
@@ -56,6 +55,15 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
+/// What requests are authenticated against; shared with every request as app data.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// `None`: the admin API answers 401 to everyone.
+    pub admin_token: Option<AdminToken>,
+    /// `None`: every user endpoint answers 401 (`serve` refuses to start so).
+    pub user_tokens: Option<UserTokens>,
+}
+
 /// Proof that the request carried the admin token. With no token configured, no
 /// request carries it.
 #[derive(Debug)]
@@ -71,7 +79,7 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<AppState>>().and_then(|state| state.admin_token.clone());
+        let expected = req.app_data::<web::Data<Credentials>>().and_then(|credentials| credentials.admin_token.clone());
         ready(match (expected, bearer(req)) {
             (Some(expected), Some(presented)) if expected.matches(presented) => Ok(Admin),
             _ => Err(ApiError::new(ProblemCode::Unauthorized, "a valid admin bearer token is required")),
@@ -282,7 +290,7 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let tokens = req.app_data::<web::Data<AppState>>().and_then(|state| state.user_tokens.clone());
+        let tokens = req.app_data::<web::Data<Credentials>>().and_then(|credentials| credentials.user_tokens.clone());
         ready(match (tokens, bearer(req)) {
             (_, None) => Err(unauthenticated(None)),
             (None, Some(_)) => Err(unauthenticated(Some("user authentication is not configured"))),

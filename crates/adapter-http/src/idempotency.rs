@@ -1,12 +1,12 @@
-//! The `Idempotency-Key` header (API.md §B): read and fingerprinted here, decided in
-//! `application::idempotency`, rendered here.
+//! The `Idempotency-Key` header (docs/API.md, "Idempotency keys"): read and
+//! fingerprinted here, decided in `application::idempotency`.
 //!
 //! A middleware reads the key of a POST and, when there is one, hashes the method, the
 //! path with its query and the body into the request's fingerprint (putting the body
-//! back for the handler). Handlers take [`IdempotencyHeader`] after the caller, scope
-//! the key to that caller, and render their success with a plain function, which is
-//! both what is sent now and what is stored for a replay — so a replay is the very
-//! same status and body, with `Idempotent-Replayed: true`.
+//! back for the handler). Handlers take [`IdempotencyHeader`] after the caller and hand
+//! it, scoped to that caller, to `AppState::keyed_post`, which encodes the success once:
+//! those bytes are both what is sent now and what is stored for a replay — so a replay
+//! is the very same body, with the operation's status and `Idempotent-Replayed: true`.
 
 use std::future::{Ready, ready};
 
@@ -16,8 +16,8 @@ use actix_web::http::header::{ContentType, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
-use application::idempotency::{Keyed, KeyedRequest};
-use application::ports::{IdempotencyKey, StoredReply};
+use application::idempotency::Answer;
+use application::ports::{IdempotencyKey, Reply};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
@@ -88,12 +88,9 @@ pub async fn fingerprint(
 pub struct IdempotencyHeader(Option<(String, Vec<u8>)>);
 
 impl IdempotencyHeader {
-    /// The key scoped to its caller (`user:42`, `admin`), ready for a keyed use case.
-    pub fn keyed<T>(self, scope: &str, render: fn(&T) -> StoredReply) -> Option<KeyedRequest<T>> {
-        self.0.map(|(key, fingerprint)| KeyedRequest {
-            key: IdempotencyKey { scope: scope.to_owned(), key, fingerprint },
-            render,
-        })
+    /// The key scoped to its caller (`user:42`, `admin`), if the request has one.
+    pub fn scoped(self, scope: &str) -> Option<IdempotencyKey> {
+        self.0.map(|(key, fingerprint)| IdempotencyKey { scope: scope.to_owned(), key, fingerprint })
     }
 }
 
@@ -113,24 +110,30 @@ impl FromRequest for IdempotencyHeader {
     }
 }
 
-/// A success rendered as it is sent and stored.
-pub fn stored<T: Serialize>(status: StatusCode, body: &T) -> StoredReply {
-    // A DTO of plain fields always serialises; an empty body would only be a bug.
-    StoredReply { status: status.as_u16(), body: serde_json::to_vec(body).unwrap_or_default() }
+/// A success: its status and its JSON body.
+pub(crate) fn json<D: Serialize>(status: StatusCode, body: &D) -> HttpResponse {
+    HttpResponse::build(status).json(body)
 }
 
-/// The response of a keyed use case: its fresh success rendered by `render`, or the
-/// stored one with `Idempotent-Replayed: true`.
-pub fn respond<T>(outcome: Keyed<T>, render: fn(&T) -> StoredReply) -> HttpResponse {
-    let (reply, replayed) = match outcome {
-        Keyed::Fresh(value) => (render(&value), false),
-        Keyed::Replayed(reply) => (reply, true),
+/// The JSON encoding of a success, as it is sent and stored with its key.
+pub(crate) fn encode<D: Serialize>(body: &D) -> Reply {
+    // A DTO of plain fields always serialises; an empty body would only be a bug.
+    Reply(serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// The answer of a keyed use case: the value encoded now, or the reply stored with its
+/// key (sent as it is: the same bytes as every replay), `Idempotent-Replayed: true` on
+/// a replay.
+pub(crate) fn respond<T, D: Serialize>(status: StatusCode, answer: Answer<T>, dto: fn(&T) -> D) -> HttpResponse {
+    let (reply, replayed) = match answer {
+        Answer::Ran(value) => return json(status, &dto(&value)),
+        Answer::Stored(reply) => (reply, false),
+        Answer::Replayed(reply) => (reply, true),
     };
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = HttpResponse::build(status);
     response.insert_header(ContentType::json());
     if replayed {
         response.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
-    response.body(reply.body)
+    response.body(reply.0)
 }

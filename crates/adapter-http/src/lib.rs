@@ -6,6 +6,7 @@
 //! case, and turn its result or error into a response. Nothing here decides a rule.
 
 mod auth;
+mod bulkhead;
 pub mod cursor;
 mod extract;
 mod handlers;
@@ -14,11 +15,15 @@ pub mod metrics;
 pub mod openapi;
 mod operations;
 pub mod problem;
+pub mod problem_docs;
 mod routing;
+mod run;
 mod server;
 mod state;
 
-pub use auth::{AdminToken, AuthConfigError, IssuedToken, KeySource, UserTokens};
+pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource, UserTokens};
+pub use bulkhead::Bulkhead;
 pub use metrics::Metrics;
+pub use operations::{document, openapi_json};
 pub use server::{HttpSettings, serve};
-pub use state::{AppState, Bulkhead, Deadlines};
+pub use state::{AppState, Deadlines};

@@ -2,13 +2,11 @@
 //! what is said once for the whole API, and the operations come from the same list
 //! that registers their routes (`operations::operations`).
 
-use actix_web::App;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_actix_web::AppExt;
 
 use crate::problem::Problem;
 
@@ -71,7 +69,7 @@ impl Modify for SecuritySchemes {
 
 /// Documents `Idempotent-Replayed` on the successes of the operations whose
 /// idempotency keys are stored (those that can answer `IDEMPOTENCY_KEY_REUSED`).
-struct ReplayHeader;
+pub(crate) struct ReplayHeader;
 
 impl Modify for ReplayHeader {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -92,25 +90,4 @@ impl Modify for ReplayHeader {
             }
         }
     }
-}
-
-/// The whole document: [`ApiDoc`] with every registered operation and the schemas
-/// they use.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, mut document) = App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(crate::operations::operations)
-        .split_for_parts();
-    // After the operations are in: it reads their responses.
-    ReplayHeader.modify(&mut document);
-    document
-}
-
-/// The document as committed in `openapi/openapi.json`.
-pub fn openapi_json() -> Result<String, serde_json::Error> {
-    document().to_pretty_json().map(|mut json| {
-        json.push('\n');
-        json
-    })
 }

@@ -1,13 +1,13 @@
-//! RFC 9457 problem details: the one envelope of every error response, the one list of
-//! the stable `code`s a client can branch on, and the one place where use-case errors
-//! become HTTP statuses and codes.
+//! RFC 9457 problem details: the one envelope of every error response and the one list
+//! of the stable `code`s a client can branch on.
 //!
 //! Every code is a [`ProblemCode`]; its status and title are stated next to it and
-//! nowhere else, and an [`ApiError`] can only be built from one. Each operation lists
-//! the codes it can answer with [`problems!`](crate::problems), which documents them
-//! on the operation in the OpenAPI document.
+//! nowhere else, and an [`ApiError`] can only be built from one. Each handler module
+//! turns its use cases' errors into `ApiError`s; the errors every use case shares (the
+//! store's, a refused idempotency key) are turned here. Each operation lists the codes it
+//! can answer with [`problems!`](crate::problems), which documents them on the operation
+//! in the OpenAPI document (`problem_docs`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -15,19 +15,8 @@ use actix_web::http::header::{ContentType, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use application::StoreError;
 use application::idempotency::{KeyRefused, KeyedError};
-use application::usecases::best_products::RefreshError;
-use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
-use application::usecases::orders::{GetOrderError, PlaceOrderError};
-use application::usecases::payments::PayOrderError;
-use application::usecases::points::{ChargePointsError, ReadPointsError};
-use application::usecases::users::FindUserError;
-use domain::coupon::{CouponRefusal, IssueRefusal};
-use domain::order::{NotPayable, PlaceOrderRefusal};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -243,71 +232,6 @@ pub fn problem_mime() -> actix_web::mime::Mime {
     PROBLEM_JSON.parse().unwrap_or(actix_web::mime::APPLICATION_JSON)
 }
 
-/// Declares the problem responses of one operation: a unit type to name in its
-/// `#[utoipa::path(responses(..))]`, documenting each listed code under its status.
-///
-/// ```ignore
-/// problems!(BalanceProblems: InvalidUserId, UserNotFound, ServiceUnavailable);
-/// ```
-#[macro_export]
-macro_rules! problems {
-    ($name:ident: $($code:ident),+ $(,)?) => {
-        #[doc = concat!("The problem responses of one operation: ", $("`", stringify!($code), "` "),+)]
-        #[derive(Debug)]
-        pub struct $name;
-
-        impl $name {
-            /// The codes this operation can answer with.
-            pub const CODES: &[$crate::problem::ProblemCode] = &[$($crate::problem::ProblemCode::$code),+];
-        }
-
-        impl utoipa::IntoResponses for $name {
-            fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-                $crate::problem::documented(Self::CODES)
-            }
-        }
-    };
-}
-
-/// The OpenAPI responses for `codes`, one per status: a [`Problem`] whose `code` is one
-/// of that status's codes.
-pub fn documented(codes: &[ProblemCode]) -> BTreeMap<String, RefOr<Response>> {
-    let mut by_status: BTreeMap<u16, Vec<ProblemCode>> = BTreeMap::new();
-    for &code in codes {
-        by_status.entry(code.status().as_u16()).or_default().push(code);
-    }
-    by_status
-        .into_iter()
-        .map(|(status, codes)| {
-            let description =
-                codes.iter().map(|c| format!("`{}`: {}", c.as_str(), c.title())).collect::<Vec<_>>().join("; ");
-            let code_rule = ObjectBuilder::new().property(
-                "code",
-                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().map(|c| c.as_str()))),
-            );
-            let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(code_rule);
-            let mut response = ResponseBuilder::new()
-                .description(description)
-                .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build());
-            for (name, meaning) in codes.iter().filter_map(|c| c.header()) {
-                let header = HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::String))
-                    .description(Some(format!("With {}: {meaning}", codes_carrying(&codes, name))))
-                    .build();
-                response = response.header(name, header);
-            }
-            (status.to_string(), RefOr::T(response.build()))
-        })
-        .collect()
-}
-
-/// The codes among `codes` that carry the header `name`, as a list for people.
-fn codes_carrying(codes: &[ProblemCode], name: &str) -> String {
-    let carrying: Vec<String> =
-        codes.iter().filter(|c| c.header().is_some_and(|(n, _)| n == name)).map(|c| format!("`{c}`")).collect();
-    carrying.join(", ")
-}
-
 impl<E: Into<ApiError>> From<KeyedError<E>> for ApiError {
     fn from(error: KeyedError<E>) -> Self {
         match error {
@@ -334,139 +258,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn user_not_found(user: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ProblemCode::UserNotFound, format!("user {user} does not exist"))
-}
-
-impl From<ChargePointsError> for ApiError {
-    fn from(error: ChargePointsError) -> Self {
-        match error {
-            ChargePointsError::UserNotFound(user) => user_not_found(user),
-            ChargePointsError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
-            ChargePointsError::Store(e) => e.into(),
-        }
+impl ApiError {
+    /// 404 `USER_NOT_FOUND`.
+    pub fn user_not_found(user: impl std::fmt::Display) -> Self {
+        Self::new(ProblemCode::UserNotFound, format!("user {user} does not exist"))
     }
-}
 
-impl From<RefreshError> for ApiError {
-    fn from(error: RefreshError) -> Self {
-        match error {
-            e @ RefreshError::NotEnded { .. } => Self::invalid_request(e.to_string()),
-            RefreshError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<FindUserError> for ApiError {
-    fn from(error: FindUserError) -> Self {
-        match error {
-            FindUserError::UserNotFound(user) => user_not_found(user),
-            FindUserError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<ReadPointsError> for ApiError {
-    fn from(error: ReadPointsError) -> Self {
-        match error {
-            ReadPointsError::UserNotFound(user) => user_not_found(user),
-            ReadPointsError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<IssueCouponError> for ApiError {
-    fn from(error: IssueCouponError) -> Self {
-        match error {
-            IssueCouponError::CouponNotFound(id) => {
-                Self::new(ProblemCode::CouponNotFound, format!("coupon {id} does not exist"))
-            }
-            IssueCouponError::UserNotFound(user) => user_not_found(user),
-            e @ IssueCouponError::AlreadyIssued { .. } => Self::new(ProblemCode::CouponAlreadyIssued, e.to_string()),
-            IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => {
-                Self::new(ProblemCode::CouponSoldOut, e.to_string())
-            }
-            IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => {
-                Self::new(ProblemCode::CouponExpired, e.to_string())
-            }
-            IssueCouponError::Refused(e @ IssueRefusal::NotYetValid(_)) => {
-                Self::new(ProblemCode::CouponNotYetValid, e.to_string())
-            }
-            IssueCouponError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<HeldCouponsError> for ApiError {
-    fn from(error: HeldCouponsError) -> Self {
-        match error {
-            HeldCouponsError::UserNotFound(user) => user_not_found(user),
-            HeldCouponsError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<PlaceOrderError> for ApiError {
-    fn from(error: PlaceOrderError) -> Self {
-        match error {
-            PlaceOrderError::UserNotFound(user) => user_not_found(user),
-            e @ PlaceOrderError::CouponNotOwned(_) => Self::new(ProblemCode::CouponNotOwned, e.to_string()),
-            PlaceOrderError::Refused(refusal) => {
-                let code = match refusal {
-                    PlaceOrderRefusal::ProductNotFound(_) => ProblemCode::ProductNotFound,
-                    PlaceOrderRefusal::OutOfStock(_) => ProblemCode::OutOfStock,
-                    PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_)) => ProblemCode::CouponAlreadyUsed,
-                    PlaceOrderRefusal::Coupon(CouponRefusal::OutsideValidity(_)) => ProblemCode::CouponExpired,
-                    PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }) => ProblemCode::CouponNotApplicable,
-                    PlaceOrderRefusal::TotalOverflow => return Self::invalid_request("the order total is too large"),
-                    PlaceOrderRefusal::AmountTooLarge(_) => ProblemCode::OrderAmountTooLarge,
-                };
-                Self::new(code, refusal.to_string())
-            }
-            PlaceOrderError::TooManyUnpaid(e) => Self::new(ProblemCode::TooManyUnpaidOrders, e.to_string()),
-            PlaceOrderError::Store(e) => e.into(),
-        }
-    }
-}
-
-fn order_not_found(order: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ProblemCode::OrderNotFound, format!("order {order} does not exist for this user"))
-}
-
-impl From<GetOrderError> for ApiError {
-    fn from(error: GetOrderError) -> Self {
-        match error {
-            GetOrderError::OrderNotFound(id) => order_not_found(id),
-            GetOrderError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<PayOrderError> for ApiError {
-    fn from(error: PayOrderError) -> Self {
-        match error {
-            PayOrderError::UserNotFound(user) => user_not_found(user),
-            PayOrderError::OrderNotFound(id) => order_not_found(id),
-            PayOrderError::NotPayable(e @ NotPayable::AlreadyPaid(_)) => {
-                Self::new(ProblemCode::OrderAlreadyPaid, e.to_string())
-            }
-            PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
-                Self::new(ProblemCode::OrderExpired, e.to_string())
-            }
-            PayOrderError::InsufficientBalance(e) => Self::new(ProblemCode::InsufficientBalance, e.to_string()),
-            PayOrderError::DataPlatform(e) => {
-                tracing::warn!(error = %e, "payment rolled back: the data platform did not accept the order");
-                Self::new(
-                    ProblemCode::DataPlatformUnavailable,
-                    "the data platform did not accept the order; nothing was charged, retry later",
-                )
-            }
-            PayOrderError::BreakerOpen(open) => {
-                Self::new(ProblemCode::DataPlatformUnavailable, format!("{open}; nothing was charged, retry later"))
-                    .retry_after(open.retry_after)
-            }
-            PayOrderError::Store(e) => e.into(),
-        }
+    /// 404 `ORDER_NOT_FOUND`: the order does not exist, or not for this user.
+    pub fn order_not_found(order: impl std::fmt::Display) -> Self {
+        Self::new(ProblemCode::OrderNotFound, format!("order {order} does not exist for this user"))
     }
 }
 
@@ -502,28 +302,5 @@ mod tests {
             ApiError::new(ProblemCode::DataPlatformUnavailable, "open").retry_after(Duration::from_millis(4100));
         assert_eq!(retry_after(later).unwrap(), "5");
         assert_eq!(retry_after(ApiError::new(ProblemCode::OutOfStock, "none")), None);
-    }
-
-    #[test]
-    fn the_headers_a_problem_carries_are_documented_with_it() {
-        let responses =
-            documented(&[ProblemCode::Unauthenticated, ProblemCode::ServiceUnavailable, ProblemCode::OutOfStock]);
-        let json = |status: &str| serde_json::to_value(&responses[status]).unwrap_or_default();
-        assert!(json("401")["headers"]["WWW-Authenticate"].is_object());
-        assert!(json("503")["headers"]["Retry-After"].is_object());
-        assert!(json("409").get("headers").is_none());
-        // And what is documented is sent.
-        let sent = ApiError::new(ProblemCode::IdempotencyKeyInFlight, "busy").error_response();
-        assert!(sent.headers().contains_key(RETRY_AFTER), "409 in flight");
-    }
-
-    #[test]
-    fn documented_responses_group_codes_by_status() {
-        let responses =
-            documented(&[ProblemCode::InvalidUserId, ProblemCode::InvalidAmount, ProblemCode::UserNotFound]);
-        assert_eq!(responses.keys().collect::<Vec<_>>(), ["400", "404"]);
-        let json = serde_json::to_value(&responses["400"]).unwrap_or_default();
-        let allowed = &json["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"];
-        assert_eq!(allowed, &serde_json::json!(["INVALID_USER_ID", "INVALID_AMOUNT"]));
     }
 }

@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_known_path_lists_its_methods_and_an_unknown_one_none() {
-        let table = RouteTable::from_document(&crate::openapi::document());
+        let table = RouteTable::from_document(&crate::operations::document());
         assert_eq!(table.allowed("/api/v1/points/7"), Some(&[Method::GET, Method::HEAD, Method::POST][..]));
         assert_eq!(table.allowed("/api/v1/orders/5"), Some(&[Method::GET, Method::HEAD][..]));
         assert_eq!(table.allowed("/api/v1/nothing"), None);

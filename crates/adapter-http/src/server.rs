@@ -11,8 +11,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::extract::{json_config, path_config, problem_for_every_error, query_config};
 use crate::idempotency;
 use crate::metrics::{Metrics, track};
-use crate::openapi;
-use crate::operations::operations;
+
+use crate::operations::{self, operations};
 use crate::routing::{RouteTable, head_as_get, unmatched};
 use crate::state::AppState;
 
@@ -40,9 +40,10 @@ pub fn serve(
     metrics: Metrics,
     settings: HttpSettings,
 ) -> std::io::Result<Server> {
+    let credentials = web::Data::new(state.credentials.clone());
     let state = web::Data::new(state);
     let metrics = web::Data::new(metrics);
-    let document = openapi::document();
+    let document = operations::document();
     let route_table = web::Data::new(RouteTable::from_document(&document));
     let mut server = HttpServer::new(move || {
         App::new()
@@ -50,6 +51,7 @@ pub fn serve(
             .configure(operations)
             .into_app()
             .app_data(state.clone())
+            .app_data(credentials.clone())
             .app_data(metrics.clone())
             .app_data(json_config())
             .app_data(query_config())

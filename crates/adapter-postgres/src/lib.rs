@@ -8,6 +8,7 @@
 //! defence, not a way of deciding.
 
 mod error;
+mod functions;
 mod migrations;
 mod pool;
 mod records;
@@ -15,7 +16,6 @@ mod repositories;
 #[rustfmt::skip]
 pub mod schema;
 mod seed;
-mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod work;

@@ -12,6 +12,7 @@ use domain::user::User;
 use domain::{CouponId, Money, OrderId, ProductId, UserId};
 
 use crate::error::corrupt;
+use crate::functions::coupon_remaining;
 use crate::schema::{coupons, order_lines, orders, point_history, products, user_coupons, users};
 
 pub(crate) fn user_id(raw: i64) -> Result<UserId, StoreError> {
@@ -105,26 +106,21 @@ impl ProductRow {
     }
 }
 
-/// The remaining quantity of the `coupons` row in scope: the sum of its stock buckets,
-/// or 0 without reading them once it is sold out.
-pub(crate) const REMAINING_QUANTITY: &str = "CASE WHEN coupons.sold_out THEN 0 ELSE \
-     (SELECT coalesce(sum(s.remaining), 0)::int4 FROM coupon_stock s WHERE s.coupon_id = coupons.id) END";
-
-#[derive(Queryable, Selectable, QueryableByName)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = coupons, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct CouponRow {
     pub(crate) id: i64,
-    name: String,
-    discount_type: String,
-    discount_value: i64,
-    min_order_amount: i64,
-    total_quantity: i32,
-    #[diesel(select_expression = diesel::dsl::sql::<diesel::sql_types::Integer>(REMAINING_QUANTITY))]
-    #[diesel(select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Integer>)]
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    remaining_quantity: i32,
-    valid_from: DateTime<Utc>,
-    valid_until: DateTime<Utc>,
+    pub(crate) name: String,
+    pub(crate) discount_type: String,
+    pub(crate) discount_value: i64,
+    pub(crate) min_order_amount: i64,
+    pub(crate) total_quantity: i32,
+    /// Its buckets' sum, or 0 without reading them once it is flagged sold out.
+    #[diesel(select_expression = coupon_remaining(coupons::id, coupons::sold_out))]
+    #[diesel(select_expression_type = coupon_remaining<coupons::id, coupons::sold_out>)]
+    pub(crate) remaining_quantity: i32,
+    pub(crate) valid_from: DateTime<Utc>,
+    pub(crate) valid_until: DateTime<Utc>,
 }
 
 pub(crate) fn discount_columns(policy: DiscountPolicy) -> (&'static str, i64) {
@@ -174,7 +170,7 @@ impl UserCouponRow {
     }
 }
 
-#[derive(Queryable, Selectable, QueryableByName)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct OrderRow {
     pub(crate) id: i64,
@@ -187,6 +183,39 @@ pub(crate) struct OrderRow {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     paid_at: Option<DateTime<Utc>>,
+}
+
+/// An order's columns as the `place_order` function returns them.
+pub(crate) type OrderColumns =
+    (i64, i64, Option<i64>, String, i64, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+
+impl From<OrderColumns> for OrderRow {
+    fn from(columns: OrderColumns) -> Self {
+        let (
+            id,
+            user_id,
+            coupon_id,
+            status,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+        ) = columns;
+        Self {
+            id,
+            user_id,
+            coupon_id,
+            status,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+        }
+    }
 }
 
 pub(crate) fn status_text(status: OrderStatus) -> &'static str {

@@ -47,7 +47,6 @@ diesel::table! {
         scope -> Text,
         key -> Text,
         fingerprint -> Bytea,
-        status -> Nullable<Int2>,
         body -> Nullable<Bytea>,
         created_at -> Timestamptz,
     }

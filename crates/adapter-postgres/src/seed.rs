@@ -42,10 +42,8 @@ FROM (VALUES
 WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
 
 -- The stock of each new coupon, split over its buckets as the service does.
-INSERT INTO coupon_stock (coupon_id, bucket, remaining)
-SELECT c.id, b.n, c.total_quantity / c.buckets + (b.n < c.total_quantity % c.buckets)::int
-FROM coupons c, generate_series(0, 15) AS b(n)
-WHERE b.n < c.buckets AND NOT EXISTS (SELECT 1 FROM coupon_stock s WHERE s.coupon_id = c.id);
+SELECT fill_coupon_stock(c.id) FROM coupons c
+WHERE NOT EXISTS (SELECT 1 FROM coupon_stock s WHERE s.coupon_id = c.id);
 COMMIT;
 ";
 

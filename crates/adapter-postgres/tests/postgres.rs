@@ -451,7 +451,7 @@ fn idempotency_key(fingerprint: u8) -> application::ports::IdempotencyKey {
 
 #[tokio::test]
 async fn a_second_claim_of_a_key_waits_for_the_first_and_replays_its_commit() {
-    use application::ports::{Claim, StoredReply};
+    use application::ports::{Claim, Reply};
     let f = fixture().await;
     let mut first = f.uow.begin().await.unwrap();
     assert_eq!(first.idempotency().claim(&idempotency_key(1)).await.unwrap(), Claim::Claimed);
@@ -465,7 +465,7 @@ async fn a_second_claim_of_a_key_waits_for_the_first_and_replays_its_commit() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(!second.is_finished(), "the second claim waits while the first holds the key");
-    let reply = StoredReply { status: 201, body: b"{\"ok\":true}".to_vec() };
+    let reply = Reply(b"{\"ok\":true}".to_vec());
     first.idempotency().complete(&idempotency_key(1), &reply).await.unwrap();
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), Claim::Replay(reply));
@@ -491,9 +491,9 @@ async fn a_rolled_back_claim_leaves_the_key_free_and_expired_keys_are_deleted() 
     let mut conn = f.pool.get().await.unwrap();
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut *conn,
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) \
-         SELECT 'user:' || g, 'k', '\\x00', 200, '{}', now() - interval '2 days' FROM generate_series(1, 5) g; \
-         INSERT INTO idempotency_keys (scope, key, fingerprint, status, body) VALUES ('user:9', 'k', '\\x00', 200, '{}');",
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) \
+         SELECT 'user:' || g, 'k', '\\x00', '{}', now() - interval '2 days' FROM generate_series(1, 5) g; \
+         INSERT INTO idempotency_keys (scope, key, fingerprint, body) VALUES ('user:9', 'k', '\\x00', '{}');",
     )
     .await
     .unwrap();

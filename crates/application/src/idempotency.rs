@@ -1,29 +1,55 @@
-//! Idempotent use cases: a request with an idempotency key runs at most once.
+//! Keyed use cases: a request that carries an idempotency key takes effect at most once.
 //!
-//! The key is claimed and the reply stored **in the same transaction as the effect**
-//! (`begin` and `finish_keyed`): a request that fails rolls back its claim with everything else, so
-//! it stores nothing and can be retried with the same key; one that succeeds commits
-//! its reply with its effect, so a retry replays that reply and runs nothing, even if
-//! the state changed since. The reply is rendered by the inbound adapter (a function it
-//! passes in) and is opaque here.
+//! A keyed use case is its plain form with another beginning and another end. It
+//! begins with [`Key::begin`], which opens the transaction and claims the key in it,
+//! and ends with [`KeyedWork::finish`], which stores the encoded reply in that same
+//! transaction and commits — so a request that fails stores nothing and can be retried
+//! with its key, and one that succeeds commits its reply with its effect: a retry gets
+//! that reply back and runs nothing, even if the state has changed since.
+//!
+//! ```ignore
+//! pub async fn execute_keyed(&self, name: UserName, key: Option<Key<User>>) -> Result<Answer<User>, KeyedError<StoreError>> {
+//!     let Some(key) = key else { return Ok(Answer::Ran(self.execute(name).await?)) };
+//!     let mut work = match key.begin(self.uow.as_ref()).await? {
+//!         Begun::Claimed(work) => work,
+//!         Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+//!     };
+//!     let created = work.users().create(&name).await;
+//!     work.finish(created).await
+//! }
+//! ```
+//!
+//! The reply is the inbound adapter's encoding of the success ([`Key::new`] takes the
+//! encoder), opaque here; docs/adr/0010-keyed-use-cases-and-their-stored-reply.md says why.
 
-use crate::ports::{Claim, IdempotencyKey, StoreError, StoredReply, UnitOfWork, Work, finish};
+use crate::ports::{Claim, IdempotencyKey, Reply, StoreError, UnitOfWork, Work, finish};
 
-/// A keyed request: its key, and how the inbound adapter renders a success as the
-/// reply to store.
-#[derive(Debug)]
-pub struct KeyedRequest<T> {
-    pub key: IdempotencyKey,
-    pub render: fn(&T) -> StoredReply,
+/// How the inbound adapter encodes a success as the reply stored with its key.
+pub type Encoder<T> = Box<dyn Fn(&T) -> Reply + Send + Sync>;
+
+/// A request's idempotency key, and how its success is encoded for storing.
+pub struct Key<T> {
+    key: IdempotencyKey,
+    encode: Encoder<T>,
 }
 
-/// What a keyed use case did.
+impl<T> std::fmt::Debug for Key<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// What a keyed use case answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Keyed<T> {
-    /// It ran now.
-    Fresh(T),
-    /// An earlier request with the same key and fingerprint succeeded; nothing ran.
-    Replayed(StoredReply),
+pub enum Answer<T> {
+    /// It ran without a key: the value, for the adapter to encode.
+    Ran(T),
+    /// It ran with a key: the reply now stored with it, to be sent as it is, so that
+    /// this answer and every replay are the same bytes.
+    Stored(Reply),
+    /// An earlier request with the same key and fingerprint succeeded: its reply.
+    /// Nothing ran.
+    Replayed(Reply),
 }
 
 /// Why a keyed request did not run.
@@ -44,120 +70,142 @@ pub enum KeyedError<E> {
     Failed(E),
 }
 
-/// The outcome of a use case run without a key, which can be neither replayed nor
-/// refused by key.
-pub(crate) fn unkeyed<T, E: From<StoreError>>(outcome: Result<Keyed<T>, KeyedError<E>>) -> Result<T, E> {
-    match outcome {
-        Ok(Keyed::Fresh(value)) => Ok(value),
-        Err(KeyedError::Failed(error)) => Err(error),
-        Ok(Keyed::Replayed(_)) | Err(KeyedError::Refused(_)) => {
-            Err(StoreError::Unexpected(anyhow::anyhow!("a request without an idempotency key was answered by key"))
-                .into())
-        }
+impl<E> From<E> for KeyedError<E> {
+    fn from(error: E) -> Self {
+        Self::Failed(error)
     }
 }
 
-/// The body of a keyed use case: `$body` runs with `$work` in one transaction guarded
-/// by the key (see [`begin`] and [`finish_keyed`]); a replay or a refusal returns early.
-macro_rules! keyed_transaction {
-    ($uow:expr, $keyed:expr, |$work:ident| $body:expr) => {{
-        let mut $work = match $crate::idempotency::begin($uow, $keyed).await {
-            Ok(work) => work,
-            Err(answer) => return answer,
+/// How [`Key::begin`] went.
+#[derive(Debug)]
+pub enum Begun<T> {
+    /// The key is this request's: run it in this work.
+    Claimed(KeyedWork<T>),
+    /// An earlier request with this key succeeded: answer its reply; nothing ran.
+    Replayed(Reply),
+}
+
+/// A transaction that holds a claimed key; [`Self::finish`] ends it.
+pub struct KeyedWork<T> {
+    work: Box<dyn Work>,
+    key: Key<T>,
+}
+
+impl<T> std::fmt::Debug for KeyedWork<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedWork").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl<T> Key<T> {
+    /// `key`, whose success is stored as `encode` renders it.
+    pub fn new(key: IdempotencyKey, encode: impl Fn(&T) -> Reply + Send + Sync + 'static) -> Self {
+        Self { key, encode: Box::new(encode) }
+    }
+
+    /// Begins a transaction and claims the key in it.
+    ///
+    /// # Errors
+    /// [`KeyedError::Refused`] when the key belongs to another request or its first
+    /// request is still running; [`KeyedError::Failed`] when the store fails. In both
+    /// cases, and on a replay, the transaction has ended and nothing was written.
+    pub async fn begin<E: From<StoreError>>(self, uow: &dyn UnitOfWork) -> Result<Begun<T>, KeyedError<E>> {
+        let mut work = uow.begin().await.map_err(E::from)?;
+        let ended_early = match work.idempotency().claim(&self.key).await {
+            Ok(Claim::Claimed) => return Ok(Begun::Claimed(KeyedWork { work, key: self })),
+            Ok(Claim::Replay(reply)) => Ok(Begun::Replayed(reply)),
+            Ok(Claim::Reused) => Err(KeyedError::Refused(KeyRefused::Reused)),
+            Ok(Claim::InFlight) => Err(KeyedError::Refused(KeyRefused::InFlight)),
+            Err(e) => Err(KeyedError::Failed(e.into())),
         };
-        let outcome = $body;
-        $crate::idempotency::finish_keyed($work, $keyed, outcome).await
-    }};
-}
-pub(crate) use keyed_transaction;
-
-/// Begins a use case's transaction; with a key, claims it first. `Err` holds the
-/// use case's whole answer when it must not run: a replay, a refused key, or a failure
-/// to begin (the transaction has then ended).
-pub(crate) async fn begin<T, E>(
-    uow: &dyn UnitOfWork,
-    keyed: Option<&KeyedRequest<T>>,
-) -> Result<Box<dyn Work>, Result<Keyed<T>, KeyedError<E>>>
-where
-    E: From<StoreError>,
-{
-    let mut work = uow.begin().await.map_err(|e| Err(KeyedError::Failed(e.into())))?;
-    let Some(keyed) = keyed else { return Ok(work) };
-    let ended_early = match work.idempotency().claim(&keyed.key).await {
-        Ok(Claim::Claimed) => return Ok(work),
-        Ok(Claim::Replay(reply)) => Ok(Keyed::Replayed(reply)),
-        Ok(Claim::Reused) => Err(KeyedError::Refused(KeyRefused::Reused)),
-        Ok(Claim::InFlight) => Err(KeyedError::Refused(KeyRefused::InFlight)),
-        Err(e) => Err(KeyedError::Failed(e.into())),
-    };
-    // Nothing ran: whatever the claim touched is discarded.
-    if let Err(error) = work.rollback().await {
-        tracing::warn!(%error, "rollback failed; the transaction is discarded with its connection");
+        // Nothing ran: whatever the claim touched is discarded.
+        if let Err(error) = work.rollback().await {
+            tracing::warn!(%error, "rollback failed; the transaction is discarded with its connection");
+        }
+        ended_early
     }
-    Err(ended_early)
 }
 
-/// Ends a use case's transaction: with a key and a success, stores the rendered reply
-/// first, so that it commits with the effect or not at all.
-pub(crate) async fn finish_keyed<T, E>(
-    mut work: Box<dyn Work>,
-    keyed: Option<&KeyedRequest<T>>,
-    mut outcome: Result<T, E>,
-) -> Result<Keyed<T>, KeyedError<E>>
-where
-    E: From<StoreError>,
-{
-    if let (Ok(value), Some(keyed)) = (&outcome, keyed)
-        && let Err(e) = work.idempotency().complete(&keyed.key, &(keyed.render)(value)).await
-    {
-        outcome = Err(e.into());
+/// The transaction, to run the use case in, as an unkeyed one runs in a `Box<dyn Work>`.
+impl<T> std::ops::Deref for KeyedWork<T> {
+    type Target = dyn Work;
+
+    fn deref(&self) -> &Self::Target {
+        self.work.as_ref()
     }
-    finish(work, outcome).await.map(Keyed::Fresh).map_err(KeyedError::Failed)
+}
+
+impl<T> std::ops::DerefMut for KeyedWork<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.work.as_mut()
+    }
+}
+
+impl<T> AsMut<dyn Work> for KeyedWork<T> {
+    fn as_mut(&mut self) -> &mut (dyn Work + 'static) {
+        self.work.as_mut()
+    }
+}
+
+impl<T> KeyedWork<T> {
+    /// Ends the transaction: on success stores the encoded reply with the key and
+    /// commits, so that the reply commits with the effect or not at all; on failure
+    /// rolls everything back, the claim included.
+    ///
+    /// # Errors
+    /// The use case's error, or the store's when storing or committing fails.
+    pub async fn finish<E: From<StoreError>>(self, outcome: Result<T, E>) -> Result<Answer<T>, KeyedError<E>> {
+        let Self { mut work, key } = self;
+        let stored = match outcome {
+            Ok(value) => {
+                let reply = (key.encode)(&value);
+                work.idempotency().complete(&key.key, &reply).await.map(|()| reply).map_err(E::from)
+            }
+            Err(error) => Err(error),
+        };
+        finish(work, stored).await.map(Answer::Stored).map_err(KeyedError::Failed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
     use crate::usecases::test_support::{Ended, FakeWork};
 
-    fn key() -> IdempotencyKey {
+    fn id() -> IdempotencyKey {
         IdempotencyKey { scope: "user:1".into(), key: "k-1".into(), fingerprint: vec![1, 2, 3] }
     }
 
-    #[allow(clippy::trivially_copy_pass_by_ref)] // the shape every renderer has
-    fn render(value: &u32) -> StoredReply {
-        StoredReply { status: 201, body: value.to_string().into_bytes() }
+    fn key() -> Key<u32> {
+        Key::new(id(), |value: &u32| Reply(value.to_string().into_bytes()))
     }
 
-    async fn run(work: FakeWork, ran: &AtomicUsize) -> (Result<Keyed<u32>, KeyedError<StoreError>>, Option<Ended>) {
+    /// Begins with the key and, when claimed, finishes with `outcome`; whether the
+    /// body ran, and how the work ended.
+    async fn run(
+        work: FakeWork,
+        outcome: Result<u32, StoreError>,
+    ) -> (Result<Answer<u32>, KeyedError<StoreError>>, bool, Option<Ended>) {
         let ended = work.ended.clone();
         let (uow, _) = work.into_uow();
-        let keyed = KeyedRequest { key: key(), render };
-        let outcome = match begin::<u32, StoreError>(uow.as_ref(), Some(&keyed)).await {
-            Ok(work) => {
-                ran.fetch_add(1, Ordering::SeqCst);
-                finish_keyed(work, Some(&keyed), Ok(7)).await
-            }
-            Err(early) => early,
+        let (answer, ran) = match key().begin::<StoreError>(uow.as_ref()).await {
+            Ok(Begun::Claimed(work)) => (work.finish(outcome).await, true),
+            Ok(Begun::Replayed(reply)) => (Ok(Answer::Replayed(reply)), false),
+            Err(refused) => (Err(refused), false),
         };
-        (outcome, ended.get())
+        (answer, ran, ended.get())
     }
 
     #[tokio::test]
     async fn a_replay_runs_nothing_and_returns_the_stored_reply() {
         let mut work = FakeWork::default();
-        let stored = StoredReply { status: 201, body: b"7".to_vec() };
-        let replay = stored.clone();
-        work.idempotency.expect_claim().times(1).return_once(move |_| Ok(Claim::Replay(replay)));
+        work.idempotency.expect_claim().times(1).return_once(|_| Ok(Claim::Replay(Reply(b"7".to_vec()))));
         // No expectation on `complete`: storing anything would panic.
-        let ran = AtomicUsize::new(0);
-        let (outcome, ended) = run(work, &ran).await;
-        assert_eq!(outcome.unwrap(), Keyed::Replayed(stored));
-        assert_eq!(ran.load(Ordering::SeqCst), 0, "the use case did not run");
+        let (answer, ran, ended) = run(work, Ok(7)).await;
+        assert_eq!(answer.unwrap(), Answer::Replayed(Reply(b"7".to_vec())));
+        assert!(!ran, "the use case did not run");
         assert_eq!(ended, Some(Ended::RolledBack));
     }
 
@@ -166,27 +214,25 @@ mod tests {
         for (claim, refusal) in [(Claim::Reused, KeyRefused::Reused), (Claim::InFlight, KeyRefused::InFlight)] {
             let mut work = FakeWork::default();
             work.idempotency.expect_claim().times(1).return_once(move |_| Ok(claim));
-            let ran = AtomicUsize::new(0);
-            let (outcome, ended) = run(work, &ran).await;
-            assert!(matches!(outcome, Err(KeyedError::Refused(r)) if r == refusal));
-            assert_eq!(ran.load(Ordering::SeqCst), 0);
+            let (answer, ran, ended) = run(work, Ok(7)).await;
+            assert!(matches!(answer, Err(KeyedError::Refused(r)) if r == refusal));
+            assert!(!ran);
             assert_eq!(ended, Some(Ended::RolledBack));
         }
     }
 
     #[tokio::test]
-    async fn a_first_run_stores_its_rendered_reply_in_the_same_transaction() {
+    async fn a_first_run_stores_its_encoded_reply_in_the_same_transaction_and_answers_it() {
         let mut work = FakeWork::default();
         work.idempotency.expect_claim().times(1).return_once(|_| Ok(Claim::Claimed));
         work.idempotency
             .expect_complete()
-            .withf(|k, reply| *k == key() && *reply == StoredReply { status: 201, body: b"7".to_vec() })
+            .withf(|k, reply| *k == id() && *reply == Reply(b"7".to_vec()))
             .times(1)
             .returning(|_, _| Ok(()));
-        let ran = AtomicUsize::new(0);
-        let (outcome, ended) = run(work, &ran).await;
-        assert_eq!(outcome.unwrap(), Keyed::Fresh(7));
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let (answer, ran, ended) = run(work, Ok(7)).await;
+        assert_eq!(answer.unwrap(), Answer::Stored(Reply(b"7".to_vec())));
+        assert!(ran);
         assert_eq!(ended, Some(Ended::Committed));
     }
 
@@ -195,13 +241,10 @@ mod tests {
         let mut work = FakeWork::default();
         work.idempotency.expect_claim().times(1).return_once(|_| Ok(Claim::Claimed));
         // No expectation on `complete`.
-        let ended = work.ended.clone();
-        let (uow, _) = work.into_uow();
-        let keyed = KeyedRequest { key: key(), render };
-        let work = begin::<u32, StoreError>(uow.as_ref(), Some(&keyed)).await.unwrap();
         let refused = Err(StoreError::Unexpected(anyhow::anyhow!("refused")));
-        let outcome = finish_keyed(work, Some(&keyed), refused).await;
-        assert!(matches!(outcome, Err(KeyedError::Failed(_))));
-        assert_eq!(ended.get(), Some(Ended::RolledBack));
+        let (answer, ran, ended) = run(work, refused).await;
+        assert!(matches!(answer, Err(KeyedError::Failed(_))));
+        assert!(ran);
+        assert_eq!(ended, Some(Ended::RolledBack));
     }
 }

@@ -10,9 +10,14 @@
 //! never a framework or driver type. Adapters turn those enums into their protocol.
 
 pub mod idempotency;
+mod opaque_debug;
 pub mod ports;
 pub mod resilience;
+pub mod settings;
+pub mod shop;
 pub mod usecases;
 
+pub use ports::Ports;
 pub use ports::{Clock, StoreError, UnitOfWork, Work};
-pub use usecases::Shop;
+pub use settings::Settings;
+pub use shop::Shop;

@@ -106,14 +106,14 @@ impl CircuitBreaker {
         Self::new(BreakerSettings { failure_threshold: u32::MAX, cooldown: Duration::ZERO }, clock)
     }
 
-    fn breaker(&self) -> MutexGuard<'_, Breaker> {
+    fn lock_state(&self) -> MutexGuard<'_, Breaker> {
         // The state is a plain value that no panic leaves half-written.
         self.breaker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The breaker's state now.
     pub fn state(&self) -> BreakerState {
-        match *self.breaker() {
+        match *self.lock_state() {
             Breaker::Closed { .. } => BreakerState::Closed,
             Breaker::Open { until } if self.clock.now() < until => BreakerState::Open,
             Breaker::Open { .. } | Breaker::Trial => BreakerState::HalfOpen,
@@ -136,8 +136,8 @@ impl CircuitBreaker {
     /// [`BreakerOpen`] while the breaker is open or its trial is out.
     pub fn admit(self: &Arc<Self>) -> Result<Admission, BreakerOpen> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let mut admission = Admission { gate: Arc::clone(self), trial: false, reported: false };
-        let mut breaker = self.breaker();
+        let mut admission = Admission { breaker: Arc::clone(self), trial: false, reported: false };
+        let mut breaker = self.lock_state();
         match *breaker {
             Breaker::Closed { .. } => {}
             Breaker::Open { until } => {
@@ -161,7 +161,7 @@ impl CircuitBreaker {
     }
 
     fn report(&self, trial: bool, sent: bool) {
-        let mut breaker = self.breaker();
+        let mut breaker = self.lock_state();
         *breaker = match (*breaker, sent) {
             (_, true) => Breaker::Closed { failures: 0 },
             (Breaker::Closed { failures }, false)
@@ -186,7 +186,7 @@ impl CircuitBreaker {
 #[derive(Debug)]
 #[must_use = "report the send's outcome, or drop the admission if nothing was sent"]
 pub struct Admission {
-    gate: Arc<CircuitBreaker>,
+    breaker: Arc<CircuitBreaker>,
     trial: bool,
     reported: bool,
 }
@@ -199,7 +199,7 @@ impl Admission {
     pub fn report(&mut self, sent: bool) {
         if !self.reported {
             self.reported = true;
-            self.gate.report(self.trial, sent);
+            self.breaker.report(self.trial, sent);
         }
     }
 
@@ -215,13 +215,13 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         if self.trial && !self.reported {
-            let mut breaker = self.gate.breaker();
-            if matches!(*breaker, Breaker::Trial) {
+            let mut state = self.breaker.lock_state();
+            if matches!(*state, Breaker::Trial) {
                 // Open, with the cooldown already over: the next payment is the trial.
-                *breaker = Breaker::Open { until: self.gate.clock.now() };
+                *state = Breaker::Open { until: self.breaker.clock.now() };
             }
         }
-        self.gate.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.breaker.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -251,7 +251,7 @@ mod tests {
         }
     }
 
-    fn gate(failure_threshold: u32) -> (Arc<CircuitBreaker>, Arc<ManualClock>) {
+    fn breaker(failure_threshold: u32) -> (Arc<CircuitBreaker>, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock(Mutex::new(Utc.timestamp_opt(1_000_000, 0).unwrap())));
         let settings = BreakerSettings { failure_threshold, cooldown: Duration::from_secs(5) };
         (Arc::new(CircuitBreaker::new(settings, clock.clone())), clock)
@@ -259,73 +259,73 @@ mod tests {
 
     #[test]
     fn admitted_payments_are_counted_until_they_end() {
-        let (gate, _) = gate(5);
-        let first = gate.admit().unwrap();
-        let _second = gate.admit().unwrap();
-        assert_eq!(gate.in_flight(), 2);
+        let (breaker, _) = breaker(5);
+        let first = breaker.admit().unwrap();
+        let _second = breaker.admit().unwrap();
+        assert_eq!(breaker.in_flight(), 2);
         first.sent();
-        assert_eq!(gate.in_flight(), 1);
+        assert_eq!(breaker.in_flight(), 1);
     }
 
     #[test]
     fn consecutive_failures_open_the_breaker_and_a_success_between_them_resets_the_count() {
-        let (gate, _) = gate(3);
-        gate.admit().unwrap().failed();
-        gate.admit().unwrap().failed();
-        gate.admit().unwrap().sent();
-        gate.admit().unwrap().failed();
-        gate.admit().unwrap().failed();
-        assert_eq!(gate.state(), BreakerState::Closed);
-        gate.admit().unwrap().failed();
-        assert_eq!(gate.state(), BreakerState::Open);
-        let refused = gate.admit().unwrap_err();
+        let (breaker, _) = breaker(3);
+        breaker.admit().unwrap().failed();
+        breaker.admit().unwrap().failed();
+        breaker.admit().unwrap().sent();
+        breaker.admit().unwrap().failed();
+        breaker.admit().unwrap().failed();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        breaker.admit().unwrap().failed();
+        assert_eq!(breaker.state(), BreakerState::Open);
+        let refused = breaker.admit().unwrap_err();
         assert_eq!(refused, BreakerOpen { retry_after: Duration::from_secs(5) });
-        assert_eq!(gate.in_flight(), 0, "a refusal is not counted in flight");
-        assert_eq!(gate.refused(), 1);
+        assert_eq!(breaker.in_flight(), 0, "a refusal is not counted in flight");
+        assert_eq!(breaker.refused(), 1);
     }
 
     #[test]
     fn after_the_cooldown_one_trial_goes_through_and_its_success_closes_the_breaker() {
-        let (gate, clock) = gate(1);
-        gate.admit().unwrap().failed();
+        let (breaker, clock) = breaker(1);
+        breaker.admit().unwrap().failed();
         clock.advance(Duration::from_secs(4));
-        assert_eq!(gate.admit().unwrap_err(), BreakerOpen { retry_after: Duration::from_secs(1) });
+        assert_eq!(breaker.admit().unwrap_err(), BreakerOpen { retry_after: Duration::from_secs(1) });
         clock.advance(Duration::from_secs(1));
-        assert_eq!(gate.state(), BreakerState::HalfOpen);
-        let trial = gate.admit().unwrap();
-        assert!(matches!(gate.admit(), Err(BreakerOpen { .. })), "one trial at a time");
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        let trial = breaker.admit().unwrap();
+        assert!(matches!(breaker.admit(), Err(BreakerOpen { .. })), "one trial at a time");
         trial.sent();
-        assert_eq!(gate.state(), BreakerState::Closed);
-        assert!(gate.admit().is_ok());
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert!(breaker.admit().is_ok());
     }
 
     #[test]
     fn a_failed_trial_opens_the_breaker_for_another_cooldown() {
-        let (gate, clock) = gate(1);
-        gate.admit().unwrap().failed();
+        let (breaker, clock) = breaker(1);
+        breaker.admit().unwrap().failed();
         clock.advance(Duration::from_secs(5));
-        gate.admit().unwrap().failed();
-        assert_eq!(gate.state(), BreakerState::Open);
-        assert_eq!(gate.admit().unwrap_err(), BreakerOpen { retry_after: Duration::from_secs(5) });
+        breaker.admit().unwrap().failed();
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(breaker.admit().unwrap_err(), BreakerOpen { retry_after: Duration::from_secs(5) });
     }
 
     #[test]
     fn a_trial_that_never_reached_the_platform_hands_the_trial_to_the_next_payment() {
-        let (gate, clock) = gate(1);
-        gate.admit().unwrap().failed();
+        let (breaker, clock) = breaker(1);
+        breaker.admit().unwrap().failed();
         clock.advance(Duration::from_secs(5));
-        drop(gate.admit().unwrap());
-        assert_eq!(gate.state(), BreakerState::HalfOpen);
-        gate.admit().unwrap().sent();
-        assert_eq!(gate.state(), BreakerState::Closed);
+        drop(breaker.admit().unwrap());
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        breaker.admit().unwrap().sent();
+        assert_eq!(breaker.state(), BreakerState::Closed);
     }
 
     #[test]
     fn a_breaker_that_never_opens_admits_everything() {
         let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
-        let gate = Arc::new(CircuitBreaker::never_open(clock));
-        let admitted: Vec<_> = (0..1000).map(|_| gate.admit().unwrap()).collect();
+        let breaker = Arc::new(CircuitBreaker::never_open(clock));
+        let admitted: Vec<_> = (0..1000).map(|_| breaker.admit().unwrap()).collect();
         admitted.into_iter().for_each(Admission::failed);
-        assert!(gate.admit().is_ok());
+        assert!(breaker.admit().is_ok());
     }
 }

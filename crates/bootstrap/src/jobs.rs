@@ -61,7 +61,7 @@ impl Jobs {
 /// could not be expired are counted; the next pass tries them again.
 async fn expiry_sweep(shop: Shop, interval: Duration, metrics: JobMetrics, cancel: CancellationToken) {
     loop {
-        match shop.expire_orders.execute(SWEEP_BATCH).await {
+        match shop.orders.expire.execute(SWEEP_BATCH).await {
             Ok(pass) => {
                 metrics.sweep_failures.inc_by(u64::try_from(pass.failed.len()).unwrap_or(u64::MAX));
                 // Only expired orders make room: a batch of failures waits for the interval.
@@ -81,7 +81,7 @@ async fn expiry_sweep(shop: Shop, interval: Duration, metrics: JobMetrics, cance
 /// Every second, delivers the voids that are due (see `application::usecases::voids`).
 async fn relay_voids(shop: Shop, metrics: JobMetrics, cancel: CancellationToken) {
     loop {
-        match shop.deliver_voids.execute(VOID_BATCH).await {
+        match shop.voids.deliver.execute(VOID_BATCH).await {
             Ok(pass) => {
                 metrics.voids_backlog.set(pass.backlog);
                 for (outcome, count) in
@@ -105,7 +105,7 @@ async fn relay_voids(shop: Shop, metrics: JobMetrics, cancel: CancellationToken)
 async fn purge_idempotency_keys(shop: Shop, cancel: CancellationToken) {
     loop {
         loop {
-            match shop.purge_idempotency_keys.execute(KEY_PURGE_BATCH).await {
+            match shop.idempotency_keys.purge.execute(KEY_PURGE_BATCH).await {
                 Ok(deleted) if deleted == u64::from(KEY_PURGE_BATCH) && !cancel.is_cancelled() => continue,
                 Ok(deleted) => {
                     if deleted > 0 {
@@ -139,7 +139,7 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Durat
             () = tokio::time::sleep(wait) => {}
         }
     }
-    match compute_until_done(|| shop.refresh_best_products.ensure_latest(), RANKING_RETRY, &cancel).await {
+    match compute_until_done(|| shop.best_products.refresh.ensure_latest(), RANKING_RETRY, &cancel).await {
         Some(true) => tracing::info!("best products computed for the latest window"),
         Some(false) => {}
         None => return,
@@ -151,7 +151,7 @@ async fn daily_best_products(shop: Shop, time_zone: chrono_tz::Tz, settle: Durat
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        if compute_until_done(|| shop.refresh_best_products.execute(None), RANKING_RETRY, &cancel).await.is_none() {
+        if compute_until_done(|| shop.best_products.refresh.execute(None), RANKING_RETRY, &cancel).await.is_none() {
             return;
         }
         tracing::info!(window_end = %next, "best products recomputed");

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use adapter_http::{AdminToken, AppState, Bulkhead, Deadlines, HttpSettings, Metrics};
+use adapter_http::{AdminToken, AppState, Bulkhead, Credentials, Deadlines, HttpSettings, Metrics};
 use adapter_postgres::{PgUnitOfWork, PoolSettings};
 use anyhow::Context;
 use application::Shop;
 use application::ports::{DataPlatform, SystemClock};
 use application::resilience::BreakerSettings;
-use application::usecases::{Ports, Settings};
+use application::{Ports, Settings};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -102,8 +102,10 @@ impl Application {
         let port = listener.local_addr().context("reading the bound address")?.port();
         let state = AppState {
             shop: Arc::new(shop.clone()),
-            admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
-            user_tokens: config.user_tokens.clone(),
+            credentials: Credentials {
+                admin_token: config.admin_token.as_deref().and_then(AdminToken::new),
+                user_tokens: config.user_tokens.clone(),
+            },
             // Use cases run here, not on the actix workers' runtimes (see AppState::run).
             runtime: tokio::runtime::Handle::current(),
             deadlines: Deadlines {

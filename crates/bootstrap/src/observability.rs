@@ -1,5 +1,5 @@
 //! Metrics of the service's dependencies, registered beside the HTTP metrics: the
-//! database pool, the data platform's sends, the payment gate (bulkhead and circuit
+//! database pool, the data platform's sends, the payment guards (bulkhead and circuit
 //! breaker) and the expiry sweep. Wiring only: each value is read from the component
 //! that owns it when Prometheus scrapes.
 
@@ -18,7 +18,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaug
 /// Gauges read at scrape time from the pool, the payment bulkhead and the breaker.
 struct DependencyGauges {
     pool: PgPool,
-    gate: Arc<CircuitBreaker>,
+    circuit_breaker: Arc<CircuitBreaker>,
     bulkhead: Bulkhead,
     pool_size: IntGauge,
     pool_max: IntGauge,
@@ -30,10 +30,10 @@ struct DependencyGauges {
 }
 
 impl DependencyGauges {
-    fn new(pool: PgPool, gate: Arc<CircuitBreaker>, bulkhead: Bulkhead) -> prometheus::Result<Self> {
+    fn new(pool: PgPool, breaker: Arc<CircuitBreaker>, bulkhead: Bulkhead) -> prometheus::Result<Self> {
         Ok(Self {
             pool,
-            gate,
+            circuit_breaker: breaker,
             bulkhead,
             pool_size: IntGauge::new("db_pool_connections", "Open database connections in the pool")?,
             pool_max: IntGauge::new("db_pool_max_connections", "The pool's maximum size")?,
@@ -88,12 +88,12 @@ impl Collector for DependencyGauges {
         self.pool_max.set(gauge_value(status.max_size));
         self.pool_in_use.set(gauge_value(status.size.saturating_sub(status.available)));
         self.pool_waiting.set(gauge_value(status.waiting));
-        let state = self.gate.state();
+        let state = self.circuit_breaker.state();
         for each in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
             self.breaker.with_label_values(&[each.as_str()]).set(i64::from(each == state));
         }
         self.payments_in_flight.set(gauge_value(self.bulkhead.in_use()));
-        for (reason, total) in [("busy", self.bulkhead.refused()), ("breaker_open", self.gate.refused())] {
+        for (reason, total) in [("busy", self.bulkhead.refused()), ("breaker_open", self.circuit_breaker.refused())] {
             let counter = self.refused.with_label_values(&[reason]);
             counter.reset();
             counter.inc_by(total);
@@ -117,10 +117,10 @@ pub(crate) struct JobMetrics {
 pub(crate) fn register(
     registry: &Registry,
     pool: PgPool,
-    gate: Arc<CircuitBreaker>,
+    breaker: Arc<CircuitBreaker>,
     bulkhead: Bulkhead,
 ) -> prometheus::Result<JobMetrics> {
-    registry.register(Box::new(DependencyGauges::new(pool, gate, bulkhead)?))?;
+    registry.register(Box::new(DependencyGauges::new(pool, breaker, bulkhead)?))?;
     let sweep_failures = IntCounter::new(
         "order_expiry_failures_total",
         "Orders the expiry sweep could not expire; each is skipped and retried on a later pass",

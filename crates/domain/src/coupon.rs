@@ -383,7 +383,7 @@ mod tests {
         let fixed = DiscountPolicy::fixed(1_000).unwrap();
         assert_eq!(coupon(fixed, 0, 1).check_issuable(at(100)), Ok(()));
         let id = CouponId::new(7).unwrap();
-        // API.md v1.1 §D: a campaign cannot sell out before it starts.
+        // docs/API.md, "Coupons": a campaign cannot sell out before it starts.
         assert_eq!(coupon(fixed, 0, 1).check_issuable(at(-1)), Err(IssueRefusal::NotYetValid(id)));
         assert_eq!(coupon(fixed, 0, 1).check_issuable(at(0)), Ok(()), "from its first instant");
         assert_eq!(coupon(fixed, 0, 0).check_issuable(at(-1)), Err(IssueRefusal::NotYetValid(id)));

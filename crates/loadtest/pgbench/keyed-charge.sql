@@ -8,5 +8,5 @@ SELECT "users"."balance" FROM "users" WHERE ("users"."id" = :uid) LIMIT 1 FOR NO
 \set after :balance + 1
 UPDATE "users" SET "balance" = :after WHERE ("users"."id" = :uid);
 INSERT INTO "point_history" ("user_id", "kind", "amount", "balance_after", "order_id", "created_at") VALUES (:uid, 'CHARGE', 1, :after, NULL, now()) RETURNING "point_history"."id", "point_history"."user_id", "point_history"."kind", "point_history"."amount", "point_history"."balance_after", "point_history"."order_id", "point_history"."created_at";
-UPDATE "idempotency_keys" SET "status" = 200, "body" = '\x7b7d' WHERE (("idempotency_keys"."scope" = 'user:' || :uid) AND ("idempotency_keys"."key" = 'pgbench-' || :client_id || '-' || :k));
+UPDATE "idempotency_keys" SET "body" = '\x7b7d' WHERE (("idempotency_keys"."scope" = 'user:' || :uid) AND ("idempotency_keys"."key" = 'pgbench-' || :client_id || '-' || :k));
 COMMIT;

@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
-use application::ports::StoredReply;
+use application::usecases::best_products::RefreshError;
+use application::usecases::users::FindUserError;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use domain::UserId;
 use domain::coupon::{Coupon, DiscountPolicy, NewCoupon, ValidityWindow};
@@ -14,10 +15,11 @@ use super::coupons::{CouponResponse, DiscountType};
 use super::products::ProductResponse;
 use crate::auth::{Admin, UserTokens};
 use crate::extract::{empty_as_none, parse_id};
-use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 fn invalid(error: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(error.to_string())
@@ -97,7 +99,7 @@ fn in_range(at: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
-problems!(CreateUserProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+problems!(keyed_post CreateUserProblems: InvalidRequest, Unauthorized);
 
 /// Create a user with an empty balance.
 #[utoipa::path(
@@ -116,19 +118,24 @@ pub async fn create_user(
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = UserName::new(&body.name).map_err(invalid)?;
-    let keyed = idempotency.keyed(Admin::SCOPE, render_user);
-    let outcome = state.run(move |shop| async move { shop.create_user.execute_keyed(name, keyed).await }).await?;
-    Ok(respond(outcome, render_user))
+    let key = idempotency.scoped(Admin::SCOPE);
+    state
+        .keyed_post(
+            key,
+            StatusCode::CREATED,
+            |u: &User| UserResponse::from(u),
+            move |shop, key| async move { shop.users.create.execute_keyed(name, key).await },
+        )
+        .await
 }
 
-fn render_user(user: &User) -> StoredReply {
-    stored(
-        StatusCode::CREATED,
-        &UserResponse { user_id: user.id.get(), name: user.name.clone(), balance: user.balance.krw() },
-    )
+impl From<&User> for UserResponse {
+    fn from(user: &User) -> Self {
+        Self { user_id: user.id.get(), name: user.name.clone(), balance: user.balance.krw() }
+    }
 }
 
-problems!(CreateProductProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+problems!(keyed_post CreateProductProblems: InvalidRequest, Unauthorized);
 
 /// Add a product to the catalog.
 #[utoipa::path(
@@ -151,16 +158,18 @@ pub async fn create_product(
         price: validate_price(body.price).map_err(invalid)?,
         stock: Stock::new(body.stock).map_err(invalid)?,
     };
-    let keyed = idempotency.keyed(Admin::SCOPE, render_product);
-    let outcome = state.run(move |shop| async move { shop.create_product.execute_keyed(product, keyed).await }).await?;
-    Ok(respond(outcome, render_product))
+    let key = idempotency.scoped(Admin::SCOPE);
+    state
+        .keyed_post(
+            key,
+            StatusCode::CREATED,
+            |p: &Product| ProductResponse::from(p.clone()),
+            move |shop, key| async move { shop.catalog.create.execute_keyed(product, key).await },
+        )
+        .await
 }
 
-fn render_product(product: &Product) -> StoredReply {
-    stored(StatusCode::CREATED, &ProductResponse::from(product.clone()))
-}
-
-problems!(CreateCouponProblems: InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, Unauthorized, ServiceUnavailable);
+problems!(keyed_post CreateCouponProblems: InvalidRequest, Unauthorized);
 
 /// Create a coupon campaign.
 #[utoipa::path(
@@ -179,13 +188,15 @@ pub async fn create_coupon(
     body: web::Json<CreateCouponRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = body.into_inner().try_into_domain()?;
-    let keyed = idempotency.keyed(Admin::SCOPE, render_coupon);
-    let outcome = state.run(move |shop| async move { shop.create_coupon.execute_keyed(coupon, keyed).await }).await?;
-    Ok(respond(outcome, render_coupon))
-}
-
-fn render_coupon(coupon: &Coupon) -> StoredReply {
-    stored(StatusCode::CREATED, &CouponResponse::from(coupon.clone()))
+    let key = idempotency.scoped(Admin::SCOPE);
+    state
+        .keyed_post(
+            key,
+            StatusCode::CREATED,
+            |c: &Coupon| CouponResponse::from(c.clone()),
+            move |shop, key| async move { shop.coupons.create.execute_keyed(coupon, key).await },
+        )
+        .await
 }
 
 /// A user token issued by the back office.
@@ -222,13 +233,13 @@ pub async fn issue_token(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user: UserId = parse_id(&path, "userId", ProblemCode::InvalidUserId)?;
-    let Some(tokens) = state.user_tokens.clone().filter(UserTokens::can_issue) else {
+    let Some(tokens) = state.credentials.user_tokens.clone().filter(UserTokens::can_issue) else {
         return Err(ApiError::new(
             ProblemCode::TokenSigningDisabled,
             "this service verifies tokens of an identity provider and cannot issue any",
         ));
     };
-    let user = state.run(move |shop| async move { shop.find_user.execute(user).await }).await?;
+    let user = state.run(move |shop| async move { shop.users.find.execute(user).await }).await?;
     let issued = tokens.issue(user, Utc::now()).ok_or_else(|| ApiError::internal(&"signing a token failed"))?;
     Ok(HttpResponse::Created().json(TokenResponse {
         token: issued.token,
@@ -275,6 +286,33 @@ pub async fn refresh_best_products(
             })
         })
         .transpose()?;
-    let best = state.run(move |shop| async move { shop.refresh_best_products.execute(date).await }).await?;
+    let best = state.run(move |shop| async move { shop.best_products.refresh.execute(date).await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(&best))))
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            e @ RefreshError::NotEnded { .. } => Self::invalid_request(e.to_string()),
+            RefreshError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<FindUserError> for ApiError {
+    fn from(error: FindUserError) -> Self {
+        match error {
+            FindUserError::UserNotFound(user) => Self::user_not_found(user),
+            FindUserError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(create_user)
+        .service(issue_token)
+        .service(create_product)
+        .service(create_coupon)
+        .service(refresh_best_products);
 }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +75,11 @@ problems!(BestProblems: ServiceUnavailable);
 )]
 #[get("/api/v1/products/best")]
 pub async fn best(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.run(move |shop| async move { shop.best_products.execute().await }).await?;
+    let snapshot = state.run(move |shop| async move { shop.best_products.latest.execute().await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(snapshot.as_deref())))
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(best);
 }

@@ -1,8 +1,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use application::ports::StoredReply;
 use application::usecases::coupons::Issued;
+use application::usecases::coupons::{HeldCouponsError, IssueCouponError};
 use chrono::{DateTime, Utc};
+use domain::coupon::IssueRefusal;
 use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon};
 use domain::{CouponId, UserId};
 use serde::{Deserialize, Serialize};
@@ -10,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
-use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -157,12 +159,14 @@ pub fn user_from_query(query: &UserQuery) -> Result<UserId, ApiError> {
     parse_id(raw, "userId", ProblemCode::InvalidRequest)
 }
 
-problems!(IssueProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, CouponNotYetValid, ServiceUnavailable);
+problems!(keyed_post IssueProblems: Unauthenticated, Forbidden, InvalidRequest, CouponNotFound, UserNotFound, CouponAlreadyIssued, CouponSoldOut, CouponExpired, CouponNotYetValid);
 
 /// Issue a limited coupon to a user, first come first served.
 ///
-/// Under any concurrency: never more than the campaign's quantity, at most one per
-/// user, and `remainingQuantity` is always total − issued.
+/// Under any concurrency: never more than the campaign's quantity, and at most one per
+/// user. `remainingQuantity` is what was left once this coupon was taken: exact when
+/// issues do not overlap; while they do, each gets a different figure and together
+/// they count down to 0 as the campaign sells out.
 #[utoipa::path(
     tag = "coupons",
     security(("user_token" = [])),
@@ -181,14 +185,15 @@ pub async fn issue(
 ) -> Result<HttpResponse, ApiError> {
     let coupon_id: CouponId = parse_id(&path, "couponId", ProblemCode::InvalidRequest)?;
     let user_id: UserId = caller.acting_for(id_from(body.user_id, "userId")?)?;
-    let keyed = idempotency.keyed(&caller.scope(), render_issued);
-    let outcome =
-        state.run(move |shop| async move { shop.issue_coupon.execute_keyed(coupon_id, user_id, keyed).await }).await?;
-    Ok(respond(outcome, render_issued))
-}
-
-fn render_issued(issued: &Issued) -> StoredReply {
-    stored(StatusCode::CREATED, &IssuedCouponResponse::from(issued.clone()))
+    let key = idempotency.scoped(&caller.scope());
+    state
+        .keyed_post(
+            key,
+            StatusCode::CREATED,
+            |i: &Issued| IssuedCouponResponse::from(i.clone()),
+            move |shop, key| async move { shop.coupons.issue.execute_keyed(coupon_id, user_id, key).await },
+        )
+        .await
 }
 
 problems!(HeldProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, ServiceUnavailable);
@@ -208,7 +213,43 @@ pub async fn list_held(
     query: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = caller.acting_for(user_from_query(&query)?)?;
-    let coupons = state.run(move |shop| async move { shop.held_coupons.execute(user_id).await }).await?;
+    let coupons = state.run(move |shop| async move { shop.coupons.held.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok()
         .json(HeldCouponsResponse { items: coupons.into_iter().map(HeldCouponResponse::from).collect() }))
+}
+
+impl From<IssueCouponError> for ApiError {
+    fn from(error: IssueCouponError) -> Self {
+        match error {
+            IssueCouponError::CouponNotFound(id) => {
+                Self::new(ProblemCode::CouponNotFound, format!("coupon {id} does not exist"))
+            }
+            IssueCouponError::UserNotFound(user) => Self::user_not_found(user),
+            e @ IssueCouponError::AlreadyIssued { .. } => Self::new(ProblemCode::CouponAlreadyIssued, e.to_string()),
+            IssueCouponError::Refused(e @ IssueRefusal::SoldOut(_)) => {
+                Self::new(ProblemCode::CouponSoldOut, e.to_string())
+            }
+            IssueCouponError::Refused(e @ IssueRefusal::Expired(_)) => {
+                Self::new(ProblemCode::CouponExpired, e.to_string())
+            }
+            IssueCouponError::Refused(e @ IssueRefusal::NotYetValid(_)) => {
+                Self::new(ProblemCode::CouponNotYetValid, e.to_string())
+            }
+            IssueCouponError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<HeldCouponsError> for ApiError {
+    fn from(error: HeldCouponsError) -> Self {
+        match error {
+            HeldCouponsError::UserNotFound(user) => Self::user_not_found(user),
+            HeldCouponsError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(list_held).service(issue);
 }

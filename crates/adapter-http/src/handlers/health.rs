@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
@@ -50,7 +51,7 @@ pub struct ReadinessResponse {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Ready", body = ReadinessResponse), ReadyProblems))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let readiness = state.run(move |shop| async move { shop.readiness.execute().await }).await?;
+    let readiness = state.run(move |shop| async move { shop.health.readiness.execute().await }).await?;
     Ok(HttpResponse::Ok().json(ReadinessResponse {
         status: "ready",
         data_platform: DataPlatformHealth {
@@ -74,4 +75,9 @@ problems!(MetricsProblems: Internal);
 pub async fn metrics(metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics.render().map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(live).service(ready).service(metrics);
 }

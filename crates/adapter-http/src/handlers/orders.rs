@@ -1,8 +1,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use application::ports::StoredReply;
 use application::usecases::orders::PlaceOrderRequest;
+use application::usecases::orders::{GetOrderError, PlaceOrderError};
 use chrono::{DateTime, Utc};
+use domain::coupon::CouponRefusal;
+use domain::order::PlaceOrderRefusal;
 use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
@@ -12,10 +14,11 @@ use utoipa::ToSchema;
 use super::coupons::{UserQuery, user_from_query};
 use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
-use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -127,7 +130,7 @@ impl From<Order> for OrderResponse {
     }
 }
 
-problems!(PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, OrderAmountTooLarge, TooManyUnpaidOrders, CouponAlreadyUsed, CouponExpired, CouponNotApplicable, ServiceUnavailable);
+problems!(keyed_post PlaceProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, ProductNotFound, CouponNotOwned, OutOfStock, OrderAmountTooLarge, TooManyUnpaidOrders, CouponAlreadyUsed, CouponExpired, CouponNotApplicable);
 
 /// Place an order: reserve the stock, apply and use the coupon.
 ///
@@ -151,13 +154,15 @@ pub async fn place(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().try_into_domain()?;
     caller.acting_for(request.user_id)?;
-    let keyed = idempotency.keyed(&caller.scope(), render_placed);
-    let outcome = state.run(move |shop| async move { shop.place_order.execute_keyed(request, keyed).await }).await?;
-    Ok(respond(outcome, render_placed))
-}
-
-fn render_placed(order: &Order) -> StoredReply {
-    stored(StatusCode::CREATED, &OrderResponse::from(order.clone()))
+    let key = idempotency.scoped(&caller.scope());
+    state
+        .keyed_post(
+            key,
+            StatusCode::CREATED,
+            |o: &Order| OrderResponse::from(o.clone()),
+            move |shop, key| async move { shop.orders.place.execute_keyed(request, key).await },
+        )
+        .await
 }
 
 problems!(GetOrderProblems: Unauthenticated, Forbidden, InvalidRequest, OrderNotFound, ServiceUnavailable);
@@ -179,6 +184,43 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = parse_id(&path, "orderId", ProblemCode::InvalidRequest)?;
     let user_id = caller.acting_for(user_from_query(&query)?)?;
-    let order = state.run(move |shop| async move { shop.get_order.execute(order_id, user_id).await }).await?;
+    let order = state.run(move |shop| async move { shop.orders.get.execute(order_id, user_id).await }).await?;
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
+}
+
+impl From<PlaceOrderError> for ApiError {
+    fn from(error: PlaceOrderError) -> Self {
+        match error {
+            PlaceOrderError::UserNotFound(user) => Self::user_not_found(user),
+            e @ PlaceOrderError::CouponNotOwned(_) => Self::new(ProblemCode::CouponNotOwned, e.to_string()),
+            PlaceOrderError::Refused(refusal) => {
+                let code = match refusal {
+                    PlaceOrderRefusal::ProductNotFound(_) => ProblemCode::ProductNotFound,
+                    PlaceOrderRefusal::OutOfStock(_) => ProblemCode::OutOfStock,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::AlreadyUsed(_)) => ProblemCode::CouponAlreadyUsed,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::OutsideValidity(_)) => ProblemCode::CouponExpired,
+                    PlaceOrderRefusal::Coupon(CouponRefusal::BelowMinimum { .. }) => ProblemCode::CouponNotApplicable,
+                    PlaceOrderRefusal::TotalOverflow => return Self::invalid_request("the order total is too large"),
+                    PlaceOrderRefusal::AmountTooLarge(_) => ProblemCode::OrderAmountTooLarge,
+                };
+                Self::new(code, refusal.to_string())
+            }
+            PlaceOrderError::TooManyUnpaid(e) => Self::new(ProblemCode::TooManyUnpaidOrders, e.to_string()),
+            PlaceOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<GetOrderError> for ApiError {
+    fn from(error: GetOrderError) -> Self {
+        match error {
+            GetOrderError::OrderNotFound(id) => Self::order_not_found(id),
+            GetOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(place).service(get);
 }

@@ -1,18 +1,20 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
-use application::ports::StoredReply;
 use application::usecases::payments::Paid;
+use application::usecases::payments::PayOrderError;
 use chrono::{DateTime, Utc};
+use domain::order::NotPayable;
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::extract::id_from;
-use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -38,7 +40,7 @@ pub struct PaymentResponse {
     pub paid_at: DateTime<Utc>,
 }
 
-problems!(PayProblems: Unauthenticated, Forbidden, InvalidRequest, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, UnsupportedMediaType, PayloadTooLarge, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable, ServiceUnavailable);
+problems!(keyed_post PayProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable);
 
 /// Pay an order from the user's balance.
 ///
@@ -70,19 +72,21 @@ pub async fn pay(
             "too many payments are waiting on the data platform; nothing was charged, retry later",
         ));
     };
-    let keyed = idempotency.keyed(&caller.scope(), render_paid);
-    let outcome = state
-        .run_within(state.deadlines.payment, move |shop| async move {
-            shop.pay_order.execute_keyed(user_id, order_id, keyed).await
-        })
-        .await?;
-    Ok(respond(outcome, render_paid))
+    let key = idempotency.scoped(&caller.scope());
+    state
+        .keyed_post_within(
+            state.deadlines.payment,
+            key,
+            StatusCode::CREATED,
+            |p: &Paid| PaymentResponse::from(p),
+            move |shop, key| async move { shop.payments.pay.execute_keyed(user_id, order_id, key).await },
+        )
+        .await
 }
 
-fn render_paid(paid: &Paid) -> StoredReply {
-    stored(
-        StatusCode::CREATED,
-        &PaymentResponse {
+impl From<&Paid> for PaymentResponse {
+    fn from(paid: &Paid) -> Self {
+        Self {
             payment_id: paid.payment.id.get(),
             order_id: paid.payment.order_id.get(),
             user_id: paid.payment.user_id.get(),
@@ -90,6 +94,39 @@ fn render_paid(paid: &Paid) -> StoredReply {
             balance: paid.balance.krw(),
             status: "PAID",
             paid_at: paid.payment.paid_at,
-        },
-    )
+        }
+    }
+}
+
+impl From<PayOrderError> for ApiError {
+    fn from(error: PayOrderError) -> Self {
+        match error {
+            PayOrderError::UserNotFound(user) => Self::user_not_found(user),
+            PayOrderError::OrderNotFound(id) => Self::order_not_found(id),
+            PayOrderError::NotPayable(e @ NotPayable::AlreadyPaid(_)) => {
+                Self::new(ProblemCode::OrderAlreadyPaid, e.to_string())
+            }
+            PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
+                Self::new(ProblemCode::OrderExpired, e.to_string())
+            }
+            PayOrderError::InsufficientBalance(e) => Self::new(ProblemCode::InsufficientBalance, e.to_string()),
+            PayOrderError::DataPlatform(e) => {
+                tracing::warn!(error = %e, "payment rolled back: the data platform did not accept the order");
+                Self::new(
+                    ProblemCode::DataPlatformUnavailable,
+                    "the data platform did not accept the order; nothing was charged, retry later",
+                )
+            }
+            PayOrderError::BreakerOpen(open) => {
+                Self::new(ProblemCode::DataPlatformUnavailable, format!("{open}; nothing was charged, retry later"))
+                    .retry_after(open.retry_after)
+            }
+            PayOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(pay);
 }

@@ -1,7 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
-use application::ports::StoredReply;
 use application::usecases::points::BalanceView;
+use application::usecases::points::{ChargePointsError, ReadPointsError};
 use chrono::{DateTime, Utc};
 use domain::UserId;
 use domain::points::{ChargeAmount, InvalidChargeAmount, PointEntry, PointEntryKind};
@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, page_limit, parse_id};
-use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam, respond, stored};
+use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// A charge. `amount` is validated by hand so that every malformed amount — missing,
 /// null, a string, a fraction, beyond 64 bits — answers `INVALID_AMOUNT`.
@@ -119,8 +120,7 @@ fn charge_amount(body: &ChargeRequest) -> Result<ChargeAmount, ApiError> {
     })
 }
 
-problems!(ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UnsupportedMediaType,
-    PayloadTooLarge, UserNotFound, BalanceLimitExceeded, ServiceUnavailable);
+problems!(keyed_post ChargeProblems: Unauthenticated, Forbidden, InvalidUserId, InvalidAmount, ChargeLimitExceeded, InvalidRequest, UserNotFound, BalanceLimitExceeded);
 
 /// Charge a user's balance.
 ///
@@ -146,14 +146,16 @@ pub async fn charge(
     let user_id = user_id(&path)?;
     let amount = charge_amount(&body?.into_inner())?;
     let user_id = caller.acting_for(user_id)?;
-    let keyed = idempotency.keyed(&caller.scope(), render_charged);
-    let outcome =
-        state.run(move |shop| async move { shop.charge_points.execute_keyed(user_id, amount, keyed).await }).await?;
-    Ok(respond(outcome, render_charged))
-}
-
-fn render_charged(view: &BalanceView) -> StoredReply {
-    stored(StatusCode::OK, &BalanceResponse::from(*view))
+    let key = idempotency.scoped(&caller.scope());
+    let charged = state
+        .keyed_post(
+            key,
+            StatusCode::OK,
+            |v: &BalanceView| BalanceResponse::from(*v),
+            move |shop, key| async move { shop.points.charge.execute_keyed(user_id, amount, key).await },
+        )
+        .await?;
+    Ok(charged)
 }
 
 problems!(BalanceProblems: Unauthenticated, Forbidden, InvalidUserId, UserNotFound, ServiceUnavailable);
@@ -172,7 +174,7 @@ pub async fn balance(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = caller.acting_for(user_id(&path)?)?;
-    let view = state.run(move |shop| async move { shop.get_balance.execute(user_id).await }).await?;
+    let view = state.run(move |shop| async move { shop.points.balance.execute(user_id).await }).await?;
     Ok(HttpResponse::Ok().json(BalanceResponse::from(view)))
 }
 
@@ -196,9 +198,33 @@ pub async fn history(
     let limit = page_limit(query.limit.as_deref())?;
     let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
     let user_id = caller.acting_for(user_id)?;
-    let page = state.run(move |shop| async move { shop.point_history.execute(user_id, before, limit).await }).await?;
+    let page = state.run(move |shop| async move { shop.points.history.execute(user_id, before, limit).await }).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         items: page.entries.into_iter().map(PointEntryResponse::from).collect(),
         next_cursor: page.next_before.map(|id| cursor::encode(CursorKind::PointHistory, id)),
     }))
+}
+
+impl From<ChargePointsError> for ApiError {
+    fn from(error: ChargePointsError) -> Self {
+        match error {
+            ChargePointsError::UserNotFound(user) => Self::user_not_found(user),
+            ChargePointsError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
+            ChargePointsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ReadPointsError> for ApiError {
+    fn from(error: ReadPointsError) -> Self {
+        match error {
+            ReadPointsError::UserNotFound(user) => Self::user_not_found(user),
+            ReadPointsError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(charge).service(balance).service(history);
 }

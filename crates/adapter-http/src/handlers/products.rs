@@ -10,6 +10,7 @@ use crate::extract::page_limit;
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -62,9 +63,14 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> R
         ),
         None => None,
     };
-    let page = state.run(move |shop| async move { shop.list_products.execute(after, limit).await }).await?;
+    let page = state.run(move |shop| async move { shop.catalog.list.execute(after, limit).await }).await?;
     Ok(HttpResponse::Ok().json(ProductPageResponse {
         items: page.products.into_iter().map(ProductResponse::from).collect(),
         next_cursor: page.next_after.map(|id| cursor::encode(CursorKind::Products, id.get())),
     }))
+}
+
+/// Registers this module's operations; the server and the OpenAPI document take them from here.
+pub(crate) fn operations(cfg: &mut ServiceConfig) {
+    cfg.service(list);
 }

@@ -4,15 +4,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
 use domain::{CouponId, OrderId, UserId};
 
 use crate::error::{StoreContext, violated_constraint};
+use crate::functions::{fill_coupon_stock, issue_coupon};
 use crate::records::{CouponRow, UserCouponRow, discount_columns};
 use crate::schema::{coupons, user_coupons};
-use crate::sql::Statement;
 use crate::work::PgWork;
 
 /// How many stock buckets a new coupon's quantity is split over (fewer when the
@@ -21,109 +20,37 @@ use crate::work::PgWork;
 /// has the measurements behind the figure; the table allows up to 16.
 const BUCKETS: i32 = 16;
 
-/// The one-statement issue ($1 coupon, $2 user, $3 now), with the lock clause that
-/// passes by (`SKIP LOCKED`) or waits for buckets other issues hold.
-///
-/// With n = `coupons.buckets` buckets, bucket b holds the units of ordinal b, b + n,
-/// b + 2n, ... (in issue order), q(b) of them. `c` reads the campaign (no lock); `b`
-/// locks the least-taken bucket with stock (re-checking its stock on the latest
-/// version: a bucket emptied meanwhile is passed over), only if the coupon is valid
-/// and not flagged sold out; `issued` writes the holder row unless the user holds the
-/// coupon already (the unique key decides, through its index: no statistics can turn
-/// the check into a scan of the holders, and a concurrent issue to the same user is
-/// waited for), and only then does `taken` take the unit. When a bucket was locked
-/// but nothing written, the user held the coupon. Only when no bucket was locked does
-/// it read what is left (nothing, without reading the buckets, once flagged) and
-/// whether the user holds it.
-///
-/// The reply's remaining quantity is `total - 1 - ordinal` of the unit taken: exact
-/// when issues do not overlap (the least-taken bucket first makes the ordinals run 0,
-/// 1, 2, ...), distinct for every issue, and together the replies count from
-/// `total - 1` down to 0.
-macro_rules! issue_statement {
-    ($lock:literal) => {
-        concat!("\
-    WITH c AS ( \
-        SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, valid_from, valid_until, \
-               sold_out, buckets AS n \
-        FROM coupons WHERE id = $1), \
-    b AS ( \
-        SELECT s.coupon_id, s.bucket FROM coupon_stock s, c \
-        WHERE s.coupon_id = $1 AND s.remaining > 0 AND NOT c.sold_out AND c.valid_from <= $3 AND c.valid_until >= $3 \
-        ORDER BY c.total_quantity / c.n + (s.bucket < c.total_quantity % c.n)::int - s.remaining, s.bucket \
-        LIMIT 1 FOR UPDATE OF s ", $lock, "), \
-    issued AS ( \
-        INSERT INTO user_coupons (coupon_id, user_id, issued_at) SELECT $1, $2, $3 FROM b \
-        ON CONFLICT (user_id, coupon_id) DO NOTHING RETURNING issued_at), \
-    taken AS ( \
-        UPDATE coupon_stock s SET remaining = s.remaining - 1 FROM b \
-        WHERE s.coupon_id = b.coupon_id AND s.bucket = b.bucket AND EXISTS (SELECT 1 FROM issued) \
-        RETURNING s.bucket, s.remaining) \
-    SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity, \
-           (CASE WHEN t.bucket IS NOT NULL THEN c.total_quantity - 1 - \
-                     ((c.total_quantity / c.n + (t.bucket < c.total_quantity % c.n)::int - t.remaining - 1) * c.n \
-                      + t.bucket) \
-                 WHEN c.sold_out THEN 0 \
-                 ELSE (SELECT coalesce(sum(s.remaining), 0) FROM coupon_stock s WHERE s.coupon_id = $1) END \
-           )::int4 AS remaining_quantity, \
-           c.valid_from, c.valid_until, c.sold_out, (SELECT issued_at FROM issued) AS issued_at, \
-           (t.bucket IS NULL AND (EXISTS (SELECT 1 FROM b) \
-                                  OR EXISTS (SELECT 1 FROM user_coupons WHERE user_id = $2 AND coupon_id = $1))) \
-               AS already_held \
-    FROM c LEFT JOIN taken t ON true")
-    };
-}
-
-/// [`issue_statement`] passing by buckets another issue holds.
-const ISSUE: &str = issue_statement!("SKIP LOCKED");
-/// [`issue_statement`] waiting for one of them.
-const ISSUE_WAITING: &str = issue_statement!("");
-
-/// Flags a coupon sold out ($1), once the issue statement found none left: later
-/// issues then answer without reading its buckets.
-const FLAG_SOLD_OUT: &str = "UPDATE coupons SET sold_out = true WHERE id = $1 AND NOT sold_out";
-
-#[derive(QueryableByName)]
-struct IssueRow {
-    #[diesel(embed)]
-    coupon: CouponRow,
-    #[diesel(sql_type = Bool)]
-    sold_out: bool,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    issued_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Bool)]
-    already_held: bool,
-}
+/// What `issue_coupon` returns: the coupon's columns, what remains, whether it is
+/// flagged sold out, when it was issued now (if it was), and whether it was held already.
+type IssueColumns =
+    (i64, String, String, i64, i64, i32, i32, DateTime<Utc>, DateTime<Utc>, bool, Option<DateTime<Utc>>, bool);
 
 #[async_trait]
 impl CouponRepository for PgWork {
     async fn create(&mut self, coupon: &NewCoupon) -> Result<Coupon, StoreError> {
         let (discount_type, discount_value) = discount_columns(coupon.discount);
-        // The campaign and its stock buckets in one statement.
-        Statement(
-            "WITH c AS ( \
-                 INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity, \
-                                      valid_from, valid_until, buckets) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, least($5, $8)) RETURNING *), \
-             s AS ( \
-                 INSERT INTO coupon_stock (coupon_id, bucket, remaining) \
-                 SELECT c.id, b.n, c.total_quantity / c.buckets + (b.n < c.total_quantity % c.buckets)::int4 \
-                 FROM c, generate_series(0, c.buckets - 1) AS b(n)) \
-             SELECT id, name, discount_type, discount_value, min_order_amount, total_quantity, \
-                    total_quantity AS remaining_quantity, valid_from, valid_until FROM c",
-        )
-        .bind::<Text, _>(&coupon.name)
-        .bind::<Text, _>(discount_type)
-        .bind::<BigInt, _>(discount_value)
-        .bind::<BigInt, _>(coupon.min_order_amount.krw())
-        .bind::<Integer, _>(coupon.total_quantity)
-        .bind::<Timestamptz, _>(coupon.validity.from())
-        .bind::<Timestamptz, _>(coupon.validity.until())
-        .bind::<Integer, _>(BUCKETS)
-        .get_result::<CouponRow>(self.conn())
-        .await
-        .store_context("inserting a coupon")?
-        .into_domain()
+        let mut row = diesel::insert_into(coupons::table)
+            .values((
+                coupons::name.eq(&coupon.name),
+                coupons::discount_type.eq(discount_type),
+                coupons::discount_value.eq(discount_value),
+                coupons::min_order_amount.eq(coupon.min_order_amount.krw()),
+                coupons::total_quantity.eq(coupon.total_quantity),
+                coupons::valid_from.eq(coupon.validity.from()),
+                coupons::valid_until.eq(coupon.validity.until()),
+                coupons::buckets.eq(i16::try_from(coupon.total_quantity.clamp(1, BUCKETS)).unwrap_or(1)),
+            ))
+            .returning(CouponRow::as_returning())
+            .get_result(self.conn())
+            .await
+            .store_context("inserting a coupon")?;
+        diesel::select(fill_coupon_stock(row.id))
+            .execute(self.conn())
+            .await
+            .store_context("filling a coupon's stock")?;
+        // Read back before its buckets existed; a new coupon has all of its quantity.
+        row.remaining_quantity = row.total_quantity;
+        row.into_domain()
     }
 
     async fn find(&mut self, id: CouponId) -> Result<Option<Coupon>, StoreError> {
@@ -145,15 +72,8 @@ impl CouponRepository for PgWork {
         at: DateTime<Utc>,
         busy: BusyBuckets,
     ) -> Result<IssueAttempt, StoreError> {
-        let statement = match busy {
-            BusyBuckets::Skip => ISSUE,
-            BusyBuckets::Wait => ISSUE_WAITING,
-        };
-        let attempt = Statement(statement)
-            .bind::<BigInt, _>(coupon.get())
-            .bind::<BigInt, _>(user.get())
-            .bind::<Timestamptz, _>(at)
-            .get_result::<IssueRow>(self.conn())
+        let attempt = diesel::select(issue_coupon(coupon.get(), user.get(), at, busy == BusyBuckets::Wait))
+            .get_result::<IssueColumns>(self.conn())
             .await
             .optional();
         let row = match attempt {
@@ -168,11 +88,36 @@ impl CouponRepository for PgWork {
                 };
             }
         };
-        if row.already_held {
+        let (
+            id,
+            name,
+            discount_type,
+            discount_value,
+            min_order_amount,
+            total_quantity,
+            remaining_quantity,
+            valid_from,
+            valid_until,
+            sold_out,
+            issued_at,
+            already_held,
+        ) = row;
+        if already_held {
             return Ok(IssueAttempt::AlreadyHeld);
         }
-        let mut coupon = row.coupon.into_domain()?;
-        if let Some(issued_at) = row.issued_at {
+        let mut coupon = CouponRow {
+            id,
+            name,
+            discount_type,
+            discount_value,
+            min_order_amount,
+            total_quantity,
+            remaining_quantity,
+            valid_from,
+            valid_until,
+        }
+        .into_domain()?;
+        if let Some(issued_at) = issued_at {
             return Ok(IssueAttempt::Issued { coupon, issued_at });
         }
         if busy == BusyBuckets::Wait && coupon.remaining_quantity() > 0 {
@@ -180,10 +125,10 @@ impl CouponRepository for PgWork {
             // left must be read after them, not in the statement's own snapshot.
             coupon = CouponRepository::find(self, coupon.id()).await?.unwrap_or(coupon);
         }
-        if coupon.remaining_quantity() == 0 && !row.sold_out {
+        if coupon.remaining_quantity() == 0 && !sold_out {
             // Stock never comes back: from now on, issues need not read the buckets.
-            Statement(FLAG_SOLD_OUT)
-                .bind::<BigInt, _>(coupon.id().get())
+            diesel::update(coupons::table.find(coupon.id().get()).filter(coupons::sold_out.eq(false)))
+                .set(coupons::sold_out.eq(true))
                 .execute(self.conn())
                 .await
                 .store_context("flagging a coupon sold out")?;

@@ -1,26 +1,13 @@
 use application::StoreError;
-use application::ports::{Claim, IdempotencyKey, IdempotencyRepository, StoredReply};
+use application::ports::{Claim, IdempotencyKey, IdempotencyRepository, Reply};
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Text};
 use diesel_async::RunQueryDsl;
 
 use crate::error::{StoreContext, corrupt, is_lock_timeout};
+use crate::functions::{delete_expired_idempotency_keys, lock_idempotency_key};
 use crate::schema::idempotency_keys;
-use crate::sql::Statement;
 use crate::work::PgWork;
-
-#[derive(QueryableByName)]
-struct Existing {
-    #[diesel(sql_type = Bytea)]
-    fingerprint: Vec<u8>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::SmallInt>)]
-    status: Option<i16>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<Bytea>)]
-    body: Option<Vec<u8>>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    expired: bool,
-}
 
 #[async_trait]
 impl IdempotencyRepository for PgWork {
@@ -44,22 +31,16 @@ impl IdempotencyRepository for PgWork {
             Err(error) => return Err(error).store_context("claiming an idempotency key"),
         }
         let ttl_secs = i64::try_from(self.key_ttl.as_secs()).unwrap_or(i64::MAX);
-        let existing: Existing = Statement(
-            "SELECT fingerprint, status, body, created_at < now() - make_interval(secs => $3) AS expired \
-             FROM idempotency_keys WHERE scope = $1 AND key = $2 FOR UPDATE",
-        )
-        .bind::<Text, _>(&key.scope)
-        .bind::<Text, _>(&key.key)
-        .bind::<BigInt, _>(ttl_secs)
-        .get_result(self.conn())
-        .await
-        .store_context("reading an idempotency key")?;
-        if existing.expired {
+        let (fingerprint, body, expired): (Vec<u8>, Option<Vec<u8>>, bool) =
+            diesel::select(lock_idempotency_key(&key.scope, &key.key, ttl_secs))
+                .get_result(self.conn())
+                .await
+                .store_context("reading an idempotency key")?;
+        if expired {
             // Past its lifetime the key is free again: this request takes it over.
             diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
                 .set((
                     idempotency_keys::fingerprint.eq(&key.fingerprint),
-                    idempotency_keys::status.eq(None::<i16>),
                     idempotency_keys::body.eq(None::<Vec<u8>>),
                     idempotency_keys::created_at.eq(diesel::dsl::now),
                 ))
@@ -68,23 +49,17 @@ impl IdempotencyRepository for PgWork {
                 .store_context("renewing an expired idempotency key")?;
             return Ok(Claim::Claimed);
         }
-        if existing.fingerprint != key.fingerprint {
+        if fingerprint != key.fingerprint {
             return Ok(Claim::Reused);
         }
-        match (existing.status, existing.body) {
-            (Some(status), Some(body)) => Ok(Claim::Replay(StoredReply {
-                status: u16::try_from(status).map_err(|e| corrupt("idempotency status", e))?,
-                body,
-            })),
-            // A committed claim always has its reply (the table's CHECK and `complete`).
-            _ => Err(corrupt("idempotency key", "committed without a reply")),
-        }
+        // A committed claim always has its reply (`complete` runs before the commit).
+        body.map(|body| Claim::Replay(Reply(body)))
+            .ok_or_else(|| corrupt("idempotency key", "committed without a reply"))
     }
 
-    async fn complete(&mut self, key: &IdempotencyKey, reply: &StoredReply) -> Result<(), StoreError> {
-        let status = i16::try_from(reply.status).map_err(|e| corrupt("idempotency status", e))?;
+    async fn complete(&mut self, key: &IdempotencyKey, reply: &Reply) -> Result<(), StoreError> {
         let updated = diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
-            .set((idempotency_keys::status.eq(Some(status)), idempotency_keys::body.eq(Some(&reply.body))))
+            .set(idempotency_keys::body.eq(Some(&reply.0)))
             .execute(self.conn())
             .await
             .store_context("storing an idempotent reply")?;
@@ -93,17 +68,10 @@ impl IdempotencyRepository for PgWork {
 
     async fn delete_expired(&mut self, limit: u32) -> Result<u64, StoreError> {
         let ttl_secs = i64::try_from(self.key_ttl.as_secs()).unwrap_or(i64::MAX);
-        let deleted = Statement(
-            "DELETE FROM idempotency_keys WHERE (scope, key) IN ( \
-               SELECT scope, key FROM idempotency_keys \
-               WHERE created_at < now() - make_interval(secs => $1) \
-               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind::<BigInt, _>(ttl_secs)
-        .bind::<BigInt, _>(i64::from(limit))
-        .execute(self.conn())
-        .await
-        .store_context("deleting expired idempotency keys")?;
+        let deleted: i64 = diesel::select(delete_expired_idempotency_keys(ttl_secs, i64::from(limit)))
+            .get_result(self.conn())
+            .await
+            .store_context("deleting expired idempotency keys")?;
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 }

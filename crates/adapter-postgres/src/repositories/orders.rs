@@ -5,77 +5,42 @@ use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::order::{Order, OrderStatus};
 use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
-use crate::records::{OrderLineRow, OrderRow, status_text};
+use crate::functions::place_order;
+use crate::records::{OrderColumns, OrderLineRow, OrderRow, status_text};
 use crate::schema::{order_lines, orders};
-use crate::sql::Statement;
 use crate::work::PgWork;
 
-/// Inserts the order ($1..$8) and its lines ($9..$14, one array per column).
-const INSERT_ORDER: &str = "\
-    WITH o AS ( \
-        INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
-                            expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *), \
-    l AS ( \
-        INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
-        SELECT o.id, w.* FROM o, unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], $14::int8[]) \
-            AS w) \
-    SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, \
-           paid_at FROM o";
-
-/// [`INSERT_ORDER`], only once every line's stock ($15 lines) was taken at its price.
-/// `locked` takes the rows' locks in ascending id (its sort runs below the lock), so
-/// two orders over overlapping products cannot deadlock; the update then re-checks
-/// stock and price on each row as last committed.
-const INSERT_ORDER_TAKING_STOCK: &str = "\
-    WITH w AS ( \
-        SELECT * FROM unnest($9::int2[], $10::int8[], $11::text[], $12::int8[], $13::int4[], $14::int8[]) \
-            AS w(line_no, product_id, product_name, unit_price, quantity, amount)), \
-    taken AS ( \
-        UPDATE products AS p SET stock = p.stock - w.quantity \
-        FROM (SELECT id FROM products WHERE id = ANY($10::int8[]) ORDER BY id FOR NO KEY UPDATE) AS locked, w \
-        WHERE p.id = locked.id AND p.id = w.product_id AND p.stock >= w.quantity AND p.price = w.unit_price \
-        RETURNING p.id), \
-    o AS ( \
-        INSERT INTO orders (user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, \
-                            expires_at) \
-        SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM taken) = $15 RETURNING *), \
-    l AS ( \
-        INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
-        SELECT o.id, w.* FROM o, w) \
-    SELECT id, user_id, coupon_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, \
-           paid_at FROM o";
-
-/// [`INSERT_ORDER`] or [`INSERT_ORDER_TAKING_STOCK`] with `order` bound to $1..$14.
-macro_rules! bind_order {
-    ($sql:expr, $order:expr) => {{
-        let order: &NewOrder = $order;
-        let lines = &order.priced.lines;
-        Statement($sql)
-            .bind::<BigInt, _>(order.user_id.get())
-            .bind::<Nullable<BigInt>, _>(order.coupon_id.map(domain::CouponId::get))
-            .bind::<Text, _>(status_text(OrderStatus::NotPaid))
-            .bind::<BigInt, _>(order.priced.total_amount.krw())
-            .bind::<BigInt, _>(order.priced.discount_amount.krw())
-            .bind::<BigInt, _>(order.priced.payment_amount.krw())
-            .bind::<Timestamptz, _>(order.created_at)
-            .bind::<Timestamptz, _>(order.expires_at)
-            .bind::<Array<SmallInt>, _>((1..).take(lines.len()).collect::<Vec<i16>>())
-            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>())
-    }};
-}
-
 impl PgWork {
+    /// Calls `place_order` for `order`, taking its stock first when `take_stock`.
+    async fn place(&mut self, order: &NewOrder, take_stock: bool) -> QueryResult<Option<OrderRow>> {
+        let lines = &order.priced.lines;
+        diesel::select(place_order(
+            order.user_id.get(),
+            order.coupon_id.map(domain::CouponId::get),
+            order.priced.total_amount.krw(),
+            order.priced.discount_amount.krw(),
+            order.priced.payment_amount.krw(),
+            order.created_at,
+            order.expires_at,
+            (1..).take(lines.len()).collect::<Vec<i16>>(),
+            lines.iter().map(|l| l.product_id.get()).collect::<Vec<_>>(),
+            lines.iter().map(|l| l.name.as_str().to_owned()).collect::<Vec<_>>(),
+            lines.iter().map(|l| l.unit_price.krw()).collect::<Vec<_>>(),
+            lines.iter().map(|l| l.quantity.get()).collect::<Vec<_>>(),
+            lines.iter().map(|l| l.amount.krw()).collect::<Vec<_>>(),
+            take_stock,
+        ))
+        .get_result::<OrderColumns>(self.conn())
+        .await
+        .optional()
+        .map(|row| row.map(OrderRow::from))
+    }
+
     /// The lines of `rows`, attached to their orders.
     async fn with_lines(&mut self, rows: Vec<OrderRow>) -> Result<Vec<Order>, StoreError> {
         let ids: Vec<i64> = rows.iter().map(|o| o.id).collect();
@@ -109,23 +74,15 @@ impl PgWork {
 #[async_trait]
 impl OrderRepository for PgWork {
     async fn insert(&mut self, order: &NewOrder) -> Result<Order, StoreError> {
-        // The order and its lines in one statement: one round trip while the products'
+        // The order and its lines in one call: one round trip while the products'
         // row locks are held.
-        let row = bind_order!(INSERT_ORDER, order)
-            .get_result::<OrderRow>(self.conn())
-            .await
-            .store_context("inserting an order and its lines")?;
+        let row = self.place(order, false).await.store_context("inserting an order and its lines")?;
+        let row = row.ok_or_else(|| corrupt("order", "inserted without a row"))?;
         row.with_lines(order.priced.lines.clone())
     }
 
     async fn insert_taking_stock(&mut self, order: &NewOrder) -> Result<Option<Order>, StoreError> {
-        let lines = i64::try_from(order.priced.lines.len()).unwrap_or(i64::MAX);
-        let row = bind_order!(INSERT_ORDER_TAKING_STOCK, order)
-            .bind::<BigInt, _>(lines)
-            .get_result::<OrderRow>(self.conn())
-            .await
-            .optional()
-            .store_context("taking stock and inserting an order")?;
+        let row = self.place(order, true).await.store_context("taking stock and inserting an order")?;
         row.map(|row| row.with_lines(order.priced.lines.clone())).transpose()
     }
 

@@ -2,15 +2,14 @@ use application::StoreError;
 use application::ports::ProductRepository;
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Int8};
 use diesel_async::RunQueryDsl;
 use domain::ProductId;
 use domain::product::{NewProduct, Product, Quantity};
 
 use crate::error::StoreContext;
+use crate::functions::move_stock;
 use crate::records::ProductRow;
 use crate::schema::products;
-use crate::sql::Statement;
 use crate::work::PgWork;
 
 fn split(lines: &[(ProductId, Quantity)]) -> (Vec<i64>, Vec<i32>) {
@@ -81,29 +80,19 @@ impl ProductRepository for PgWork {
     async fn take_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError> {
         let (ids, quantities) = split(lines);
         // One statement for every line; the CHECK (stock >= 0) refuses a shortfall.
-        Statement(
-            "UPDATE products AS p SET stock = p.stock - l.quantity \
-             FROM unnest($1::int8[], $2::int4[]) AS l(id, quantity) WHERE p.id = l.id",
-        )
-        .bind::<Array<Int8>, _>(ids)
-        .bind::<Array<Int4>, _>(quantities)
-        .execute(self.conn())
-        .await
-        .store_context("taking stock")
-        .map(drop)
+        diesel::select(move_stock(ids, quantities, -1))
+            .execute(self.conn())
+            .await
+            .store_context("taking stock")
+            .map(drop)
     }
 
     async fn return_stock(&mut self, lines: &[(ProductId, Quantity)]) -> Result<(), StoreError> {
         let (ids, quantities) = split(lines);
-        Statement(
-            "UPDATE products AS p SET stock = p.stock + l.quantity \
-             FROM unnest($1::int8[], $2::int4[]) AS l(id, quantity) WHERE p.id = l.id",
-        )
-        .bind::<Array<Int8>, _>(ids)
-        .bind::<Array<Int4>, _>(quantities)
-        .execute(self.conn())
-        .await
-        .store_context("returning stock")
-        .map(drop)
+        diesel::select(move_stock(ids, quantities, 1))
+            .execute(self.conn())
+            .await
+            .store_context("returning stock")
+            .map(drop)
     }
 }

@@ -3,23 +3,14 @@ use application::ports::{BestProduct, BestProducts, RankingRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::ranking::{ProductSales, RankedProduct, SalesWindow, TOP_N};
 
 use crate::error::{StoreContext, corrupt};
+use crate::functions::paid_sales;
 use crate::records::{ProductRow, product_id};
 use crate::schema::{best_product_snapshot_items, best_product_snapshots, products};
-use crate::sql::Statement;
 use crate::work::PgWork;
-
-#[derive(QueryableByName)]
-struct SalesRow {
-    #[diesel(sql_type = BigInt)]
-    product_id: i64,
-    #[diesel(sql_type = BigInt)]
-    sold_quantity: i64,
-}
 
 /// A snapshot's columns, then its item and the item's product (null for a snapshot
 /// without items).
@@ -77,22 +68,13 @@ impl RankingRepository for PgWork {
     async fn sales_in(&mut self, window: &SalesWindow) -> Result<Vec<ProductSales>, StoreError> {
         // One aggregate over the paid orders of the window (partial index on paid_at),
         // cut at the top N with the ranking's own tie-break.
-        let rows: Vec<SalesRow> = Statement(
-            "SELECT l.product_id, SUM(l.quantity)::int8 AS sold_quantity \
-             FROM orders o JOIN order_lines l ON l.order_id = o.id \
-             WHERE o.status = 'PAID' AND o.paid_at >= $1 AND o.paid_at < $2 \
-             GROUP BY l.product_id \
-             ORDER BY sold_quantity DESC, l.product_id ASC \
-             LIMIT $3",
-        )
-        .bind::<Timestamptz, _>(window.from())
-        .bind::<Timestamptz, _>(window.to())
-        .bind::<BigInt, _>(i64::try_from(TOP_N).unwrap_or(i64::MAX))
-        .load(self.conn())
-        .await
-        .store_context("aggregating sales")?;
+        let rows: Vec<(i64, i64)> =
+            diesel::select(paid_sales(window.from(), window.to(), i64::try_from(TOP_N).unwrap_or(i64::MAX)))
+                .load(self.conn())
+                .await
+                .store_context("aggregating sales")?;
         rows.into_iter()
-            .map(|row| Ok(ProductSales { product_id: product_id(row.product_id)?, sold_quantity: row.sold_quantity }))
+            .map(|(id, sold_quantity)| Ok(ProductSales { product_id: product_id(id)?, sold_quantity }))
             .collect()
     }
 

@@ -3,23 +3,16 @@ use application::ports::{NewPointEntry, UserRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::points::{Balance, ChargeAmount, PointEntry};
 use domain::user::{User, UserName};
 use domain::{Money, OrderId, UserId};
 
 use crate::error::StoreContext;
+use crate::functions::{charge_balance, spend_balance};
 use crate::records::{PointEntryRow, UserRow, balance, point_kind_text};
 use crate::schema::{point_history, users};
-use crate::sql::Statement;
 use crate::work::PgWork;
-
-#[derive(QueryableByName)]
-struct BalanceAfter {
-    #[diesel(sql_type = BigInt)]
-    balance_after: i64,
-}
 
 #[async_trait]
 impl UserRepository for PgWork {
@@ -50,6 +43,19 @@ impl UserRepository for PgWork {
             .get_result(self.conn())
             .await
             .store_context("checking a user exists")
+    }
+
+    async fn lock(&mut self, id: UserId) -> Result<bool, StoreError> {
+        // The same lock as `lock_balance`.
+        users::table
+            .find(id.get())
+            .select(users::id)
+            .for_no_key_update()
+            .first::<i64>(self.conn())
+            .await
+            .optional()
+            .store_context("locking a user")
+            .map(|locked| locked.is_some())
     }
 
     async fn lock_balance(&mut self, id: UserId) -> Result<Option<Balance>, StoreError> {
@@ -100,26 +106,12 @@ impl UserRepository for PgWork {
         ceiling: Balance,
         at: DateTime<Utc>,
     ) -> Result<Option<Balance>, StoreError> {
-        // The update locks the row and re-checks the ceiling on the latest committed
-        // balance, so concurrent charges to one user serialise and none passes it.
-        Statement(
-            "WITH charged AS ( \
-                 UPDATE users SET balance = balance + $2 WHERE id = $1 AND balance <= $3 - $2 \
-                 RETURNING id, balance) \
-             INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
-             SELECT id, 'CHARGE', $2, balance, $4 FROM charged \
-             RETURNING balance_after",
-        )
-        .bind::<BigInt, _>(id.get())
-        .bind::<BigInt, _>(amount.money().krw())
-        .bind::<BigInt, _>(ceiling.krw())
-        .bind::<Timestamptz, _>(at)
-        .get_result::<BalanceAfter>(self.conn())
-        .await
-        .optional()
-        .store_context("charging a balance")?
-        .map(|row| balance(row.balance_after))
-        .transpose()
+        diesel::select(charge_balance(id.get(), amount.money().krw(), ceiling.krw(), at))
+            .get_result::<Option<i64>>(self.conn())
+            .await
+            .store_context("charging a balance")?
+            .map(balance)
+            .transpose()
     }
 
     async fn spend_within(
@@ -129,25 +121,12 @@ impl UserRepository for PgWork {
         order: OrderId,
         at: DateTime<Utc>,
     ) -> Result<Option<Balance>, StoreError> {
-        // As `charge_within`: the update re-checks the balance under its row lock.
-        Statement(
-            "WITH spent AS ( \
-                 UPDATE users SET balance = balance - $2 WHERE id = $1 AND balance >= $2 \
-                 RETURNING id, balance) \
-             INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at) \
-             SELECT id, 'USE', $2, balance, $3, $4 FROM spent \
-             RETURNING balance_after",
-        )
-        .bind::<BigInt, _>(id.get())
-        .bind::<BigInt, _>(amount.krw())
-        .bind::<BigInt, _>(order.get())
-        .bind::<Timestamptz, _>(at)
-        .get_result::<BalanceAfter>(self.conn())
-        .await
-        .optional()
-        .store_context("spending from a balance")?
-        .map(|row| balance(row.balance_after))
-        .transpose()
+        diesel::select(spend_balance(id.get(), amount.krw(), order.get(), at))
+            .get_result::<Option<i64>>(self.conn())
+            .await
+            .store_context("spending from a balance")?
+            .map(balance)
+            .transpose()
     }
 
     async fn entries(&mut self, id: UserId, before: Option<i64>, limit: u16) -> Result<Vec<PointEntry>, StoreError> {

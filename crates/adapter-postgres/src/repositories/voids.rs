@@ -3,27 +3,14 @@ use application::ports::{UncertainSend, VoidRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::order::OrderStatus;
 use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
+use crate::functions::lock_due_void;
 use crate::schema::pending_voids;
-use crate::sql::Statement;
 use crate::work::PgWork;
-
-#[derive(QueryableByName)]
-struct DueRow {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    order_id: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    user_id: i64,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Integer)]
-    attempts: i32,
-}
 
 #[async_trait]
 impl VoidRepository for PgWork {
@@ -43,27 +30,21 @@ impl VoidRepository for PgWork {
     }
 
     async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<UncertainSend>, StoreError> {
-        let row: Option<DueRow> = Statement(
-            "SELECT v.order_id, v.user_id, o.status, v.attempts FROM pending_voids v \
-             JOIN orders o ON o.id = v.order_id \
-             WHERE v.next_attempt_at <= $1 AND o.status <> 'NOT_PAID' \
-             ORDER BY v.next_attempt_at LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-        )
-        .bind::<Timestamptz, _>(now)
-        .get_result(self.conn())
-        .await
-        .optional()
-        .store_context("locking a due void")?;
-        row.map(|row| {
+        let row: Option<(i64, i64, String, i32)> = diesel::select(lock_due_void(now))
+            .get_result(self.conn())
+            .await
+            .optional()
+            .store_context("locking a due void")?;
+        row.map(|(order_id, user_id, status, attempts)| {
             Ok(UncertainSend {
-                order_id: OrderId::new(row.order_id).map_err(|e| corrupt("order id", e))?,
-                user_id: UserId::new(row.user_id).map_err(|e| corrupt("user id", e))?,
-                order_status: match row.status.as_str() {
+                order_id: OrderId::new(order_id).map_err(|e| corrupt("order id", e))?,
+                user_id: UserId::new(user_id).map_err(|e| corrupt("user id", e))?,
+                order_status: match status.as_str() {
                     "PAID" => OrderStatus::Paid,
                     "FAILED" => OrderStatus::Failed,
                     other => return Err(corrupt("order status of a due void", other)),
                 },
-                attempts: u32::try_from(row.attempts).map_err(|e| corrupt("void attempts", e))?,
+                attempts: u32::try_from(attempts).map_err(|e| corrupt("void attempts", e))?,
             })
         })
         .transpose()

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// A request's idempotency key, scoped to its caller, with the fingerprint of what the
 /// request asked (method, path and body, hashed by the inbound adapter).
@@ -13,13 +13,10 @@ pub struct IdempotencyKey {
     pub fingerprint: Vec<u8>,
 }
 
-/// The response stored under a key. Opaque here: the inbound adapter renders it on the
-/// first run and sends it back as it is on a replay.
+/// The reply stored under a key: the inbound adapter's encoding of a success, opaque
+/// here. The adapter encodes it on the first run and sends it back as it is on a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredReply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
+pub struct Reply(pub Vec<u8>);
 
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +24,7 @@ pub enum Claim {
     /// The key is this work's: run the request, then [`IdempotencyRepository::complete`].
     Claimed,
     /// A request with the same key and fingerprint already succeeded: its reply.
-    Replay(StoredReply),
+    Replay(Reply),
     /// The key was used for another request (another fingerprint).
     Reused,
     /// Another request with this key is still running and did not end in time.
@@ -50,7 +47,7 @@ pub trait IdempotencyRepository: Send {
     async fn claim(&mut self, key: &IdempotencyKey) -> Result<Claim, StoreError>;
 
     /// Stores the reply of the request that claimed `key` in this work.
-    async fn complete(&mut self, key: &IdempotencyKey, reply: &StoredReply) -> Result<(), StoreError>;
+    async fn complete(&mut self, key: &IdempotencyKey, reply: &Reply) -> Result<(), StoreError>;
 
     /// Deletes up to `limit` keys past their lifetime; returns how many. Safe to run
     /// from several instances at once (rows another deleter holds are skipped).

@@ -6,8 +6,10 @@
 
 mod clock;
 mod data_platform;
+mod error;
 mod idempotency;
 mod repositories;
+mod set;
 mod unit_of_work;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -16,11 +18,13 @@ pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use data_platform::MockDataPlatform;
 pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, SendFailure};
+pub use error::StoreError;
 #[cfg(any(test, feature = "mocks"))]
 pub use idempotency::MockIdempotencyRepository;
-pub use idempotency::{Claim, IdempotencyKey, IdempotencyRepository, StoredReply};
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyRepository, Reply};
 pub use repositories::*;
+pub use set::Ports;
 #[cfg(any(test, feature = "mocks"))]
 pub use unit_of_work::MockUnitOfWork;
 pub(crate) use unit_of_work::finish;
-pub use unit_of_work::{StoreError, UnitOfWork, Work};
+pub use unit_of_work::{UnitOfWork, Work};

@@ -10,7 +10,7 @@ use domain::ranking::{RankedProduct, SalesWindow};
 use domain::user::{User, UserName};
 use domain::{CouponId, Money, OrderId, PaymentId, ProductId, UserId};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// A ledger line to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,10 @@ pub trait UserRepository: Send {
     async fn find(&mut self, id: UserId) -> Result<Option<User>, StoreError>;
 
     async fn exists(&mut self, id: UserId) -> Result<bool, StoreError>;
+
+    /// Locks the user's row until the work ends, as [`Self::lock_balance`] does, so that
+    /// works acting for one user in turn (placing orders) serialise. `false`: no such user.
+    async fn lock(&mut self, id: UserId) -> Result<bool, StoreError>;
 
     /// The user's balance, read under a row lock that MUST be held until the work ends,
     /// so that read-decide-write on the balance cannot lose an update.

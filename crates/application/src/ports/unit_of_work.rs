@@ -1,22 +1,11 @@
 use async_trait::async_trait;
 
+use super::error::StoreError;
 use super::idempotency::IdempotencyRepository;
 use super::repositories::{
     CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
     VoidRepository,
 };
-
-/// The store failed for a reason that has nothing to do with the request.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store cannot be reached now (no connection, pool exhausted, shutting down);
-    /// the same request may succeed later.
-    #[error("the database is unavailable")]
-    Unavailable(#[source] anyhow::Error),
-    /// Anything else: a bug or a broken invariant. Logged in full, reported opaquely.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
 
 /// Opens units of work. The use case owns the transaction boundary: it begins a
 /// [`Work`], uses its repositories, and commits or rolls back.

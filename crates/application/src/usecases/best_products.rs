@@ -6,8 +6,10 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use domain::ranking::{SalesWindow, rank_best};
 
-use super::opaque_debug;
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{BestProducts, Clock, StoreError, UnitOfWork, Work, finish};
+use crate::settings::Settings;
 
 /// How long this instance serves the latest snapshot from memory before reading it
 /// again. The ranking changes once a day; what the read refreshes is the products'
@@ -178,6 +180,28 @@ impl GetBestProducts {
         let snapshot = finish(work, outcome).await?.map(Arc::new);
         self.latest.keep(generation, read_at, snapshot.clone());
         Ok(snapshot)
+    }
+}
+
+/// The best-products use cases, sharing the latest snapshot.
+#[derive(Debug, Clone)]
+pub struct Rankings {
+    pub refresh: RefreshBestProducts,
+    pub latest: GetBestProducts,
+}
+
+impl Rankings {
+    pub fn new(ports: &Ports, settings: &Settings) -> Self {
+        let latest = Arc::new(LatestSnapshot::default());
+        Self {
+            refresh: RefreshBestProducts::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                settings.time_zone,
+                latest.clone(),
+            ),
+            latest: GetBestProducts::new(ports.uow.clone(), ports.clock.clone(), latest),
+        }
     }
 }
 

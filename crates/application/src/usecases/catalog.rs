@@ -5,8 +5,9 @@ use std::sync::Arc;
 use domain::ProductId;
 use domain::product::{NewProduct, Product};
 
-use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{StoreError, UnitOfWork, finish};
 
 /// Adds a product to the catalog.
@@ -23,16 +24,25 @@ impl CreateProduct {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, product: NewProduct) -> Result<Product, StoreError> {
-        unkeyed(self.execute_keyed(product, None).await)
+        let mut work = self.uow.begin().await?;
+        let created = work.products().create(&product).await;
+        finish(work, created).await
     }
 
     /// [`Self::execute`], at most once per idempotency key.
+    #[tracing::instrument(skip_all)]
     pub async fn execute_keyed(
         &self,
         product: NewProduct,
-        keyed: Option<KeyedRequest<Product>>,
-    ) -> Result<Keyed<Product>, KeyedError<StoreError>> {
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.products().create(&product).await)
+        key: Option<Key<Product>>,
+    ) -> Result<Answer<Product>, KeyedError<StoreError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(product).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let created = work.products().create(&product).await;
+        work.finish(created).await
     }
 }
 
@@ -73,6 +83,19 @@ impl ListProducts {
             ProductPage { products, next_after }
         });
         finish(work, outcome).await
+    }
+}
+
+/// The catalog's use cases.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub create: CreateProduct,
+    pub list: ListProducts,
+}
+
+impl Catalog {
+    pub fn new(ports: &Ports) -> Self {
+        Self { create: CreateProduct::new(ports.uow.clone()), list: ListProducts::new(ports.uow.clone()) }
     }
 }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use domain::coupon::{Coupon, IssueRefusal, IssuedCoupon, NewCoupon};
 use domain::{CouponId, UserId};
 
-use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{BusyBuckets, Clock, IssueAttempt, StoreError, UnitOfWork, Work, finish};
 
 /// Creates a coupon campaign with all of its quantity remaining.
@@ -23,16 +24,25 @@ impl CreateCoupon {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, coupon: NewCoupon) -> Result<Coupon, StoreError> {
-        unkeyed(self.execute_keyed(coupon, None).await)
+        let mut work = self.uow.begin().await?;
+        let created = work.coupons().create(&coupon).await;
+        finish(work, created).await
     }
 
     /// [`Self::execute`], at most once per idempotency key.
+    #[tracing::instrument(skip_all)]
     pub async fn execute_keyed(
         &self,
         coupon: NewCoupon,
-        keyed: Option<KeyedRequest<Coupon>>,
-    ) -> Result<Keyed<Coupon>, KeyedError<StoreError>> {
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.coupons().create(&coupon).await)
+        key: Option<Key<Coupon>>,
+    ) -> Result<Answer<Coupon>, KeyedError<StoreError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(coupon).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let created = work.coupons().create(&coupon).await;
+        work.finish(created).await
     }
 }
 
@@ -59,14 +69,16 @@ pub struct Issued {
 
 /// Issues one coupon of a limited campaign to a user, first come first served.
 ///
-/// The race is decided by the store, in two statements of one short transaction:
-/// 1. record that the user holds the coupon — a unique (user, coupon) key makes a
-///    second record impossible, so one user can never hold it twice;
-/// 2. take one from the remaining quantity with a conditional decrement that applies
-///    [`Coupon::check_issuable`] atomically — it cannot take more than remains.
+/// The race is decided by the store, in one statement ([`CouponRepository::issue`]):
+/// it takes a unit from one of the campaign's stock buckets and writes the holder row
+/// together, or writes nothing. The unique (user, coupon) key makes a second holder row
+/// impossible, and a bucket's stock cannot go below zero, so the campaign is never
+/// over-issued and no user holds it twice. The statement first passes by buckets other
+/// issues hold; only when every bucket with stock was busy does it run again, waiting
+/// for one — so a refusal is never a false "sold out". Without a key the statement
+/// commits on its own; with one it runs in the key's transaction.
 ///
-/// If step 2 refuses, the transaction rolls back and step 1 leaves no trace. The
-/// campaign row is locked only from step 2 to the commit.
+/// [`CouponRepository::issue`]: crate::ports::CouponRepository::issue
 #[derive(Clone)]
 pub struct IssueCoupon {
     uow: Arc<dyn UnitOfWork>,
@@ -81,24 +93,27 @@ impl IssueCoupon {
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, coupon_id: CouponId, user_id: UserId) -> Result<Issued, IssueCouponError> {
-        unkeyed(self.execute_keyed(coupon_id, user_id, None).await)
+        let mut session = self.uow.autocommit().await?;
+        let issued = self.issue(session.as_mut(), coupon_id, user_id).await;
+        finish(session, issued).await
     }
 
-    /// [`Self::execute`], at most once per idempotency key.
+    /// [`Self::execute`], at most once per idempotency key: the issue then runs in the
+    /// key's transaction.
+    #[tracing::instrument(skip(self, key))]
     pub async fn execute_keyed(
         &self,
         coupon_id: CouponId,
         user_id: UserId,
-        keyed: Option<KeyedRequest<Issued>>,
-    ) -> Result<Keyed<Issued>, KeyedError<IssueCouponError>> {
-        if keyed.is_none() {
-            let mut session = self.uow.autocommit().await.map_err(|e| KeyedError::Failed(e.into()))?;
-            let issued = self.issue(session.as_mut(), coupon_id, user_id).await;
-            return finish(session, issued).await.map(Keyed::Fresh).map_err(KeyedError::Failed);
-        }
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self
-            .issue(work.as_mut(), coupon_id, user_id)
-            .await)
+        key: Option<Key<Issued>>,
+    ) -> Result<Answer<Issued>, KeyedError<IssueCouponError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(coupon_id, user_id).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let issued = self.issue(work.as_mut(), coupon_id, user_id).await;
+        work.finish(issued).await
     }
 
     /// Passing by stock buckets other issues hold, then, if every bucket with stock
@@ -179,6 +194,24 @@ impl HeldCoupons {
         }
         .await;
         finish(work, outcome).await
+    }
+}
+
+/// The coupon use cases.
+#[derive(Debug, Clone)]
+pub struct Coupons {
+    pub create: CreateCoupon,
+    pub issue: IssueCoupon,
+    pub held: HeldCoupons,
+}
+
+impl Coupons {
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            create: CreateCoupon::new(ports.uow.clone()),
+            issue: IssueCoupon::new(ports.uow.clone(), ports.clock.clone()),
+            held: HeldCoupons::new(ports.uow.clone()),
+        }
     }
 }
 

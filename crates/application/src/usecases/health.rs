@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::opaque_debug;
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{StoreError, UnitOfWork};
 use crate::resilience::{BreakerState, CircuitBreaker};
 
@@ -20,19 +21,31 @@ pub struct Readiness {
 #[derive(Clone)]
 pub struct CheckReadiness {
     uow: Arc<dyn UnitOfWork>,
-    gate: Arc<CircuitBreaker>,
+    breaker: Arc<CircuitBreaker>,
 }
 opaque_debug!(CheckReadiness);
 
 impl CheckReadiness {
-    pub fn new(uow: Arc<dyn UnitOfWork>, gate: Arc<CircuitBreaker>) -> Self {
-        Self { uow, gate }
+    pub fn new(uow: Arc<dyn UnitOfWork>, breaker: Arc<CircuitBreaker>) -> Self {
+        Self { uow, breaker }
     }
 
     /// # Errors
     /// The store's error when it does not answer (the adapter bounds the wait).
     pub async fn execute(&self) -> Result<Readiness, StoreError> {
         self.uow.ping().await?;
-        Ok(Readiness { data_platform: self.gate.state(), payments_in_flight: self.gate.in_flight() })
+        Ok(Readiness { data_platform: self.breaker.state(), payments_in_flight: self.breaker.in_flight() })
+    }
+}
+
+/// The health use cases.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub readiness: CheckReadiness,
+}
+
+impl Health {
+    pub fn new(ports: &Ports, breaker: &Arc<CircuitBreaker>) -> Self {
+        Self { readiness: CheckReadiness::new(ports.uow.clone(), breaker.clone()) }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::opaque_debug;
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{StoreError, UnitOfWork, finish};
 
 /// Deletes expired idempotency keys in batches, each batch its own transaction.
@@ -23,6 +24,18 @@ impl PurgeExpiredKeys {
         let mut work = self.uow.begin().await?;
         let outcome = work.idempotency().delete_expired(batch).await;
         finish(work, outcome).await
+    }
+}
+
+/// The idempotency keys' upkeep.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKeys {
+    pub purge: PurgeExpiredKeys,
+}
+
+impl IdempotencyKeys {
+    pub fn new(ports: &Ports) -> Self {
+        Self { purge: PurgeExpiredKeys::new(ports.uow.clone()) }
     }
 }
 

@@ -10,9 +10,11 @@ use domain::order::{
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 
-use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
+use crate::settings::Settings;
 
 /// What a user asks to order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,59 +69,66 @@ impl PlaceOrder {
 
     #[tracing::instrument(skip(self, request), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
     pub async fn execute(&self, request: PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
-        unkeyed(self.execute_keyed(request, None).await)
+        let mut work = self.uow.begin().await?;
+        match self.place(work.as_mut(), &request, ProductRead::Snapshot).await {
+            Ok(Placed::Order(order)) => return finish(work, Ok(order)).await,
+            Err(error) => return finish(work, Err(error)).await,
+            Ok(Placed::StaleSnapshot) => {
+                if let Err(error) = work.rollback().await {
+                    tracing::warn!(%error, "rollback failed; the transaction is discarded with its connection");
+                }
+            }
+        }
+        let mut work = self.uow.begin().await?;
+        let outcome = self.place_locked(work.as_mut(), &request).await;
+        finish(work, outcome).await
     }
 
-    /// [`Self::execute`], at most once per idempotency key.
+    /// [`Self::execute`], at most once per idempotency key: with a key the order is
+    /// placed on the locked path, in the key's transaction.
+    #[tracing::instrument(skip(self, request, key), fields(user_id = %request.user_id, lines = request.items.lines().len()))]
     pub async fn execute_keyed(
         &self,
         request: PlaceOrderRequest,
-        keyed: Option<KeyedRequest<Order>>,
-    ) -> Result<Keyed<Order>, KeyedError<PlaceOrderError>> {
-        if keyed.is_none() {
-            let mut work = self.uow.begin().await.map_err(|e| KeyedError::Failed(e.into()))?;
-            match self.place(work.as_mut(), &request, Stock::Snapshot).await {
-                Ok(Placed::Order(order)) => {
-                    return finish(work, Ok(order)).await.map(Keyed::Fresh).map_err(KeyedError::Failed);
-                }
-                Ok(Placed::StaleSnapshot) => {
-                    if let Err(error) = work.rollback().await {
-                        tracing::warn!(%error, "rollback failed; the transaction is discarded with its connection");
-                    }
-                }
-                Err(error) => return finish(work, Err(error)).await.map(Keyed::Fresh).map_err(KeyedError::Failed),
-            }
-        }
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| match self
-            .place(work.as_mut(), &request, Stock::Locked)
-            .await
-        {
-            Ok(Placed::Order(order)) => Ok(order),
-            Ok(Placed::StaleSnapshot) => {
+        key: Option<Key<Order>>,
+    ) -> Result<Answer<Order>, KeyedError<PlaceOrderError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(request).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let outcome = self.place_locked(work.as_mut(), &request).await;
+        work.finish(outcome).await
+    }
+
+    /// Places the order deciding on locked rows, where a snapshot cannot be stale.
+    async fn place_locked(&self, work: &mut dyn Work, request: &PlaceOrderRequest) -> Result<Order, PlaceOrderError> {
+        match self.place(work, request, ProductRead::Locked).await? {
+            Placed::Order(order) => Ok(order),
+            Placed::StaleSnapshot => {
                 Err(StoreError::Unexpected(anyhow::anyhow!("an order placed on locked rows met a stale snapshot"))
                     .into())
             }
-            Err(error) => Err(error),
-        })
+        }
     }
 
     async fn place(
         &self,
         work: &mut dyn Work,
         request: &PlaceOrderRequest,
-        stock: Stock,
+        read: ProductRead,
     ) -> Result<Placed, PlaceOrderError> {
         let user_id = request.user_id;
-        // The user's row serialises their order placements, so the count of unpaid
+        // The user's row lock serialises their order placements, so the count of unpaid
         // orders below is exact under any concurrency of one user's requests.
-        if work.users().lock_balance(user_id).await?.is_none() {
+        if !work.users().lock(user_id).await? {
             return Err(PlaceOrderError::UserNotFound(user_id));
         }
         may_place_another(work.orders().count_unpaid(user_id).await?, self.max_unpaid)?;
         let ids = request.items.product_ids_ascending();
-        let products = match stock {
-            Stock::Locked => work.products().lock_many(&ids).await?,
-            Stock::Snapshot => work.products().find_many(&ids).await?,
+        let products = match read {
+            ProductRead::Locked => work.products().lock_many(&ids).await?,
+            ProductRead::Snapshot => work.products().find_many(&ids).await?,
         };
         if let Some(missing) = ids.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
             return Err(PlaceOrderRefusal::ProductNotFound(*missing).into());
@@ -134,9 +143,9 @@ impl PlaceOrder {
             None => None,
         };
         let now = self.clock.now();
-        let priced = match (price_order(&request.items, &products, coupon.as_ref(), now), stock) {
+        let priced = match (price_order(&request.items, &products, coupon.as_ref(), now), read) {
             // Stock read without locks may be short only for now: decide on locked rows.
-            (Err(PlaceOrderRefusal::OutOfStock(_)), Stock::Snapshot) => return Ok(Placed::StaleSnapshot),
+            (Err(PlaceOrderRefusal::OutOfStock(_)), ProductRead::Snapshot) => return Ok(Placed::StaleSnapshot),
             (priced, _) => priced?,
         };
         let new_order = NewOrder {
@@ -146,14 +155,14 @@ impl PlaceOrder {
             created_at: now,
             expires_at: self.timeout.deadline(now),
         };
-        let order = match stock {
-            Stock::Locked => {
+        let order = match read {
+            ProductRead::Locked => {
                 let taken: Vec<(ProductId, Quantity)> =
                     request.items.lines().iter().map(|l| (l.product_id, l.quantity)).collect();
                 work.products().take_stock(&taken).await?;
                 work.orders().insert(&new_order).await?
             }
-            Stock::Snapshot => match work.orders().insert_taking_stock(&new_order).await? {
+            ProductRead::Snapshot => match work.orders().insert_taking_stock(&new_order).await? {
                 Some(order) => order,
                 None => return Ok(Placed::StaleSnapshot),
             },
@@ -167,7 +176,7 @@ impl PlaceOrder {
 
 /// How [`PlaceOrder::place`] reads the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stock {
+enum ProductRead {
     /// Under row locks: the domain's stock check is final.
     Locked,
     /// Without locks: the statement that takes the stock re-checks it.
@@ -298,11 +307,33 @@ impl SweepPass {
     }
 }
 
+/// The order use cases.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    pub place: PlaceOrder,
+    pub get: GetOrder,
+    pub expire: ExpireOrders,
+}
+
+impl Orders {
+    pub fn new(ports: &Ports, settings: &Settings) -> Self {
+        Self {
+            place: PlaceOrder::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                settings.payment_timeout,
+                settings.max_unpaid_orders,
+            ),
+            get: GetOrder::new(ports.uow.clone()),
+            expire: ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon};
     use domain::order::OrderStatus;
-    use domain::points::Balance;
     use domain::testing::{CouponBuilder, OrderBuilder, at, cid, items, pid, product, quantity, uid};
 
     use super::*;
@@ -343,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_user_at_the_limit_of_unpaid_orders_is_refused_before_any_stock_is_locked() {
         let mut work = FakeWork::default();
-        work.users.expect_lock_balance().times(1).returning(|_| Ok(Some(Balance::ZERO)));
+        work.users.expect_lock().times(1).returning(|_| Ok(true));
         work.orders.expect_count_unpaid().withf(|user| *user == uid(1)).times(1).returning(|_| Ok(5));
         // No expectation on products: locking stock would panic.
         let (uow, ended) = work.into_uow();
@@ -356,7 +387,7 @@ mod tests {
     /// A work past the user checks: the user exists and has no unpaid order.
     fn admitted() -> FakeWork {
         let mut work = FakeWork::default();
-        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.users.expect_lock().returning(|_| Ok(true));
         work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work
     }
@@ -455,7 +486,7 @@ mod tests {
     /// user's coupon lock answers with `coupon`.
     async fn place_with(coupon: Option<IssuedCoupon>) -> (PlaceOrderError, Option<Ended>) {
         let mut work = FakeWork::default();
-        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::ZERO)));
+        work.users.expect_lock().returning(|_| Ok(true));
         work.orders.expect_count_unpaid().returning(|_| Ok(0));
         work.products.expect_find_many().returning(|_| Ok(vec![product(1, 1_000, 9)]));
         work.coupons.expect_lock_held().return_once(move |_, _| Ok(coupon));
@@ -494,7 +525,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_locks_nothing() {
         let mut work = FakeWork::default();
-        work.users.expect_lock_balance().returning(|_| Ok(None));
+        work.users.expect_lock().returning(|_| Ok(false));
         let (uow, ended) = work.into_uow();
         let error = place_order(uow).execute(request(None, &[(1, 1)])).await.unwrap_err();
         assert!(matches!(error, PlaceOrderError::UserNotFound(_)));

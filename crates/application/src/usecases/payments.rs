@@ -7,13 +7,15 @@ use domain::order::{NotPayable, Order};
 use domain::points::{Balance, InsufficientBalance, PointEntryKind};
 use domain::{OrderId, UserId};
 
-use super::{opaque_debug, write_locked_balance};
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{
     Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, SendFailure, StoreError,
     UnitOfWork, Work, finish,
 };
-use crate::resilience::{BreakerOpen, CircuitBreaker};
+use crate::resilience::{Admission, BreakerOpen, CircuitBreaker};
+use crate::usecases::points::write_locked_balance;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayOrderError {
@@ -58,7 +60,7 @@ pub struct PayOrder {
     uow: Arc<dyn UnitOfWork>,
     clock: Arc<dyn Clock>,
     data_platform: Arc<dyn DataPlatform>,
-    gate: Arc<CircuitBreaker>,
+    breaker: Arc<CircuitBreaker>,
 }
 opaque_debug!(PayOrder);
 
@@ -67,45 +69,68 @@ impl PayOrder {
         uow: Arc<dyn UnitOfWork>,
         clock: Arc<dyn Clock>,
         data_platform: Arc<dyn DataPlatform>,
-        gate: Arc<CircuitBreaker>,
+        breaker: Arc<CircuitBreaker>,
     ) -> Self {
-        Self { uow, clock, data_platform, gate }
+        Self { uow, clock, data_platform, breaker }
     }
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
-        unkeyed(self.execute_keyed(user_id, order_id, None).await)
+        // Held until the transaction has ended: in flight counts connections held.
+        let mut admission = self.breaker.admit()?;
+        let mut work = self.uow.begin().await?;
+        let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        let outcome = finish(work, outcome).await;
+        self.after_send(&mut admission, user_id, order_id, outcome.as_ref().map(drop)).await;
+        outcome
     }
 
     /// [`Self::execute`], at most once per idempotency key: a replay answers the
     /// payment it made, not `ORDER_ALREADY_PAID`, and sends nothing again.
-    #[tracing::instrument(skip(self, keyed))]
+    #[tracing::instrument(skip(self, key))]
     pub async fn execute_keyed(
         &self,
         user_id: UserId,
         order_id: OrderId,
-        keyed: Option<KeyedRequest<Paid>>,
-    ) -> Result<Keyed<Paid>, KeyedError<PayOrderError>> {
-        // Held until the transaction has ended: in flight counts connections held.
-        let mut admission = self.gate.admit().map_err(|open| KeyedError::Failed(open.into()))?;
-        let outcome = async {
-            keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self
-                .pay(work.as_mut(), user_id, order_id)
-                .await)
-        }
-        .await;
-        match &outcome {
-            Ok(Keyed::Fresh(_)) => admission.report(true),
-            Err(KeyedError::Failed(PayOrderError::DataPlatform(failed))) => {
+        key: Option<Key<Paid>>,
+    ) -> Result<Answer<Paid>, KeyedError<PayOrderError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(user_id, order_id).await?)) };
+        let mut admission = self.breaker.admit().map_err(PayOrderError::from)?;
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        let answer = work.finish(outcome).await;
+        let outcome = match &answer {
+            Ok(_) => Ok(()),
+            Err(KeyedError::Failed(error)) => Err(error),
+            // Refused before it ran: not a payment's outcome.
+            Err(KeyedError::Refused(_)) => return answer,
+        };
+        self.after_send(&mut admission, user_id, order_id, outcome).await;
+        answer
+    }
+
+    /// Reports a payment's send to the breaker, and records an uncertain one.
+    async fn after_send(
+        &self,
+        admission: &mut Admission,
+        user_id: UserId,
+        order_id: OrderId,
+        outcome: Result<(), &PayOrderError>,
+    ) {
+        match outcome {
+            Ok(()) => admission.report(true),
+            Err(PayOrderError::DataPlatform(failed)) => {
                 admission.report(false);
                 if failed.failure == SendFailure::Uncertain {
                     self.record_uncertain(user_id, order_id).await;
                 }
             }
-            // It ended before the send, or replayed: the platform's health is not in question.
-            _ => {}
+            // It ended before the send: the platform's health is not in question.
+            Err(_) => {}
         }
-        outcome
     }
 
     /// The platform may have recorded the payment that was just rolled back: remember
@@ -173,6 +198,20 @@ fn paid_event(order: Order, paid_at: DateTime<Utc>) -> PaidOrderEvent {
     }
 }
 
+/// The payment use cases.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    pub pay: PayOrder,
+}
+
+impl Payments {
+    pub fn new(ports: &Ports, breaker: &Arc<CircuitBreaker>) -> Self {
+        Self {
+            pay: PayOrder::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone(), breaker.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use domain::PaymentId;
@@ -193,18 +232,18 @@ mod tests {
         OrderBuilder::new().status(status).line(1, 1, amount).build()
     }
 
-    fn unbounded_gate() -> Arc<CircuitBreaker> {
+    fn unbounded_breaker() -> Arc<CircuitBreaker> {
         Arc::new(CircuitBreaker::never_open(fixed_clock(at(0))))
     }
 
-    /// A gate that admits one payment at a time and opens after one failed send.
-    fn strict_gate() -> Arc<CircuitBreaker> {
+    /// A breaker that admits one payment at a time and opens after one failed send.
+    fn strict_breaker() -> Arc<CircuitBreaker> {
         let settings = BreakerSettings { failure_threshold: 1, cooldown: std::time::Duration::from_secs(5) };
         Arc::new(CircuitBreaker::new(settings, fixed_clock(at(0))))
     }
 
     fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
-        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform), unbounded_gate())
+        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform), unbounded_breaker())
     }
 
     /// A work in which the order is payable and every write succeeds.
@@ -256,7 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_send_opens_the_breaker_and_the_next_payment_takes_no_connection_and_sends_nothing() {
-        let gate = strict_gate();
+        let breaker = strict_breaker();
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
         platform.expect_send_paid_order().times(1).returning(|e| {
@@ -266,16 +305,16 @@ mod tests {
                 failure: SendFailure::Refused,
             })
         });
-        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), gate.clone());
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), breaker.clone());
         assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::DataPlatform(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
-        assert_eq!(gate.in_flight(), 0, "no longer in flight once the transaction ended");
+        assert_eq!(breaker.in_flight(), 0, "no longer in flight once the transaction ended");
         // A unit of work and a platform without expectations: using either would panic.
         let next = PayOrder::new(
             Arc::new(crate::ports::MockUnitOfWork::new()),
             fixed_clock(at(11)),
             Arc::new(MockDataPlatform::new()),
-            gate,
+            breaker,
         );
         let refused = next.execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(refused, PayOrderError::BreakerOpen(_)), "{refused:?}");
@@ -283,15 +322,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_by_the_rules_tells_the_breaker_nothing() {
-        let gate = strict_gate();
+        let breaker = strict_breaker();
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
         work.users.expect_spend_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
         let (uow, _) = work.into_uow();
-        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), gate.clone());
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), breaker.clone());
         assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::InsufficientBalance(_))));
-        assert_eq!(gate.state(), crate::resilience::BreakerState::Closed);
+        assert_eq!(breaker.state(), crate::resilience::BreakerState::Closed);
     }
 
     #[tokio::test]
@@ -364,7 +403,7 @@ mod tests {
         // expectation: an expired order must not reach the balance.
         clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(300));
         let (uow, _) = work.into_uow();
-        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_gate())
+        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_breaker())
             .execute(uid(1), oid())
             .await
             .unwrap_err();

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use domain::UserId;
 use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, PointEntryKind};
 
-use super::{opaque_debug, write_locked_balance};
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
-use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, Work, finish};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
+use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, UserRepository, Work, finish};
 
 /// A user's balance after an operation, or as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,25 +50,32 @@ impl ChargePoints {
 
     #[tracing::instrument(skip(self), fields(user_id = %user_id, amount = amount.money().krw()))]
     pub async fn execute(&self, user_id: UserId, amount: ChargeAmount) -> Result<BalanceView, ChargePointsError> {
-        unkeyed(self.execute_keyed(user_id, amount, None).await)
+        let mut session = self.uow.autocommit().await?;
+        let charged = session.users().charge_within(user_id, amount, Balance::MAX, self.clock.now()).await;
+        if let Some(balance) = finish(session, charged).await? {
+            return Ok(BalanceView { user_id, balance });
+        }
+        let mut work = self.uow.begin().await?;
+        let outcome = self.charge(work.as_mut(), user_id, amount).await;
+        finish(work, outcome).await
     }
 
-    /// [`Self::execute`], at most once per idempotency key.
+    /// [`Self::execute`], at most once per idempotency key: with a key the whole charge
+    /// runs in the key's transaction.
+    #[tracing::instrument(skip(self, key), fields(user_id = %user_id, amount = amount.money().krw()))]
     pub async fn execute_keyed(
         &self,
         user_id: UserId,
         amount: ChargeAmount,
-        keyed: Option<KeyedRequest<BalanceView>>,
-    ) -> Result<Keyed<BalanceView>, KeyedError<ChargePointsError>> {
-        if keyed.is_none() {
-            let mut session = self.uow.autocommit().await.map_err(|e| KeyedError::Failed(e.into()))?;
-            let charged = session.users().charge_within(user_id, amount, Balance::MAX, self.clock.now()).await;
-            let charged = finish(session, charged).await.map_err(|e| KeyedError::Failed(e.into()))?;
-            if let Some(balance) = charged {
-                return Ok(Keyed::Fresh(BalanceView { user_id, balance }));
-            }
-        }
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| self.charge(work.as_mut(), user_id, amount).await)
+        key: Option<Key<BalanceView>>,
+    ) -> Result<Answer<BalanceView>, KeyedError<ChargePointsError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(user_id, amount).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let outcome = self.charge(work.as_mut(), user_id, amount).await;
+        work.finish(outcome).await
     }
 
     async fn charge(
@@ -97,6 +105,16 @@ impl ChargePoints {
         write_locked_balance(users, &entry).await?;
         Ok(BalanceView { user_id, balance: after })
     }
+}
+
+/// Stores a balance decided on a locked read ([`UserRepository::lock_balance`]) and the
+/// ledger entry that explains it: the locked paths of a charge and of a payment.
+pub(crate) async fn write_locked_balance(
+    users: &mut dyn UserRepository,
+    entry: &NewPointEntry,
+) -> Result<(), StoreError> {
+    users.set_balance(entry.user_id, entry.balance_after).await?;
+    users.append_entry(entry).await.map(drop)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +197,24 @@ impl PointHistory {
             None
         };
         Ok(HistoryPage { entries, next_before })
+    }
+}
+
+/// The points use cases.
+#[derive(Debug, Clone)]
+pub struct Points {
+    pub charge: ChargePoints,
+    pub balance: GetBalance,
+    pub history: PointHistory,
+}
+
+impl Points {
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            charge: ChargePoints::new(ports.uow.clone(), ports.clock.clone()),
+            balance: GetBalance::new(ports.uow.clone()),
+            history: PointHistory::new(ports.uow.clone()),
+        }
     }
 }
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use domain::UserId;
 use domain::user::{User, UserName};
 
-use super::opaque_debug;
-use crate::idempotency::{Keyed, KeyedError, KeyedRequest, keyed_transaction, unkeyed};
-use crate::ports::{StoreError, UnitOfWork};
+use crate::idempotency::{Answer, Begun, Key, KeyedError};
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
+use crate::ports::{StoreError, UnitOfWork, finish};
 
 /// Creates a user with an empty balance.
 #[derive(Clone)]
@@ -23,16 +24,25 @@ impl CreateUser {
 
     #[tracing::instrument(skip_all)]
     pub async fn execute(&self, name: UserName) -> Result<User, StoreError> {
-        unkeyed(self.execute_keyed(name, None).await)
+        let mut work = self.uow.begin().await?;
+        let created = work.users().create(&name).await;
+        finish(work, created).await
     }
 
     /// [`Self::execute`], at most once per idempotency key.
+    #[tracing::instrument(skip_all)]
     pub async fn execute_keyed(
         &self,
         name: UserName,
-        keyed: Option<KeyedRequest<User>>,
-    ) -> Result<Keyed<User>, KeyedError<StoreError>> {
-        keyed_transaction!(self.uow.as_ref(), keyed.as_ref(), |work| work.users().create(&name).await)
+        key: Option<Key<User>>,
+    ) -> Result<Answer<User>, KeyedError<StoreError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(name).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let created = work.users().create(&name).await;
+        work.finish(created).await
     }
 }
 
@@ -62,6 +72,19 @@ impl FindUser {
     pub async fn execute(&self, user: UserId) -> Result<UserId, FindUserError> {
         let mut work = self.uow.autocommit().await?;
         if work.users().exists(user).await? { Ok(user) } else { Err(FindUserError::UserNotFound(user)) }
+    }
+}
+
+/// The back office's user use cases.
+#[derive(Debug, Clone)]
+pub struct Users {
+    pub create: CreateUser,
+    pub find: FindUser,
+}
+
+impl Users {
+    pub fn new(ports: &Ports) -> Self {
+        Self { create: CreateUser::new(ports.uow.clone()), find: FindUser::new(ports.uow.clone()) }
     }
 }
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use domain::order::OrderStatus;
 
-use super::opaque_debug;
+use crate::opaque_debug::opaque_debug;
+use crate::ports::Ports;
 use crate::ports::{Clock, DataPlatform, PaymentVoidEvent, StoreError, UncertainSend, UnitOfWork, finish};
 
 /// The first retry of a void waits this long; each further one twice as long, up to
@@ -111,6 +112,18 @@ impl DeliverVoids {
                 voids.retry_at(due.order_id, next).await
             }
         }
+    }
+}
+
+/// The delivery of voids.
+#[derive(Debug, Clone)]
+pub struct Voids {
+    pub deliver: DeliverVoids,
+}
+
+impl Voids {
+    pub fn new(ports: &Ports) -> Self {
+        Self { deliver: DeliverVoids::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone()) }
     }
 }
 

@@ -1,4 +1,4 @@
-//! User authentication (API.md §A): every user endpoint needs the bearer token of the
+//! User authentication (docs/API.md, "Authentication"): every user endpoint needs the bearer token of the
 //! user it acts for; public routes need none.
 
 use std::path::PathBuf;
@@ -237,4 +237,37 @@ async fn a_public_key_configuration_verifies_an_identity_providers_es256_and_rs2
             .await
             .assert_problem(409, "TOKEN_SIGNING_DISABLED");
     }
+}
+
+/// Every operation the document says needs a token, called without one: judged first,
+/// whatever the path's ids or the body, so the check needs nothing but the document —
+/// an operation added later is covered without a line here.
+#[tokio::test]
+async fn every_documented_operation_that_needs_a_token_refuses_a_request_without_one() {
+    let app = TestApp::spawn().await;
+    let document: Value = app.client.get(app.url("/api-docs/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut checked = 0;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let path = template.split('/').map(|part| if part.starts_with('{') { "1" } else { part }).collect::<Vec<_>>();
+        let path = path.join("/");
+        for (method, operation) in item.as_object().unwrap() {
+            let schemes: Vec<&str> = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|requirement| requirement.as_object()?.keys().next().map(String::as_str))
+                .collect();
+            let expected = match schemes.as_slice() {
+                ["user_token"] => "UNAUTHENTICATED",
+                ["admin_token"] => "UNAUTHORIZED",
+                [] => continue,
+                other => panic!("{method} {template}: unexpected security {other:?}"),
+            };
+            let method = method.to_uppercase();
+            let (status, code, _) = code_of(call(&app, &method, &path, Some(&json!({})), None).await).await;
+            assert_eq!((status, code.as_str()), (401, expected), "{method} {template} without a token");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13, "the document lists the protected operations ({checked} found)");
 }

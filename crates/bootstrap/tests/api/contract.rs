@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 
 static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
-    let json = adapter_http::openapi::openapi_json().expect("the OpenAPI document serialises");
+    let json = adapter_http::openapi_json().expect("the OpenAPI document serialises");
     serde_json::from_str(&json).expect("the OpenAPI document is JSON")
 });
 

@@ -1,4 +1,4 @@
-//! Idempotency keys (API.md §B): a retried POST never charges, orders or pays twice.
+//! Idempotency keys (docs/API.md, "Idempotency keys"): a retried POST never charges, orders or pays twice.
 
 use serde_json::{Value, json};
 use wiremock::matchers::method;
@@ -156,9 +156,9 @@ async fn expired_keys_are_deleted_and_an_expired_key_runs_afresh() {
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut conn,
         "INSERT INTO users (name) VALUES ('kim'); \
-         INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) VALUES \
-           ('user:1', 'stale', '\\x00', 200, '{}', now() - interval '2 days'), \
-           ('user:1', 'fresh', '\\x00', 200, '{}', now());",
+         INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) VALUES \
+           ('user:1', 'stale', '\\x00', '{}', now() - interval '2 days'), \
+           ('user:1', 'fresh', '\\x00', '{}', now());",
     )
     .await
     .unwrap();
@@ -179,8 +179,8 @@ async fn expired_keys_are_deleted_and_an_expired_key_runs_afresh() {
     let client = crate::helpers::client();
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut conn,
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) \
-         VALUES ('user:1', 'old', '\\x00', 200, '{}', now() - interval '2 days')",
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) \
+         VALUES ('user:1', 'old', '\\x00', '{}', now() - interval '2 days')",
     )
     .await
     .unwrap();

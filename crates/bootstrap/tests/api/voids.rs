@@ -1,4 +1,4 @@
-//! Data-platform events (API.md §E): typed events, and a void for a payment the platform
+//! Data-platform events (docs/API.md, "Data platform events"): typed events, and a void for a payment the platform
 //! may have recorded although it was rolled back.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! `kill -9` of the real binary in the middle of charges, coupon issues, orders and
 //! payments, then a restart on the same database: every invariant of the contract
-//! (API.md §C) is checked in SQL.
+//! (docs/API.md, "After a crash") is checked in SQL.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
