@@ -8,6 +8,8 @@
 //! defence, not a way of deciding.
 
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod functions;
 mod migrations;
 mod pool;

@@ -52,3 +52,23 @@ where
     .await
     .context("the migration task panicked")?
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use crate::testing::TestDatabase;
+    use crate::{revert_all_migrations, run_migrations};
+
+    #[tokio::test]
+    async fn every_down_migration_reverts_and_the_migrations_apply_again() {
+        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"))
+            .unwrap()
+            .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().join("up.sql").exists()))
+            .count();
+        let db = TestDatabase::new().await.unwrap();
+        assert_eq!(revert_all_migrations(db.url()).await.unwrap(), migrations, "every migration reverts");
+        assert_eq!(run_migrations(db.url()).await.unwrap(), migrations, "and applies again");
+        assert_eq!(run_migrations(db.url()).await.unwrap(), 0, "nothing left to apply");
+    }
+}

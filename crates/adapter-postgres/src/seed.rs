@@ -66,3 +66,33 @@ pub async fn seed_demo_catalog(pool: &PgPool) -> anyhow::Result<Vec<(UserId, Str
         .map(|(id, name)| Ok((UserId::new(id).context("a stored user id is not positive")?, name)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use crate::fixtures::{count, fixture};
+    use crate::seed_demo_catalog;
+
+    #[tokio::test]
+    async fn the_demo_catalog_loads_once_however_often_it_is_seeded() {
+        let f = fixture().await;
+        seed_demo_catalog(&f.pool).await.unwrap();
+        let counts = async || {
+            let mut counts = Vec::new();
+            for table in ["users", "products", "coupons", "point_history"] {
+                counts.push(count(&f.pool, &format!("SELECT count(*) FROM {table}")).await);
+            }
+            counts
+        };
+        let first = counts().await;
+        assert!(first.iter().all(|c| *c > 0), "every table has demo rows: {first:?}");
+        seed_demo_catalog(&f.pool).await.unwrap();
+        assert_eq!(counts().await, first, "a second seed adds nothing");
+        assert_eq!(
+            count(&f.pool, "SELECT count(*) FROM users u WHERE balance <> COALESCE((SELECT sum(amount) FROM point_history h WHERE h.user_id = u.id), 0)").await,
+            0,
+            "every seeded balance is explained by its ledger"
+        );
+    }
+}

@@ -196,3 +196,83 @@ impl Work for PgWork {
         self.end(false).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+    use domain::points::Balance;
+
+    use crate::PgPool;
+    use crate::fixtures::{count, fixture, user};
+
+    /// Ends every other session of the test's database, as a server restart does, and
+    /// waits until their backends are gone.
+    async fn end_other_sessions(pool: &PgPool) -> i64 {
+        count(
+            pool,
+            "SELECT count(*) FROM pg_stat_activity a, pg_terminate_backend(a.pid, 5000) AS ended \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND ended",
+        )
+        .await
+    }
+
+    /// Opens `n` pooled connections at once and returns them to the pool.
+    async fn fill(pool: &PgPool, n: usize) {
+        let held = futures::future::join_all((0..n).map(|_| pool.get())).await;
+        assert!(held.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn transactions_begun_right_after_the_server_ended_every_session_all_succeed() {
+        let f = fixture().await;
+        let user = user(&f.uow).await;
+        fill(&f.pool, 8).await;
+        assert!(end_other_sessions(&f.pool).await >= 7);
+        // No pause: some connections are still taken for alive when handed out; their
+        // BEGIN fails and the work begins again on another.
+        let works = futures::future::join_all((0..8).map(|_| async {
+            let mut work = f.uow.begin().await?;
+            let exists = work.users().exists(user).await?;
+            work.commit().await.map(|()| exists)
+        }))
+        .await;
+        assert!(works.iter().all(|w| matches!(w, Ok(true))), "{works:?}");
+    }
+
+    #[tokio::test]
+    async fn reads_after_a_server_restart_ended_every_session_all_succeed() {
+        let f = fixture().await;
+        let user = user(&f.uow).await;
+        fill(&f.pool, 8).await;
+        assert!(end_other_sessions(&f.pool).await >= 7);
+        // A restart takes longer than this: by the first request after it, each pooled
+        // connection has read its socket's end and is refused when handed out.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let reads = futures::future::join_all((0..8).map(|_| async {
+            let mut work = f.uow.autocommit().await?;
+            work.users().find(user).await
+        }))
+        .await;
+        assert!(reads.iter().all(|r| matches!(r, Ok(Some(_)))), "{reads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_work_leaves_no_trace_and_a_dropped_one_neither() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        let mut work = f.uow.begin().await.unwrap();
+        work.users().set_balance(id, Balance::new(500).unwrap()).await.unwrap();
+        work.rollback().await.unwrap();
+        let mut work = f.uow.begin().await.unwrap();
+        work.users().set_balance(id, Balance::new(700).unwrap()).await.unwrap();
+        drop(work);
+        let mut read = f.uow.autocommit().await.unwrap();
+        assert_eq!(read.users().find(id).await.unwrap().unwrap().balance, Balance::ZERO);
+        // The dropped work's lock was released with its connection: the row can be locked now.
+        let mut work = f.uow.begin().await.unwrap();
+        assert!(work.users().lock_balance(id).await.unwrap().is_some());
+        work.commit().await.unwrap();
+    }
+}

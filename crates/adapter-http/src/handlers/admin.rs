@@ -9,6 +9,7 @@ use domain::product::{NewProduct, Product, ProductName, Stock, validate_price};
 use domain::user::{User, UserName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::best_products::BestProductsResponse;
 use super::coupons::{CouponResponse, DiscountType};
@@ -19,7 +20,6 @@ use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 fn invalid(error: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_request(error.to_string())

@@ -3,11 +3,11 @@ use application::ports::BestProducts;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -8,6 +8,7 @@ use domain::coupon::{Coupon, DiscountPolicy, IssuedCoupon};
 use domain::{CouponId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
@@ -15,7 +16,6 @@ use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

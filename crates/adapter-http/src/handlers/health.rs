@@ -1,12 +1,12 @@
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {

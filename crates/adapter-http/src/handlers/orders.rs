@@ -1,7 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use application::usecases::orders::PlaceOrderRequest;
-use application::usecases::orders::{GetOrderError, PlaceOrderError};
+use application::usecases::orders::{GetOrderError, ListOrdersError, OrdersPage, PlaceOrderError};
 use chrono::{DateTime, Utc};
 use domain::coupon::CouponRefusal;
 use domain::order::PlaceOrderRefusal;
@@ -9,16 +9,17 @@ use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::coupons::{UserQuery, user_from_query};
 use crate::auth::Caller;
-use crate::extract::{id_from, parse_id};
+use crate::cursor::{self, CursorKind};
+use crate::extract::{empty_as_none, id_from, page_limit, parse_id};
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +189,95 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
+/// The cursor of a user's order list.
+const CURSOR: CursorKind = CursorKind::new("orders");
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrdersQuery {
+    /// The user (positive id).
+    #[serde(rename = "userId")]
+    #[param(rename = "userId", value_type = i64, required = true, minimum = 1)]
+    pub user_id: Option<String>,
+    /// Only the orders in this status (absent or empty: every status).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>, pattern = "^(NOT_PAID|PAID|FAILED)?$", example = "PAID")]
+    pub status: Option<String>,
+    /// Opaque cursor from a previous page's `nextCursor`; absent or empty for the first page.
+    /// Only cursors this server issued for this list are accepted (which a schema cannot state).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1..=100 (default 20, also when empty).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>, pattern = "^(100|[1-9][0-9]?)?$", example = "20")]
+    pub limit: Option<String>,
+}
+
+fn order_status(raw: &str) -> Result<OrderStatus, ApiError> {
+    match raw {
+        "NOT_PAID" => Ok(OrderStatus::NotPaid),
+        "PAID" => Ok(OrderStatus::Paid),
+        "FAILED" => Ok(OrderStatus::Failed),
+        other => Err(ApiError::invalid_request(format!("status must be NOT_PAID, PAID or FAILED, got {other:?}"))),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersPageResponse {
+    pub items: Vec<OrderResponse>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<OrdersPage> for OrdersPageResponse {
+    fn from(page: OrdersPage) -> Self {
+        Self {
+            items: page.orders.into_iter().map(OrderResponse::from).collect(),
+            next_cursor: page.next_before.map(|id| cursor::encode(CURSOR, id.get())),
+        }
+    }
+}
+
+problems!(ListOrdersProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, ServiceUnavailable);
+
+/// List a user's orders, newest first.
+///
+/// Keyset paging on the order id (an order placed meanwhile does not shift the pages),
+/// optionally only the orders in one status; each order as in `GET /api/v1/orders/{orderId}`.
+#[utoipa::path(
+    tag = "orders",
+    security(("user_token" = [])),
+    params(OrdersQuery),
+    responses((status = 200, description = "One page of the user's orders", body = OrdersPageResponse), ListOrdersProblems)
+)]
+#[get("/api/v1/orders")]
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let raw_user = query.user_id.as_deref().ok_or_else(|| ApiError::invalid_request("userId is required"))?;
+    let user_id: UserId = parse_id(raw_user, "userId", ProblemCode::InvalidRequest)?;
+    let status = query.status.as_deref().map(order_status).transpose()?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = query.cursor.as_deref().map(|c| cursor::decode(CURSOR, c)).transpose()?;
+    let before = before.map(OrderId::new).transpose().map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let user_id = caller.acting_for(user_id)?;
+    let page =
+        state.run(move |shop| async move { shop.orders.list.execute(user_id, status, before, limit).await }).await?;
+    Ok(HttpResponse::Ok().json(OrdersPageResponse::from(page)))
+}
+
+impl From<ListOrdersError> for ApiError {
+    fn from(error: ListOrdersError) -> Self {
+        match error {
+            ListOrdersError::UserNotFound(user) => Self::user_not_found(user),
+            ListOrdersError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<PlaceOrderError> for ApiError {
     fn from(error: PlaceOrderError) -> Self {
         match error {
@@ -222,5 +312,5 @@ impl From<GetOrderError> for ApiError {
 
 /// Registers this module's operations; the server and the OpenAPI document take them from here.
 pub(crate) fn operations(cfg: &mut ServiceConfig) {
-    cfg.service(place).service(get);
+    cfg.service(place).service(list).service(get);
 }

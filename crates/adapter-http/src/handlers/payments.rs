@@ -7,6 +7,7 @@ use domain::order::NotPayable;
 use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Caller;
 use crate::extract::id_from;
@@ -14,7 +15,6 @@ use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

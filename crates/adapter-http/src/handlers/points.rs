@@ -7,6 +7,7 @@ use domain::UserId;
 use domain::points::{ChargeAmount, InvalidChargeAmount, PointEntry, PointEntryKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Caller;
 use crate::cursor::{self, CursorKind};
@@ -15,7 +16,9 @@ use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
+
+/// The cursor of this module's list.
+const CURSOR: CursorKind = CursorKind::new("points");
 
 /// A charge. `amount` is validated by hand so that every malformed amount — missing,
 /// null, a string, a fraction, beyond 64 bits — answers `INVALID_AMOUNT`.
@@ -196,12 +199,12 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = user_id(&path)?;
     let limit = page_limit(query.limit.as_deref())?;
-    let before = query.cursor.as_deref().map(|c| cursor::decode(CursorKind::PointHistory, c)).transpose()?;
+    let before = query.cursor.as_deref().map(|c| cursor::decode(CURSOR, c)).transpose()?;
     let user_id = caller.acting_for(user_id)?;
     let page = state.run(move |shop| async move { shop.points.history.execute(user_id, before, limit).await }).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         items: page.entries.into_iter().map(PointEntryResponse::from).collect(),
-        next_cursor: page.next_before.map(|id| cursor::encode(CursorKind::PointHistory, id)),
+        next_cursor: page.next_before.map(|id| cursor::encode(CURSOR, id)),
     }))
 }
 

@@ -3,6 +3,7 @@ use domain::ProductId;
 use domain::product::Product;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::points::PageQuery;
 use crate::cursor::{self, CursorKind};
@@ -10,7 +11,9 @@ use crate::extract::page_limit;
 use crate::problem::ApiError;
 use crate::problems;
 use crate::state::AppState;
-use utoipa_actix_web::service_config::ServiceConfig;
+
+/// The cursor of this module's list.
+const CURSOR: CursorKind = CursorKind::new("products");
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -57,16 +60,15 @@ problems!(ListProblems: InvalidRequest, ServiceUnavailable);
 pub async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit.as_deref())?;
     let after = match query.cursor.as_deref() {
-        Some(c) => Some(
-            ProductId::new(cursor::decode(CursorKind::Products, c)?)
-                .map_err(|e| ApiError::invalid_request(e.to_string()))?,
-        ),
+        Some(c) => {
+            Some(ProductId::new(cursor::decode(CURSOR, c)?).map_err(|e| ApiError::invalid_request(e.to_string()))?)
+        }
         None => None,
     };
     let page = state.run(move |shop| async move { shop.catalog.list.execute(after, limit).await }).await?;
     Ok(HttpResponse::Ok().json(ProductPageResponse {
         items: page.products.into_iter().map(ProductResponse::from).collect(),
-        next_cursor: page.next_after.map(|id| cursor::encode(CursorKind::Products, id.get())),
+        next_cursor: page.next_after.map(|id| cursor::encode(CURSOR, id.get())),
     }))
 }
 

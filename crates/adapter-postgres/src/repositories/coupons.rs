@@ -201,3 +201,129 @@ impl CouponRepository for PgWork {
             .map(|released| u64::try_from(released).unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+    use application::ports::{BusyBuckets, IssueAttempt};
+    use diesel::sql_types::BigInt;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+    use domain::testing::at;
+    use domain::{CouponId, UserId};
+
+    use crate::fixtures::{count, coupon, fixture, user};
+
+    #[tokio::test]
+    async fn coupon_holders_are_unique_and_unknown_ids_are_named() {
+        let f = fixture().await;
+        let u = user(&f.uow).await;
+        let c = coupon(&f.uow, 2).await;
+        let mut session = f.uow.autocommit().await.unwrap();
+        let coupons = session.coupons();
+        assert!(matches!(coupons.issue(c, u, at(1), BusyBuckets::Skip).await.unwrap(), IssueAttempt::Issued { .. }));
+        assert_eq!(coupons.issue(c, u, at(2), BusyBuckets::Skip).await.unwrap(), IssueAttempt::AlreadyHeld);
+        let unknown_coupon = CouponId::new(999).unwrap();
+        assert_eq!(
+            coupons.issue(unknown_coupon, u, at(1), BusyBuckets::Skip).await.unwrap(),
+            IssueAttempt::UnknownCoupon
+        );
+        let unknown_user = UserId::new(999).unwrap();
+        assert_eq!(coupons.issue(c, unknown_user, at(1), BusyBuckets::Wait).await.unwrap(), IssueAttempt::UnknownUser);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM user_coupons").await, 1);
+        assert_eq!(
+            count(&f.pool, &format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {c}")).await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_issues_never_overdraw_and_the_last_empty_read_flags_the_coupon_sold_out() {
+        let f = fixture().await;
+        let c = coupon(&f.uow, 5).await;
+        let mut users = Vec::new();
+        for _ in 0..20 {
+            users.push(user(&f.uow).await);
+        }
+        let tasks = users.into_iter().enumerate().map(|(i, u)| {
+            let uow = f.uow.clone();
+            let busy = if i % 2 == 0 { BusyBuckets::Wait } else { BusyBuckets::Skip };
+            tokio::spawn(async move {
+                let mut session = uow.autocommit().await.unwrap();
+                matches!(session.coupons().issue(c, u, at(10), busy).await.unwrap(), IssueAttempt::Issued { .. })
+            })
+        });
+        let issued = futures::future::join_all(tasks).await.into_iter().filter(|t| *t.as_ref().unwrap()).count();
+        assert_eq!(issued, 5);
+        assert_eq!(
+            count(&f.pool, &format!("SELECT sum(remaining)::int8 FROM coupon_stock WHERE coupon_id = {c}")).await,
+            0
+        );
+        assert_eq!(count(&f.pool, &format!("SELECT sold_out::int::int8 FROM coupons WHERE id = {c}")).await, 1);
+        let mut session = f.uow.autocommit().await.unwrap();
+        let late = user(&f.uow).await;
+        let IssueAttempt::NotTaken(seen) = session.coupons().issue(c, late, at(11), BusyBuckets::Wait).await.unwrap()
+        else {
+            panic!("a sold-out coupon issued a unit");
+        };
+        assert_eq!(seen.remaining_quantity(), 0);
+        let coupon_after_end = coupon(&f.uow, 5).await;
+        assert!(
+            matches!(
+                session.coupons().issue(coupon_after_end, late, at(1_001), BusyBuckets::Wait).await.unwrap(),
+                IssueAttempt::NotTaken(_)
+            ),
+            "an ended campaign issues nothing"
+        );
+    }
+
+    /// A table analyzed while empty, its statistics then kept by generic plans (as a
+    /// connection caches them after a few executions), would make the holders' check a
+    /// scan of the holders that grows with the rush. An issue never reads the holders to
+    /// decide: the unique key does, through its index.
+    #[tokio::test]
+    async fn issues_never_scan_the_holders_even_with_plans_made_on_an_empty_table() {
+        let f = fixture().await;
+        // Before the pool opens its first connection: every pooled session plans generically.
+        let mut admin = AsyncPgConnection::establish(f.db.url()).await.unwrap();
+        admin
+            .batch_execute(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', \
+                 current_database()); END $$",
+            )
+            .await
+            .unwrap();
+        admin.batch_execute("VACUUM ANALYZE user_coupons").await.unwrap();
+        let scans = "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'user_coupons'";
+        let c = coupon(&f.uow, 100).await;
+        let mut users = Vec::new();
+        for _ in 0..20 {
+            users.push(user(&f.uow).await);
+        }
+        let before: i64 = diesel::sql_query(scans).get_result::<SeqScans>(&mut admin).await.unwrap().seq_scan;
+        let mut session = f.uow.autocommit().await.unwrap();
+        for u in users {
+            let attempt = session.coupons().issue(c, u, at(1), BusyBuckets::Skip).await.unwrap();
+            assert!(matches!(attempt, IssueAttempt::Issued { .. }), "{attempt:?}");
+        }
+        drop(session);
+        // Ending the pooled sessions makes them report their table statistics.
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let after = diesel::sql_query(scans).get_result::<SeqScans>(&mut admin).await.unwrap().seq_scan;
+        assert_eq!(after, before, "issues scanned the holders' table");
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM user_coupons").await, 20);
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct SeqScans {
+        #[diesel(sql_type = BigInt)]
+        seq_scan: i64,
+    }
+}

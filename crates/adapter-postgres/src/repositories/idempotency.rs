@@ -75,3 +75,72 @@ impl IdempotencyRepository for PgWork {
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+
+    use crate::fixtures::{count, fixture};
+
+    fn idempotency_key(fingerprint: u8) -> application::ports::IdempotencyKey {
+        application::ports::IdempotencyKey { scope: "user:1".into(), key: "k".into(), fingerprint: vec![fingerprint] }
+    }
+
+    #[tokio::test]
+    async fn a_second_claim_of_a_key_waits_for_the_first_and_replays_its_commit() {
+        use application::ports::{Claim, Reply};
+        let f = fixture().await;
+        let mut first = f.uow.begin().await.unwrap();
+        assert_eq!(first.idempotency().claim(&idempotency_key(1)).await.unwrap(), Claim::Claimed);
+
+        let uow = f.uow.clone();
+        let second = tokio::spawn(async move {
+            let mut work = uow.begin().await.unwrap();
+            let claim = work.idempotency().claim(&idempotency_key(1)).await.unwrap();
+            work.rollback().await.unwrap();
+            claim
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "the second claim waits while the first holds the key");
+        let reply = Reply(b"{\"ok\":true}".to_vec());
+        first.idempotency().complete(&idempotency_key(1), &reply).await.unwrap();
+        first.commit().await.unwrap();
+        assert_eq!(second.await.unwrap(), Claim::Replay(reply));
+
+        // The same key with another fingerprint is refused.
+        let mut other = f.uow.begin().await.unwrap();
+        assert_eq!(other.idempotency().claim(&idempotency_key(2)).await.unwrap(), Claim::Reused);
+        other.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_claim_leaves_the_key_free_and_expired_keys_are_deleted() {
+        use application::ports::Claim;
+        let f = fixture().await;
+        let mut first = f.uow.begin().await.unwrap();
+        assert_eq!(first.idempotency().claim(&idempotency_key(1)).await.unwrap(), Claim::Claimed);
+        first.rollback().await.unwrap();
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM idempotency_keys").await, 0, "nothing stored");
+        let mut again = f.uow.begin().await.unwrap();
+        assert_eq!(again.idempotency().claim(&idempotency_key(2)).await.unwrap(), Claim::Claimed);
+        again.rollback().await.unwrap();
+
+        let mut conn = f.pool.get().await.unwrap();
+        diesel_async::SimpleAsyncConnection::batch_execute(
+            &mut *conn,
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) \
+             SELECT 'user:' || g, 'k', '\\x00', '{}', now() - interval '2 days' FROM generate_series(1, 5) g; \
+             INSERT INTO idempotency_keys (scope, key, fingerprint, body) VALUES ('user:9', 'k', '\\x00', '{}');",
+        )
+        .await
+        .unwrap();
+        drop(conn);
+        let mut work = f.uow.begin().await.unwrap();
+        assert_eq!(work.idempotency().delete_expired(3).await.unwrap(), 3, "a batch at most");
+        assert_eq!(work.idempotency().delete_expired(100).await.unwrap(), 2);
+        work.commit().await.unwrap();
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM idempotency_keys").await, 1, "the fresh key stays");
+    }
+}

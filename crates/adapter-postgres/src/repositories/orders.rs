@@ -97,6 +97,29 @@ impl OrderRepository for PgWork {
         self.one_with_lines(row).await
     }
 
+    async fn page_of(
+        &mut self,
+        user: UserId,
+        status: Option<OrderStatus>,
+        before: Option<OrderId>,
+        limit: u16,
+    ) -> Result<Vec<Order>, StoreError> {
+        let mut query = orders::table
+            .filter(orders::user_id.eq(user.get()))
+            .order(orders::id.desc())
+            .limit(i64::from(limit))
+            .select(OrderRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(orders::status.eq(status_text(status)));
+        }
+        if let Some(before) = before {
+            query = query.filter(orders::id.lt(before.get()));
+        }
+        let rows = query.load(self.conn()).await.store_context("reading a page of a user's orders")?;
+        self.with_lines(rows).await
+    }
+
     async fn lock(&mut self, id: OrderId) -> Result<Option<Order>, StoreError> {
         // The order under its row lock and its lines, in one round trip.
         let rows = orders::table
@@ -173,5 +196,122 @@ impl OrderRepository for PgWork {
         } else {
             Err(corrupt("order status", format!("order {id} was not NOT_PAID when failed")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+    use application::ports::NewOrder;
+    use domain::UserId;
+    use domain::order::{Order, OrderStatus, price_order};
+    use domain::testing::{at, items};
+
+    use crate::PgUnitOfWork;
+    use crate::fixtures::{count, fixture, product, user};
+
+    /// Orders `lines` ((product, quantity)) priced on an unlocked snapshot, taking the
+    /// stock in the insert's statement; commits when placed, rolls back otherwise.
+    async fn place_on_snapshot(uow: &PgUnitOfWork, user: UserId, lines: &[(i64, i64)]) -> bool {
+        let items = items(lines);
+        let mut work = uow.begin().await.unwrap();
+        let products = work.products().find_many(&items.product_ids_ascending()).await.unwrap();
+        let Ok(priced) = price_order(&items, &products, None, at(0)) else {
+            work.rollback().await.unwrap();
+            return false;
+        };
+        let order = NewOrder { user_id: user, coupon_id: None, priced, created_at: at(0), expires_at: at(300) };
+        let placed = work.orders().insert_taking_stock(&order).await.unwrap();
+        if let Some(placed) = &placed {
+            assert_eq!(placed.lines().len(), lines.len());
+            work.commit().await.unwrap();
+        } else {
+            work.rollback().await.unwrap();
+        }
+        placed.is_some()
+    }
+
+    #[tokio::test]
+    async fn orders_taking_stock_in_their_insert_never_oversell_nor_deadlock_and_a_short_one_writes_nothing() {
+        let f = fixture().await;
+        let u = user(&f.uow).await;
+        let a = product(&f.uow, 100, 7).await.get();
+        let b = product(&f.uow, 200, 1_000).await.get();
+        // 24 concurrent orders over both products, half naming them in the other order:
+        // the rows are locked in ascending id whatever the order of the lines.
+        let placed = futures::future::join_all((0..24).map(|i| {
+            let lines = if i % 2 == 0 { [(a, 1), (b, 1)] } else { [(b, 1), (a, 1)] };
+            let uow = f.uow.clone();
+            async move { place_on_snapshot(&uow, u, &lines).await }
+        }))
+        .await;
+        assert_eq!(placed.iter().filter(|p| **p).count(), 7, "exactly the stock of the scarcer product");
+        assert_eq!(count(&f.pool, &format!("SELECT stock::int8 FROM products WHERE id = {a}")).await, 0);
+        assert_eq!(count(&f.pool, &format!("SELECT stock::int8 FROM products WHERE id = {b}")).await, 993);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM orders").await, 7);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM order_lines").await, 14);
+    }
+
+    #[tokio::test]
+    async fn a_users_orders_page_newest_first_filtered_by_status_and_never_anothers() {
+        let f = fixture().await;
+        let (kim, lee) = (user(&f.uow).await, user(&f.uow).await);
+        let p = product(&f.uow, 1_000, 100).await;
+        let items = items(&[(p.get(), 1)]);
+        let mut work = f.uow.begin().await.unwrap();
+        let products = work.products().lock_many(&[p]).await.unwrap();
+        let mut placed = Vec::new();
+        for buyer in [kim, lee, kim, kim, kim] {
+            let priced = price_order(&items, &products, None, at(0)).unwrap();
+            let order = NewOrder { user_id: buyer, coupon_id: None, priced, created_at: at(0), expires_at: at(300) };
+            placed.push(work.orders().insert(&order).await.unwrap().id());
+        }
+        work.orders().mark_paid(placed[2], at(10)).await.unwrap();
+        work.commit().await.unwrap();
+        let kims: Vec<_> = [4, 3, 2, 0].map(|i| placed[i]).into();
+
+        let mut read = f.uow.autocommit().await.unwrap();
+        let first = read.orders().page_of(kim, None, None, 3).await.unwrap();
+        assert_eq!(first.iter().map(Order::id).collect::<Vec<_>>(), kims[..3], "newest first, only kim's");
+        assert!(first.iter().all(|o| o.lines().len() == 1), "with their lines");
+        let rest = read.orders().page_of(kim, None, Some(kims[2]), 3).await.unwrap();
+        assert_eq!(rest.iter().map(Order::id).collect::<Vec<_>>(), kims[3..]);
+        let paid = read.orders().page_of(kim, Some(OrderStatus::Paid), None, 10).await.unwrap();
+        assert_eq!(paid.iter().map(Order::id).collect::<Vec<_>>(), [placed[2]]);
+        assert!(read.orders().page_of(lee, Some(OrderStatus::Failed), None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_orders_are_locked_once_across_sweepers() {
+        let f = fixture().await;
+        let u = user(&f.uow).await;
+        let p = product(&f.uow, 1_000, 10).await;
+        let items = items(&[(p.get(), 1)]);
+        let mut work = f.uow.begin().await.unwrap();
+        let products = work.products().lock_many(&[p]).await.unwrap();
+        for _ in 0..3 {
+            let priced = price_order(&items, &products, None, at(0)).unwrap();
+            work.orders()
+                .insert(&NewOrder { user_id: u, coupon_id: None, priced, created_at: at(0), expires_at: at(300) })
+                .await
+                .unwrap();
+        }
+        work.commit().await.unwrap();
+
+        let mut first = f.uow.begin().await.unwrap();
+        let mut second = f.uow.begin().await.unwrap();
+        let a = first.orders().lock_expired(at(300), 2, &[]).await.unwrap();
+        let b = second.orders().lock_expired(at(300), 2, &[]).await.unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(b.len(), 1, "the rows the first sweeper holds are skipped");
+        assert!(a.iter().all(|o| b.iter().all(|other| other.id() != o.id())));
+        assert!(second.orders().lock_expired(at(299), 10, &[]).await.unwrap().is_empty(), "not yet at the deadline");
+        first.orders().mark_failed(a[0].id(), at(300)).await.unwrap();
+        first.commit().await.unwrap();
+        second.rollback().await.unwrap();
+        let mut read = f.uow.autocommit().await.unwrap();
+        assert_eq!(read.orders().find(a[0].id()).await.unwrap().unwrap().status(), OrderStatus::Failed);
     }
 }

@@ -135,3 +135,46 @@ impl RankingRepository for PgWork {
         Ok(self.snapshot(window.to()).await?.filter(|found| found.window == *window))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+    use domain::ranking::{RankedProduct, SalesWindow};
+    use domain::testing::at;
+
+    use crate::fixtures::{count, fixture, product};
+
+    #[tokio::test]
+    async fn concurrent_snapshots_of_one_window_store_one() {
+        let f = fixture().await;
+        let p = product(&f.uow, 1_000, 10).await;
+        let window =
+            SalesWindow::ending_on(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(), chrono_tz::Asia::Seoul);
+        let tasks = (0..8).map(|i| {
+            let uow = f.uow.clone();
+            tokio::spawn(async move {
+                let mut work = uow.begin().await.unwrap();
+                let ranked = [RankedProduct { rank: 1, product_id: p, sold_quantity: 10 + i }];
+                work.rankings().save_snapshot(&window, &ranked, at(i)).await.unwrap();
+                work.commit().await.unwrap();
+            })
+        });
+        for task in futures::future::join_all(tasks).await {
+            task.unwrap();
+        }
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshots").await, 1);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM best_product_snapshot_items").await, 1);
+        let mut read = f.uow.autocommit().await.unwrap();
+        let latest = read.rankings().latest(window.to()).await.unwrap().unwrap();
+        assert_eq!(latest.window, window);
+        let before_it_ended = window.to() - chrono::Duration::seconds(1);
+        assert!(
+            read.rankings().latest(before_it_ended).await.unwrap().is_none(),
+            "a window not yet ended is not served"
+        );
+        assert_eq!(latest.items.len(), 1);
+        assert_eq!(latest.items[0].product.id, p);
+    }
+}

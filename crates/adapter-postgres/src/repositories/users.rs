@@ -148,3 +148,80 @@ impl UserRepository for PgWork {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
+
+    use application::UnitOfWork;
+    use application::ports::NewPointEntry;
+    use diesel_async::RunQueryDsl;
+    use domain::points::{Balance, ChargeAmount, PointEntryKind};
+    use domain::testing::at;
+    use domain::{Money, UserId};
+
+    use crate::fixtures::{count, fixture, user};
+
+    #[tokio::test]
+    async fn the_balance_constraint_is_the_last_line_of_defence() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        let mut conn = f.pool.get().await.unwrap();
+        let over =
+            diesel::sql_query(format!("UPDATE users SET balance = 5000001 WHERE id = {id}")).execute(&mut conn).await;
+        assert!(over.is_err());
+        let negative =
+            diesel::sql_query(format!("UPDATE users SET balance = -1 WHERE id = {id}")).execute(&mut conn).await;
+        assert!(negative.is_err());
+    }
+
+    #[tokio::test]
+    async fn concurrent_one_statement_charges_stop_exactly_at_the_ceiling_each_with_its_entry() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        let million = ChargeAmount::new(1_000_000).unwrap();
+        let charges = futures::future::join_all((0..12).map(|_| async {
+            let mut session = f.uow.autocommit().await.unwrap();
+            session.users().charge_within(id, million, Balance::MAX, at(5)).await.unwrap()
+        }))
+        .await;
+        let mut written: Vec<i64> = charges.iter().flatten().map(|b| b.krw()).collect();
+        written.sort_unstable();
+        assert_eq!(written, [1, 2, 3, 4, 5].map(|m| m * 1_000_000));
+        assert_eq!(count(&f.pool, &format!("SELECT balance FROM users WHERE id = {id}")).await, 5_000_000);
+        let entries =
+            format!("SELECT count(*) FROM point_history WHERE user_id = {id} AND kind = 'CHARGE' AND amount = 1000000");
+        assert_eq!(count(&f.pool, &entries).await, 5);
+        // An unknown user: nothing written.
+        let mut session = f.uow.autocommit().await.unwrap();
+        let unknown = UserId::new(id.get() + 1_000).unwrap();
+        assert_eq!(session.users().charge_within(unknown, million, Balance::MAX, at(5)).await.unwrap(), None);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM point_history").await, 5);
+    }
+
+    #[tokio::test]
+    async fn ledger_entries_page_newest_first() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        let mut work = f.uow.begin().await.unwrap();
+        for krw in 1..=5 {
+            work.users()
+                .append_entry(&NewPointEntry {
+                    user_id: id,
+                    kind: PointEntryKind::Charge,
+                    amount: Money::new(krw).unwrap(),
+                    balance_after: Balance::new(krw).unwrap(),
+                    order_id: None,
+                    at: at(krw),
+                })
+                .await
+                .unwrap();
+        }
+        work.commit().await.unwrap();
+        let mut read = f.uow.autocommit().await.unwrap();
+        let first = read.users().entries(id, None, 2).await.unwrap();
+        assert_eq!(first.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(), vec![5, 4]);
+        let next = read.users().entries(id, Some(first[1].id), 10).await.unwrap();
+        assert_eq!(next.iter().map(|e| e.amount.krw()).collect::<Vec<_>>(), vec![3, 2, 1]);
+    }
+}

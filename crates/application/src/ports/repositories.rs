@@ -194,6 +194,17 @@ pub trait OrderRepository: Send {
 
     async fn find(&mut self, id: OrderId) -> Result<Option<Order>, StoreError>;
 
+    /// Up to `limit` of `user`'s orders with their lines, newest first (descending id),
+    /// older than `before` when given, and only those in `status` when given. Each
+    /// order is as committed when the statement ran.
+    async fn page_of(
+        &mut self,
+        user: UserId,
+        status: Option<OrderStatus>,
+        before: Option<OrderId>,
+        limit: u16,
+    ) -> Result<Vec<Order>, StoreError>;
+
     /// The order, its row locked until the work ends. A work that waited for the lock
     /// sees the order as the previous holder committed it.
     async fn lock(&mut self, id: OrderId) -> Result<Option<Order>, StoreError>;

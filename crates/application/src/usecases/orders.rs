@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::order::{
-    Order, OrderItems, PaymentTimeout, PlaceOrderRefusal, TooManyUnpaidOrders, may_place_another, price_order,
+    Order, OrderItems, OrderStatus, PaymentTimeout, PlaceOrderRefusal, TooManyUnpaidOrders, may_place_another,
+    price_order,
 };
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
@@ -223,6 +224,71 @@ impl GetOrder {
     }
 }
 
+/// One page of a user's orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrdersPage {
+    pub orders: Vec<Order>,
+    /// Pass as `before` to read the next (older) page; `None` on the last page.
+    pub next_before: Option<OrderId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListOrdersError {
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Lists a user's orders, newest first, in pages keyed on the order id (an order
+/// placed during the walk does not shift the pages), optionally only those in one
+/// status.
+#[derive(Clone)]
+pub struct ListOrders {
+    uow: Arc<dyn UnitOfWork>,
+}
+opaque_debug!(ListOrders);
+
+impl ListOrders {
+    pub fn new(uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { uow }
+    }
+
+    /// Up to `limit` orders of `user_id`, older than `before` when given.
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(
+        &self,
+        user_id: UserId,
+        status: Option<OrderStatus>,
+        before: Option<OrderId>,
+        limit: u16,
+    ) -> Result<OrdersPage, ListOrdersError> {
+        let mut work = self.uow.autocommit().await?;
+        let outcome = Self::page(work.as_mut(), user_id, status, before, limit).await;
+        finish(work, outcome).await
+    }
+
+    async fn page(
+        work: &mut dyn Work,
+        user_id: UserId,
+        status: Option<OrderStatus>,
+        before: Option<OrderId>,
+        limit: u16,
+    ) -> Result<OrdersPage, ListOrdersError> {
+        if !work.users().exists(user_id).await? {
+            return Err(ListOrdersError::UserNotFound(user_id));
+        }
+        let mut orders = work.orders().page_of(user_id, status, before, limit.saturating_add(1)).await?;
+        let next_before = if orders.len() > usize::from(limit) {
+            orders.truncate(usize::from(limit));
+            orders.last().map(Order::id)
+        } else {
+            None
+        };
+        Ok(OrdersPage { orders, next_before })
+    }
+}
+
 /// Fails the `NOT_PAID` orders whose deadline has passed: each in its own transaction,
 /// status `FAILED`, stock given back (rows locked in ascending id, as when placing),
 /// coupon usable again. Orders locked by someone else — a payment in flight, another
@@ -312,6 +378,7 @@ impl SweepPass {
 pub struct Orders {
     pub place: PlaceOrder,
     pub get: GetOrder,
+    pub list: ListOrders,
     pub expire: ExpireOrders,
 }
 
@@ -325,6 +392,7 @@ impl Orders {
                 settings.max_unpaid_orders,
             ),
             get: GetOrder::new(ports.uow.clone()),
+            list: ListOrders::new(ports.uow.clone()),
             expire: ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
         }
     }
@@ -333,7 +401,6 @@ impl Orders {
 #[cfg(test)]
 mod tests {
     use domain::coupon::{CouponRefusal, DiscountPolicy, IssuedCoupon};
-    use domain::order::OrderStatus;
     use domain::testing::{CouponBuilder, OrderBuilder, at, cid, items, pid, product, quantity, uid};
 
     use super::*;
@@ -606,5 +673,36 @@ mod tests {
         assert_eq!(pass, SweepPass { expired: 1, failed: vec![OrderId::new(11).unwrap()] });
         assert_eq!(first_ended.get(), Some(Ended::RolledBack));
         assert_eq!(second_ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn a_page_of_orders_names_the_next_cursor_only_when_more_remain() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(true));
+        work.orders
+            .expect_page_of()
+            .withf(|user, status, before, limit| {
+                *user == uid(1)
+                    && *status == Some(OrderStatus::Paid)
+                    && before.map(OrderId::get) == Some(10)
+                    && *limit == 3
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok([9, 8, 7].map(|id| OrderBuilder::new().id(id).build()).into()));
+        let (uow, _) = work.into_reader();
+        let before = OrderId::new(10).ok();
+        let page = ListOrders::new(uow).execute(uid(1), Some(OrderStatus::Paid), before, 2).await.unwrap();
+        assert_eq!(page.orders.iter().map(|o| o.id().get()).collect::<Vec<_>>(), [9, 8]);
+        assert_eq!(page.next_before.map(OrderId::get), Some(8));
+    }
+
+    #[tokio::test]
+    async fn the_orders_of_an_unknown_user_are_not_found_and_none_is_read() {
+        let mut work = FakeWork::default();
+        work.users.expect_exists().returning(|_| Ok(false));
+        // No expectation on `page_of`: reading orders would panic.
+        let (uow, _) = work.into_reader();
+        let error = ListOrders::new(uow).execute(uid(9), None, None, 20).await.unwrap_err();
+        assert!(matches!(error, ListOrdersError::UserNotFound(id) if id == uid(9)));
     }
 }

@@ -75,9 +75,12 @@ async fn framework_failures_are_problems_too() {
 #[tokio::test]
 async fn a_wrong_method_is_told_which_methods_the_path_allows() {
     let app = TestApp::spawn().await;
-    for (path, allowed) in
-        [("/api/v1/points/1", "GET, HEAD, POST"), ("/api/v1/orders", "POST"), ("/health/ready", "GET, HEAD")]
-    {
+    for (path, allowed) in [
+        ("/api/v1/points/1", "GET, HEAD, POST"),
+        ("/api/v1/orders", "GET, HEAD, POST"),
+        ("/api/v1/payments", "POST"),
+        ("/health/ready", "GET, HEAD"),
+    ] {
         let response = app.client.delete(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 405, "{path}");
         let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -185,3 +185,49 @@ async fn ten_simultaneous_orders_of_one_user_with_a_cap_of_five_place_exactly_fi
     let other = app.create_user().await;
     assert_eq!(app.order(other, None, &[(product, 1)]).await.status, 201);
 }
+
+#[tokio::test]
+async fn a_user_lists_their_orders_newest_first_page_by_page_and_by_status() {
+    let app = TestApp::spawn().await;
+    let (kim, lee) = (app.create_user().await, app.create_user().await);
+    assert_eq!(app.charge(kim, 100_000).await.status, 200);
+    let product = app.create_product(1_000, 100).await;
+    let mut placed = Vec::new();
+    for buyer in [kim, lee, kim, kim] {
+        placed.push(app.order(buyer, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap());
+    }
+    assert_eq!(app.pay(kim, placed[2]).await.status, 201);
+    let ids = |reply: &crate::helpers::Reply| -> Vec<i64> {
+        reply.body["items"].as_array().unwrap().iter().map(|o| o["orderId"].as_i64().unwrap()).collect()
+    };
+
+    let first = app.get(&format!("/api/v1/orders?userId={kim}&limit=2")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(ids(&first), [placed[3], placed[2]], "newest first, only kim's");
+    assert_eq!(first.body["items"][1]["status"], "PAID");
+    assert_eq!(first.body["items"][0]["items"][0]["productId"], product, "each order with its lines");
+    let cursor = first.body["nextCursor"].as_str().unwrap();
+    let rest = app.get(&format!("/api/v1/orders?userId={kim}&limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&rest), [placed[0]]);
+    assert!(rest.body["nextCursor"].is_null(), "the last page");
+
+    let paid = app.get(&format!("/api/v1/orders?userId={kim}&status=PAID")).await;
+    assert_eq!(ids(&paid), [placed[2]]);
+    let unpaid = app.get(&format!("/api/v1/orders?userId={kim}&status=NOT_PAID&cursor=&limit=")).await;
+    assert_eq!(ids(&unpaid), [placed[3], placed[0]], "empty cursor and limit count as absent");
+
+    for bad in ["status=SHIPPED", "limit=0", "limit=101", "cursor=abc"] {
+        app.get(&format!("/api/v1/orders?userId={kim}&{bad}")).await.assert_problem(400, "INVALID_REQUEST");
+    }
+    app.get("/api/v1/orders?userId=x").await.assert_problem(400, "INVALID_REQUEST");
+    app.get("/api/v1/orders").await.assert_problem(400, "INVALID_REQUEST");
+    // Another list's cursor is not this list's.
+    app.create_product(1_000, 1).await;
+    let foreign = app.get("/api/v1/products?limit=1").await.body["nextCursor"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/orders?userId={kim}&cursor={foreign}")).await.assert_problem(400, "INVALID_REQUEST");
+
+    let theirs =
+        app.client.get(app.url(&format!("/api/v1/orders?userId={kim}"))).bearer_auth(crate::helpers::token(lee));
+    app.send(theirs).await.assert_problem(403, "FORBIDDEN");
+    app.get("/api/v1/orders?userId=999999").await.assert_problem(404, "USER_NOT_FOUND");
+}
