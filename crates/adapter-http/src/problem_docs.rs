@@ -16,12 +16,11 @@ use crate::problem::{PROBLEM_JSON, ProblemCode};
 /// problems!(BalanceProblems: InvalidUserId, UserNotFound, ServiceUnavailable);
 /// problems!(keyed_post ChargeProblems: InvalidUserId, InvalidAmount, UserNotFound);
 /// ```
-#[macro_export]
 macro_rules! problems {
     // A POST that takes an `Idempotency-Key` and a JSON body: the codes every such
     // operation shares, then its own.
     (keyed_post $name:ident: $($code:ident),+ $(,)?) => {
-        $crate::problems!($name: InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight,
+        $crate::problem_docs::problems!($name: InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight,
             UnsupportedMediaType, PayloadTooLarge, ServiceUnavailable, $($code),+);
     };
     ($name:ident: $($code:ident),+ $(,)?) => {
@@ -41,6 +40,7 @@ macro_rules! problems {
         }
     };
 }
+pub(crate) use problems;
 
 /// The OpenAPI responses for `codes`, one per status: a [`Problem`] whose `code` is one
 /// of that status's codes.

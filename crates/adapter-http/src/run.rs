@@ -59,28 +59,11 @@ impl AppState {
     }
 
     /// A POST that may carry an idempotency key: runs `use_case` with the key (scoped to
-    /// the caller), within [`Deadlines::database`](crate::state::Deadlines::database), and answers `status` with `dto` of
-    /// the value as JSON. With a key the body is encoded once, stored with the key and
-    /// sent as stored; a replay sends the stored body again.
+    /// the caller) on the main runtime within `deadline` (see [`AppState::run_within`]),
+    /// and answers `status` with `dto` of the value as JSON. With a key the body is
+    /// encoded once, stored with the key and sent as stored; a replay sends the stored
+    /// body again.
     pub(crate) async fn keyed_post<T, D, E, F, Fut>(
-        &self,
-        key: Option<IdempotencyKey>,
-        status: StatusCode,
-        dto: fn(&T) -> D,
-        use_case: F,
-    ) -> Result<HttpResponse, ApiError>
-    where
-        F: FnOnce(Arc<Shop>, Option<Key<T>>) -> Fut,
-        Fut: Future<Output = Result<Answer<T>, E>> + Send + 'static,
-        T: Send + 'static,
-        D: Serialize + 'static,
-        E: Into<ApiError> + Send + 'static,
-    {
-        self.keyed_post_within(self.deadlines.database, key, status, dto, use_case).await
-    }
-
-    /// [`AppState::keyed_post`] with another deadline.
-    pub(crate) async fn keyed_post_within<T, D, E, F, Fut>(
         &self,
         deadline: Duration,
         key: Option<IdempotencyKey>,

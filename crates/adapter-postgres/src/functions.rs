@@ -29,19 +29,12 @@ pub(crate) type IssueRecord = Record<(
     Bool,
 )>;
 
-/// The row `place_order` returns: the order's columns but its line items.
-pub(crate) type OrderRecord = Record<(
-    BigInt,
-    BigInt,
-    Nullable<BigInt>,
-    Text,
-    BigInt,
-    BigInt,
-    BigInt,
-    Timestamptz,
-    Timestamptz,
-    Nullable<Timestamptz>,
-)>;
+/// The columns of an order `place_order` returns (all of `OrderRow`'s).
+pub(crate) type OrderColumnTypes =
+    (BigInt, BigInt, Nullable<BigInt>, Text, BigInt, BigInt, BigInt, Timestamptz, Timestamptz, Nullable<Timestamptz>);
+
+/// The row `place_order` returns.
+pub(crate) type OrderRecord = Record<OrderColumnTypes>;
 
 #[declare_sql_function]
 extern "SQL" {

@@ -189,35 +189,6 @@ pub(crate) struct OrderRow {
 pub(crate) type OrderColumns =
     (i64, i64, Option<i64>, String, i64, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
 
-impl From<OrderColumns> for OrderRow {
-    fn from(columns: OrderColumns) -> Self {
-        let (
-            id,
-            user_id,
-            coupon_id,
-            status,
-            total_amount,
-            discount_amount,
-            payment_amount,
-            created_at,
-            expires_at,
-            paid_at,
-        ) = columns;
-        Self {
-            id,
-            user_id,
-            coupon_id,
-            status,
-            total_amount,
-            discount_amount,
-            payment_amount,
-            created_at,
-            expires_at,
-            paid_at,
-        }
-    }
-}
-
 pub(crate) fn status_text(status: OrderStatus) -> &'static str {
     match status {
         OrderStatus::NotPaid => "NOT_PAID",

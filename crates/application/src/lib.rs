@@ -11,6 +11,7 @@
 
 pub mod idempotency;
 mod opaque_debug;
+mod paging;
 pub mod ports;
 pub mod resilience;
 pub mod settings;

@@ -18,7 +18,7 @@ use crate::auth::{Admin, UserTokens};
 use crate::extract::{empty_as_none, parse_id};
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 fn invalid(error: impl std::fmt::Display) -> ApiError {
@@ -121,6 +121,7 @@ pub async fn create_user(
     let key = idempotency.scoped(Admin::SCOPE);
     state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::CREATED,
             |u: &User| UserResponse::from(u),
@@ -161,6 +162,7 @@ pub async fn create_product(
     let key = idempotency.scoped(Admin::SCOPE);
     state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::CREATED,
             |p: &Product| ProductResponse::from(p.clone()),
@@ -191,6 +193,7 @@ pub async fn create_coupon(
     let key = idempotency.scoped(Admin::SCOPE);
     state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::CREATED,
             |c: &Coupon| CouponResponse::from(c.clone()),

@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::extract::{id_from, parse_id};
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -188,6 +188,7 @@ pub async fn issue(
     let key = idempotency.scoped(&caller.scope());
     state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::CREATED,
             |i: &Issued| IssuedCouponResponse::from(i.clone()),

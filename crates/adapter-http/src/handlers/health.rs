@@ -5,7 +5,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -18,7 +18,7 @@ use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, id_from, page_limit, parse_id};
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -158,6 +158,7 @@ pub async fn place(
     let key = idempotency.scoped(&caller.scope());
     state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::CREATED,
             |o: &Order| OrderResponse::from(o.clone()),

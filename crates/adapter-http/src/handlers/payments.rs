@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::extract::id_from;
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,7 +74,7 @@ pub async fn pay(
     };
     let key = idempotency.scoped(&caller.scope());
     state
-        .keyed_post_within(
+        .keyed_post(
             state.deadlines.payment,
             key,
             StatusCode::CREATED,

@@ -14,7 +14,7 @@ use crate::cursor::{self, CursorKind};
 use crate::extract::{empty_as_none, page_limit, parse_id};
 use crate::idempotency::{IdempotencyHeader, IdempotencyKeyParam};
 use crate::problem::{ApiError, ProblemCode};
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 /// The cursor of this module's list.
@@ -152,6 +152,7 @@ pub async fn charge(
     let key = idempotency.scoped(&caller.scope());
     let charged = state
         .keyed_post(
+            state.deadlines.database,
             key,
             StatusCode::OK,
             |v: &BalanceView| BalanceResponse::from(*v),

@@ -9,7 +9,7 @@ use super::points::PageQuery;
 use crate::cursor::{self, CursorKind};
 use crate::extract::page_limit;
 use crate::problem::ApiError;
-use crate::problems;
+use crate::problem_docs::problems;
 use crate::state::AppState;
 
 /// The cursor of this module's list.

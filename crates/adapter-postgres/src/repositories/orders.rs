@@ -4,13 +4,14 @@ use application::StoreError;
 use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use domain::order::{Order, OrderStatus};
 use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
-use crate::functions::place_order;
+use crate::functions::{OrderColumnTypes, place_order};
 use crate::records::{OrderColumns, OrderLineRow, OrderRow, status_text};
 use crate::schema::{order_lines, orders};
 use crate::work::PgWork;
@@ -37,8 +38,10 @@ impl PgWork {
         ))
         .get_result::<OrderColumns>(self.conn())
         .await
-        .optional()
-        .map(|row| row.map(OrderRow::from))
+        .optional()?
+        .map(<OrderRow as Queryable<OrderColumnTypes, Pg>>::build)
+        .transpose()
+        .map_err(diesel::result::Error::DeserializationError)
     }
 
     /// The lines of `rows`, attached to their orders.

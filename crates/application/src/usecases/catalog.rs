@@ -7,6 +7,7 @@ use domain::product::{NewProduct, Product};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
+use crate::paging::{one_page, read_limit};
 use crate::ports::Ports;
 use crate::ports::{StoreError, UnitOfWork, finish};
 
@@ -72,14 +73,8 @@ impl ListProducts {
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, after: Option<ProductId>, limit: u16) -> Result<ProductPage, StoreError> {
         let mut work = self.uow.autocommit().await?;
-        // One more than asked tells whether another page follows, in the same query.
-        let outcome = work.products().page(after, limit.saturating_add(1)).await.map(|mut products| {
-            let next_after = if products.len() > usize::from(limit) {
-                products.truncate(usize::from(limit));
-                products.last().map(|p| p.id)
-            } else {
-                None
-            };
+        let outcome = work.products().page(after, read_limit(limit)).await.map(|products| {
+            let (products, next_after) = one_page(products, limit, |p| p.id);
             ProductPage { products, next_after }
         });
         finish(work, outcome).await

@@ -13,6 +13,7 @@ use domain::{CouponId, OrderId, ProductId, UserId};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
+use crate::paging::{one_page, read_limit};
 use crate::ports::Ports;
 use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
 use crate::settings::Settings;
@@ -278,13 +279,8 @@ impl ListOrders {
         if !work.users().exists(user_id).await? {
             return Err(ListOrdersError::UserNotFound(user_id));
         }
-        let mut orders = work.orders().page_of(user_id, status, before, limit.saturating_add(1)).await?;
-        let next_before = if orders.len() > usize::from(limit) {
-            orders.truncate(usize::from(limit));
-            orders.last().map(Order::id)
-        } else {
-            None
-        };
+        let orders = work.orders().page_of(user_id, status, before, read_limit(limit)).await?;
+        let (orders, next_before) = one_page(orders, limit, Order::id);
         Ok(OrdersPage { orders, next_before })
     }
 }

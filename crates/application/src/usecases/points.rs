@@ -7,6 +7,7 @@ use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, Po
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
+use crate::paging::{one_page, read_limit};
 use crate::ports::Ports;
 use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, UserRepository, Work, finish};
 
@@ -189,13 +190,8 @@ impl PointHistory {
         if !users.exists(user_id).await? {
             return Err(ReadPointsError::UserNotFound(user_id));
         }
-        let mut entries = users.entries(user_id, before, limit.saturating_add(1)).await?;
-        let next_before = if entries.len() > usize::from(limit) {
-            entries.truncate(usize::from(limit));
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
+        let entries = users.entries(user_id, before, read_limit(limit)).await?;
+        let (entries, next_before) = one_page(entries, limit, |e| e.id);
         Ok(HistoryPage { entries, next_before })
     }
 }
