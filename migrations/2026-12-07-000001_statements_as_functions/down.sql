@@ -5,8 +5,6 @@ DROP FUNCTION paid_sales(timestamptz, timestamptz, bigint);
 DROP FUNCTION place_order(bigint, bigint, bigint, bigint, bigint, timestamptz, timestamptz, smallint[], bigint[],
                           text[], bigint[], integer[], bigint[], boolean);
 DROP FUNCTION move_stock(bigint[], integer[], integer);
-DROP FUNCTION spend_balance(bigint, bigint, bigint, timestamptz);
-DROP FUNCTION charge_balance(bigint, bigint, bigint, timestamptz);
 DROP FUNCTION issue_coupon(bigint, bigint, timestamptz, boolean);
 DROP FUNCTION fill_coupon_stock(bigint);
 DROP FUNCTION coupon_remaining(bigint, boolean);

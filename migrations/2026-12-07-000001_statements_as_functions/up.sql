@@ -115,45 +115,6 @@ BEGIN
 END
 $$;
 
--- Points -------------------------------------------------------------------------------
-
--- Adds `amount` to the balance of `account` and appends its CHARGE ledger entry, provided
--- the user exists and the new balance stays at or below `ceiling`. The update locks the
--- row and re-checks the ceiling on the latest committed balance, so concurrent charges
--- serialise and none passes it. The new balance, or NULL when nothing was written.
-CREATE FUNCTION charge_balance(account bigint, amount bigint, ceiling bigint, moment timestamptz) RETURNS bigint
-    LANGUAGE plpgsql AS $$
-DECLARE
-    after bigint;
-BEGIN
-    UPDATE users SET balance = balance + amount WHERE users.id = account AND balance <= ceiling - amount
-    RETURNING balance INTO after;
-    IF FOUND THEN
-        INSERT INTO point_history (user_id, kind, amount, balance_after, created_at)
-        VALUES (account, 'CHARGE', amount, after, moment);
-    END IF;
-    RETURN after;
-END
-$$;
-
--- Subtracts `amount` from the balance of `account` and appends its USE ledger entry for
--- `paid_order`, provided the user exists and the balance covers it (re-checked under the
--- row lock, as above). The new balance, or NULL when nothing was written.
-CREATE FUNCTION spend_balance(account bigint, amount bigint, paid_order bigint, moment timestamptz) RETURNS bigint
-    LANGUAGE plpgsql AS $$
-DECLARE
-    after bigint;
-BEGIN
-    UPDATE users SET balance = balance - amount WHERE users.id = account AND balance >= amount
-    RETURNING balance INTO after;
-    IF FOUND THEN
-        INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at)
-        VALUES (account, 'USE', amount, after, paid_order, moment);
-    END IF;
-    RETURN after;
-END
-$$;
-
 -- Stock and orders ---------------------------------------------------------------------
 
 -- Takes (`sign` -1) or gives back (`sign` 1) each quantity from its product's stock; the

@@ -2,7 +2,7 @@
 //!
 //! Each is created by the migration `statements_as_functions` (where its comment says
 //! what it does, what it locks and what it returns) and is called like any function of
-//! the query builder: `diesel::select(charge_balance(..))`. Such a query has a static
+//! the query builder: `diesel::select(issue_coupon(..))`. Such a query has a static
 //! shape, so diesel-async prepares it once per connection; a function returning a row
 //! returns it as one `Record` value. docs/adr/0011-hand-written-sql-as-database-functions.md
 //! says why statements live there.
@@ -46,12 +46,6 @@ extern "SQL" {
 
     /// Issues a coupon in one call (no row for an unknown coupon).
     fn issue_coupon(coupon: BigInt, holder: BigInt, moment: Timestamptz, wait: Bool) -> IssueRecord;
-
-    /// A charge within the ceiling with its ledger entry; the new balance, or NULL.
-    fn charge_balance(account: BigInt, amount: BigInt, ceiling: BigInt, moment: Timestamptz) -> Nullable<BigInt>;
-
-    /// A payment's debit with its ledger entry; the new balance, or NULL.
-    fn spend_balance(account: BigInt, amount: BigInt, paid_order: BigInt, moment: Timestamptz) -> Nullable<BigInt>;
 
     /// Moves stock by `sign` × each quantity; the rows changed.
     fn move_stock(products: Array<BigInt>, quantities: Array<Integer>, sign: Integer) -> Integer;

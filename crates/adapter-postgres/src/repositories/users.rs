@@ -2,17 +2,76 @@ use application::StoreError;
 use application::ports::{NewPointEntry, UserRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use domain::points::{Balance, ChargeAmount, PointEntry};
+use domain::points::{Balance, ChargeAmount, PointEntry, PointEntryKind};
 use domain::user::{User, UserName};
 use domain::{Money, OrderId, UserId};
 
 use crate::error::StoreContext;
-use crate::functions::{charge_balance, spend_balance};
 use crate::records::{PointEntryRow, UserRow, balance, point_kind_text};
 use crate::schema::{point_history, users};
 use crate::work::PgWork;
+
+/// A balance change and the ledger entry that explains it, as one statement: the update
+/// locks the user's row and re-checks, on the latest committed balance, that the new
+/// balance stays within `0..=ceiling`, and the entry is appended only if it wrote.
+/// Returns the new balance, or no row when nothing was written.
+///
+/// The one statement the adapter writes as a query node of its own rather than as a
+/// database function: it runs once per charge and per payment, and the function call
+/// cost about 6 % more of PostgreSQL's time for it (ADR 0011). Each bind is pushed where
+/// the statement uses it, so diesel numbers them; the node has a static query id, so
+/// it is prepared once per connection like any query of the builder.
+#[derive(Debug, Clone, Copy)]
+struct BalanceChange {
+    user: i64,
+    /// Added to the balance: the amount of a charge, minus the amount of a debit.
+    delta: i64,
+    ceiling: i64,
+    kind: &'static str,
+    amount: i64,
+    order: Option<i64>,
+    at: DateTime<Utc>,
+}
+
+impl QueryFragment<Pg> for BalanceChange {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH changed AS (UPDATE users SET balance = balance + ");
+        out.push_bind_param::<BigInt, _>(&self.delta)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.user)?;
+        out.push_sql(" AND balance + ");
+        out.push_bind_param::<BigInt, _>(&self.delta)?;
+        out.push_sql(" BETWEEN 0 AND ");
+        out.push_bind_param::<BigInt, _>(&self.ceiling)?;
+        out.push_sql(
+            " RETURNING id, balance) \
+             INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at) SELECT id, ",
+        );
+        out.push_bind_param::<Text, _>(&self.kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.amount)?;
+        out.push_sql(", balance, ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.order)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamptz, _>(&self.at)?;
+        out.push_sql(" FROM changed RETURNING balance_after");
+        Ok(())
+    }
+}
+
+impl QueryId for BalanceChange {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for BalanceChange {
+    type SqlType = BigInt;
+}
 
 #[async_trait]
 impl UserRepository for PgWork {
@@ -106,9 +165,20 @@ impl UserRepository for PgWork {
         ceiling: Balance,
         at: DateTime<Utc>,
     ) -> Result<Option<Balance>, StoreError> {
-        diesel::select(charge_balance(id.get(), amount.money().krw(), ceiling.krw(), at))
-            .get_result::<Option<i64>>(self.conn())
+        let amount = amount.money().krw();
+        let charge = BalanceChange {
+            user: id.get(),
+            delta: amount,
+            ceiling: ceiling.krw(),
+            kind: point_kind_text(PointEntryKind::Charge),
+            amount,
+            order: None,
+            at,
+        };
+        charge
+            .get_result::<i64>(self.conn())
             .await
+            .optional()
             .store_context("charging a balance")?
             .map(balance)
             .transpose()
@@ -121,9 +191,19 @@ impl UserRepository for PgWork {
         order: OrderId,
         at: DateTime<Utc>,
     ) -> Result<Option<Balance>, StoreError> {
-        diesel::select(spend_balance(id.get(), amount.krw(), order.get(), at))
-            .get_result::<Option<i64>>(self.conn())
+        let debit = BalanceChange {
+            user: id.get(),
+            delta: -amount.krw(),
+            ceiling: Balance::MAX.krw(),
+            kind: point_kind_text(PointEntryKind::Use),
+            amount: amount.krw(),
+            order: Some(order.get()),
+            at,
+        };
+        debit
+            .get_result::<i64>(self.conn())
             .await
+            .optional()
             .store_context("spending from a balance")?
             .map(balance)
             .transpose()
