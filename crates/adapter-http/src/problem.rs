@@ -5,7 +5,7 @@
 //! nowhere else, and an [`ApiError`] can only be built from one. Each handler module
 //! turns its use cases' errors into `ApiError`s; the errors every use case shares (the
 //! store's, a refused idempotency key) are turned here. Each operation lists the codes it
-//! can answer with [`problems!`](crate::problem_docs::problems), which documents them on the operation
+//! can answer with `problems!` (in `problem_docs`), which documents them on the operation
 //! in the OpenAPI document (`problem_docs`).
 
 use std::time::Duration;

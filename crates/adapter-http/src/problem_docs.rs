@@ -1,4 +1,4 @@
-//! The problem responses of each operation in the OpenAPI document: [`problems!`]
+//! The problem responses of each operation in the OpenAPI document: `problems!`
 //! names an operation's codes, [`documented`] turns them into responses.
 
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ macro_rules! problems {
 }
 pub(crate) use problems;
 
-/// The OpenAPI responses for `codes`, one per status: a [`Problem`] whose `code` is one
+/// The OpenAPI responses for `codes`, one per status: a [`Problem`](crate::problem::Problem) whose `code` is one
 /// of that status's codes.
 pub fn documented(codes: &[ProblemCode]) -> BTreeMap<String, RefOr<Response>> {
     let mut by_status: BTreeMap<u16, Vec<ProblemCode>> = BTreeMap::new();
