@@ -1,6 +1,6 @@
--- The statements the query builder cannot express live here, as functions the adapter
--- calls with typed arguments (crates/adapter-postgres/src/functions.rs declares each
--- one). A call is an ordinary query of the builder, so it is prepared once per
+-- The statements the query builder cannot express live here (all but the balance
+-- change, see the ADR below), as functions the adapter calls with typed arguments
+-- (crates/adapter-postgres/src/functions.rs declares each one). A call is an ordinary query of the builder, so it is prepared once per
 -- connection; and PL/pgSQL keeps the plans of the statements inside a function for the
 -- life of the connection. docs/adr/0011-hand-written-sql-as-database-functions.md says
 -- why this and not SQL text in the adapter.
