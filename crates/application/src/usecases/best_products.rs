@@ -7,8 +7,7 @@ use chrono_tz::Tz;
 use domain::ranking::{SalesWindow, rank_best};
 
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{BestProducts, Clock, StoreError, UnitOfWork, Work, finish};
+use crate::ports::{BestProducts, Clock, Ports, StoreError, UnitOfWork, Work, finish};
 use crate::settings::Settings;
 
 /// How long this instance serves the latest snapshot from memory before reading it

@@ -8,8 +8,7 @@ use domain::product::{NewProduct, Product};
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::paging::{one_page, read_limit};
-use crate::ports::Ports;
-use crate::ports::{StoreError, UnitOfWork, finish};
+use crate::ports::{Ports, StoreError, UnitOfWork, finish};
 
 /// Adds a product to the catalog.
 #[derive(Clone)]

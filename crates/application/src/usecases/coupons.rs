@@ -7,8 +7,7 @@ use domain::{CouponId, UserId};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{BusyBuckets, Clock, IssueAttempt, StoreError, UnitOfWork, Work, finish};
+use crate::ports::{BusyBuckets, Clock, IssueAttempt, Ports, StoreError, UnitOfWork, Work, finish};
 
 /// Creates a coupon campaign with all of its quantity remaining.
 #[derive(Clone)]

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{StoreError, UnitOfWork};
+use crate::ports::{Ports, StoreError, UnitOfWork};
 use crate::resilience::{BreakerState, CircuitBreaker};
 
 /// What readiness reports when the store answers.

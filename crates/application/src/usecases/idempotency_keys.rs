@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{StoreError, UnitOfWork, finish};
+use crate::ports::{Ports, StoreError, UnitOfWork, finish};
 
 /// Deletes expired idempotency keys in batches, each batch its own transaction.
 #[derive(Clone)]

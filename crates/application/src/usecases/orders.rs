@@ -14,8 +14,7 @@ use domain::{CouponId, OrderId, ProductId, UserId};
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::paging::{one_page, read_limit};
-use crate::ports::Ports;
-use crate::ports::{Clock, NewOrder, StoreError, UnitOfWork, Work, finish};
+use crate::ports::{Clock, NewOrder, Ports, StoreError, UnitOfWork, Work, finish};
 use crate::settings::Settings;
 
 /// What a user asks to order.

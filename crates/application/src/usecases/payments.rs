@@ -9,9 +9,8 @@ use domain::{OrderId, UserId};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, SendFailure, StoreError,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, Ports, SendFailure, StoreError,
     UnitOfWork, Work, finish,
 };
 use crate::resilience::{Admission, BreakerOpen, CircuitBreaker};

@@ -8,8 +8,7 @@ use domain::points::{Balance, BalanceLimitExceeded, ChargeAmount, PointEntry, Po
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::paging::{one_page, read_limit};
-use crate::ports::Ports;
-use crate::ports::{Clock, NewPointEntry, StoreError, UnitOfWork, UserRepository, Work, finish};
+use crate::ports::{Clock, NewPointEntry, Ports, StoreError, UnitOfWork, UserRepository, Work, finish};
 
 /// A user's balance after an operation, or as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

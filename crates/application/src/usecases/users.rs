@@ -7,8 +7,7 @@ use domain::user::{User, UserName};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{StoreError, UnitOfWork, finish};
+use crate::ports::{Ports, StoreError, UnitOfWork, finish};
 
 /// Creates a user with an empty balance.
 #[derive(Clone)]

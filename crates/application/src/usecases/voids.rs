@@ -13,8 +13,7 @@ use std::time::Duration;
 use domain::order::OrderStatus;
 
 use crate::opaque_debug::opaque_debug;
-use crate::ports::Ports;
-use crate::ports::{Clock, DataPlatform, PaymentVoidEvent, StoreError, UncertainSend, UnitOfWork, finish};
+use crate::ports::{Clock, DataPlatform, PaymentVoidEvent, Ports, StoreError, UncertainSend, UnitOfWork, finish};
 
 /// The first retry of a void waits this long; each further one twice as long, up to
 /// [`MAX_BACKOFF`].
