@@ -76,7 +76,7 @@ fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Re
         None => data_platform,
     };
     let ports = Ports {
-        uow: Arc::new(PgUnitOfWork::with_probe(pool.clone(), probe)),
+        uow: Arc::new(PgUnitOfWork::with_probe(pool.clone(), probe).with_key_ttl(config.idempotency_key_ttl)),
         clock: Arc::new(SystemClock),
         data_platform,
     };

@@ -197,3 +197,23 @@ async fn expired_keys_are_deleted_and_an_expired_key_runs_afresh() {
     handle.stop(true).await;
     stopped.await.unwrap().unwrap();
 }
+
+/// `IDEMPOTENCY_KEY_TTL_SECS` bounds how long a key replays: a key two minutes old is
+/// still taken (here: by another request, 422) under the default day, and is free again
+/// under a lifetime of one minute.
+#[tokio::test]
+async fn the_configured_key_lifetime_is_the_one_keys_live() {
+    for (vars, expected) in [(&[][..], 422), (&[("IDEMPOTENCY_KEY_TTL_SECS", "60")][..], 200)] {
+        let app = TestApp::spawn_with(vars).await;
+        let user = app.create_user().await;
+        app.execute(&format!(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) \
+             VALUES ('user:{user}', 'two-minutes-old', '\\x00', '{{}}', now() - interval '2 minutes')"
+        ))
+        .await;
+        let reply = app.post_keyed(&format!("/api/v1/points/{user}"), &json!({"amount": 50}), "two-minutes-old").await;
+        assert_eq!(reply.status, expected, "{vars:?}: {}", reply.body);
+        assert!(!reply.replayed);
+        assert_eq!(app.balance(user).await, if expected == 200 { 50 } else { 0 }, "{vars:?}");
+    }
+}
