@@ -69,10 +69,13 @@ impl Config {
         self.data_platform_timeout + Duration::from_secs(5)
     }
 
-    /// How long a payment waits for a bulkhead slot before it is refused: at most a
-    /// second, so that a refusal is prompt even when connections may be waited for longer.
+    /// How long a payment waits for a bulkhead slot before it is refused: at most half
+    /// a second, so that a refusal is prompt even when connections may be waited for
+    /// longer, and a payment that waited for its slot and then for a silent platform
+    /// still answers within `DATA_PLATFORM_TIMEOUT_MS` plus one second (a whole second
+    /// of slot wait left nothing of that margin for the rollback and the answer).
     pub fn payment_slot_wait(&self) -> Duration {
-        self.database_pool_wait.min(Duration::from_secs(1))
+        self.database_pool_wait.min(Duration::from_millis(500))
     }
 
     /// Client-side bound on a request's database work: the pool wait, one statement's
