@@ -5,6 +5,9 @@
 -- pgbench reference issues.
 INSERT INTO users (name, balance)
 SELECT 'user-' || n, 1000000 FROM generate_series(1, :users) AS n;
+-- Each balance with the charge that explains it (the store refuses one it does not).
+INSERT INTO point_history (user_id, kind, amount, balance_after, created_at)
+SELECT id, 'CHARGE', balance, balance, now() FROM users;
 
 INSERT INTO products (name, price, stock)
 SELECT 'Product ' || n, 100 * (1 + n % 500), 100000000 FROM generate_series(1, 1000) AS n;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, SendFailure};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent, SendFailure};
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use domain::OrderId;
@@ -152,6 +152,31 @@ impl DataPlatform for HttpDataPlatform {
         };
         self.post(event.order_id, event.idempotency_key(), &body).await
     }
+
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
+    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError> {
+        let body = RefundBody {
+            kind: "ORDER_REFUNDED",
+            order_id: event.order_id.get(),
+            user_id: event.user_id.get(),
+            refund_amount: event.refund_amount.krw(),
+            refunded_at: event.refunded_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        };
+        self.post(event.order_id, event.idempotency_key(), &body).await
+    }
+}
+
+/// The JSON body sent for a refund.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundBody {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    order_id: i64,
+    user_id: i64,
+    refund_amount: i64,
+    /// RFC 3339 in UTC with a `Z`, to the second.
+    refunded_at: String,
 }
 
 /// The JSON body sent for a void.

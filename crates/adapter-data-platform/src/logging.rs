@@ -1,6 +1,6 @@
 //! The stand-in platform: logs each event instead of sending it.
 
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent};
 use async_trait::async_trait;
 
 /// A [`DataPlatform`] that only logs the event (at `info`) and always succeeds.
@@ -31,6 +31,16 @@ impl DataPlatform for LoggingDataPlatform {
 
     async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
         tracing::info!(order_id = %event.order_id, idempotency_key = %event.idempotency_key(), "payment void (only logged)");
+        Ok(())
+    }
+
+    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError> {
+        tracing::info!(
+            order_id = %event.order_id,
+            refund_amount = event.refund_amount.krw(),
+            idempotency_key = %event.idempotency_key(),
+            "refund (only logged)"
+        );
         Ok(())
     }
 }

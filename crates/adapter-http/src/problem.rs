@@ -92,6 +92,11 @@ problem_codes! {
     OrderAmountTooLarge => (CONFLICT, "ORDER_AMOUNT_TOO_LARGE", "Order amount too large"),
     OrderAlreadyPaid => (CONFLICT, "ORDER_ALREADY_PAID", "Order already paid"),
     OrderExpired => (CONFLICT, "ORDER_EXPIRED", "Order expired"),
+    /// The order was cancelled by its user: it can be neither paid nor cancelled again.
+    OrderCancelled => (CONFLICT, "ORDER_CANCELLED", "Order cancelled"),
+    /// Only a paid order can be refunded.
+    OrderNotPaid => (CONFLICT, "ORDER_NOT_PAID", "Order not paid"),
+    OrderAlreadyRefunded => (CONFLICT, "ORDER_ALREADY_REFUNDED", "Order already refunded"),
     InsufficientBalance => (CONFLICT, "INSUFFICIENT_BALANCE", "Insufficient balance"),
     /// The first request with this idempotency key is still running.
     IdempotencyKeyInFlight => (CONFLICT, "IDEMPOTENCY_KEY_IN_FLIGHT", "Idempotency key in flight"),

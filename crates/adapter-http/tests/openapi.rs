@@ -110,5 +110,8 @@ fn every_503_documents_retry_after_and_every_keyed_success_idempotent_replayed()
             }
         }
     }
-    assert_eq!(keyed, 7, "charge, coupon issue, order, payment and the three admin creates store their keys");
+    assert_eq!(
+        keyed, 9,
+        "charge, coupon issue, order, cancel, payment, refund and the three admin creates store their keys"
+    );
 }

@@ -13,6 +13,9 @@ use diesel::expression::functions::declare_sql_function;
 use diesel::pg::sql_types::Record;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, SmallInt, Text, Timestamptz};
 
+/// The row `lock_due_event` returns.
+pub(crate) type DueEventRecord = Record<(Text, BigInt, BigInt, Text, BigInt, Nullable<Timestamptz>, Integer)>;
+
 /// The row `issue_coupon` returns.
 pub(crate) type IssueRecord = Record<(
     BigInt,
@@ -82,6 +85,8 @@ extern "SQL" {
     /// Deletes a batch of expired idempotency keys; how many.
     fn delete_expired_idempotency_keys(ttl_secs: BigInt, batch: BigInt) -> BigInt;
 
-    /// The oldest due void of an ended order, locked: order, user, status, attempts.
-    fn lock_due_void(due_by: Timestamptz) -> Record<(BigInt, BigInt, Text, Integer)>;
+    /// The oldest due outbox event that can be acted on, locked (migration
+    /// `order_lifecycle`): kind, order, user, status, payment amount, refund instant,
+    /// attempts.
+    fn lock_due_event(due_by: Timestamptz) -> DueEventRecord;
 }

@@ -64,6 +64,7 @@ pub(crate) fn point_kind_text(kind: PointEntryKind) -> &'static str {
     match kind {
         PointEntryKind::Charge => "CHARGE",
         PointEntryKind::Use => "USE",
+        PointEntryKind::Refund => "REFUND",
     }
 }
 
@@ -72,6 +73,7 @@ impl PointEntryRow {
         let kind = match self.kind.as_str() {
             "CHARGE" => PointEntryKind::Charge,
             "USE" => PointEntryKind::Use,
+            "REFUND" => PointEntryKind::Refund,
             other => return Err(corrupt("point entry kind", other)),
         };
         Ok(PointEntry {
@@ -183,21 +185,65 @@ pub(crate) struct OrderRow {
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     paid_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    refunded_at: Option<DateTime<Utc>>,
 }
 
 /// An order's columns as the `place_order` function returns them.
 pub(crate) type OrderColumns =
     (i64, i64, Option<i64>, String, i64, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
 
+const STATUSES: [(OrderStatus, &str); 5] = [
+    (OrderStatus::NotPaid, "NOT_PAID"),
+    (OrderStatus::Paid, "PAID"),
+    (OrderStatus::Failed, "FAILED"),
+    (OrderStatus::Cancelled, "CANCELLED"),
+    (OrderStatus::Refunded, "REFUNDED"),
+];
+
 pub(crate) fn status_text(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::NotPaid => "NOT_PAID",
-        OrderStatus::Paid => "PAID",
-        OrderStatus::Failed => "FAILED",
-    }
+    STATUSES.iter().find(|(known, _)| *known == status).map_or("", |(_, text)| text)
+}
+
+pub(crate) fn status_from_text(text: &str) -> Result<OrderStatus, StoreError> {
+    STATUSES
+        .iter()
+        .find(|(_, known)| *known == text)
+        .map(|(status, _)| *status)
+        .ok_or_else(|| corrupt("order status", text))
 }
 
 impl OrderRow {
+    /// The row of an order `place_order` has just inserted (`NOT_PAID`).
+    pub(crate) fn placed(columns: OrderColumns) -> Self {
+        let (
+            id,
+            user_id,
+            coupon_id,
+            status,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+        ) = columns;
+        Self {
+            id,
+            user_id,
+            coupon_id,
+            status,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            created_at,
+            expires_at,
+            paid_at,
+            cancelled_at: None,
+            refunded_at: None,
+        }
+    }
+
     pub(crate) fn into_domain(self, lines: Vec<OrderLineRow>) -> Result<Order, StoreError> {
         let lines = lines.into_iter().map(OrderLineRow::into_domain).collect::<Result<_, _>>()?;
         self.with_lines(lines)
@@ -205,12 +251,7 @@ impl OrderRow {
 
     /// The order with lines it is known to have (they were written with it).
     pub(crate) fn with_lines(self, lines: Vec<OrderLine>) -> Result<Order, StoreError> {
-        let status = match self.status.as_str() {
-            "NOT_PAID" => OrderStatus::NotPaid,
-            "PAID" => OrderStatus::Paid,
-            "FAILED" => OrderStatus::Failed,
-            other => return Err(corrupt("order status", other)),
-        };
+        let status = status_from_text(&self.status)?;
         Order::new(OrderParts {
             id: order_id(self.id)?,
             user_id: user_id(self.user_id)?,
@@ -223,6 +264,8 @@ impl OrderRow {
             created_at: self.created_at,
             expires_at: self.expires_at,
             paid_at: self.paid_at,
+            cancelled_at: self.cancelled_at,
+            refunded_at: self.refunded_at,
         })
         .map_err(|e| corrupt("order", e))
     }
@@ -283,6 +326,8 @@ mod tests {
             created_at: at(0),
             expires_at: at(300),
             paid_at: None,
+            cancelled_at: None,
+            refunded_at: None,
         }
     }
 

@@ -77,6 +77,19 @@ diesel::table! {
         expires_at -> Timestamptz,
         paid_at -> Nullable<Timestamptz>,
         failed_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+        refunded_at -> Nullable<Timestamptz>,
+        refund_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (kind, order_id) {
+        kind -> Text,
+        order_id -> Int8,
+        recorded_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
     }
 }
 
@@ -87,16 +100,6 @@ diesel::table! {
         user_id -> Int8,
         amount -> Int8,
         paid_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    pending_voids (order_id) {
-        order_id -> Int8,
-        user_id -> Int8,
-        recorded_at -> Timestamptz,
-        attempts -> Int4,
-        next_attempt_at -> Timestamptz,
     }
 }
 
@@ -149,10 +152,9 @@ diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> products (product_id));
 diesel::joinable!(orders -> coupons (coupon_id));
 diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(outbox -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(payments -> users (user_id));
-diesel::joinable!(pending_voids -> orders (order_id));
-diesel::joinable!(pending_voids -> users (user_id));
 diesel::joinable!(point_history -> orders (order_id));
 diesel::joinable!(point_history -> users (user_id));
 diesel::joinable!(user_coupons -> coupons (coupon_id));
@@ -167,8 +169,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     order_lines,
     orders,
+    outbox,
     payments,
-    pending_voids,
     point_history,
     products,
     user_coupons,

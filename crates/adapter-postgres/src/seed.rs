@@ -7,7 +7,9 @@ use crate::pool::PgPool;
 use crate::schema::users;
 
 /// A small catalog to try every endpoint with: users, products and coupons, each added
-/// only when no row of that name exists, so running it twice adds nothing twice.
+/// only when no row of that name exists, so running it twice adds nothing twice; and
+/// one paid order (park's wireless mouse) for a newcomer to refund, added while park has
+/// no order.
 const DEMO_CATALOG: &str = r"
 BEGIN;
 INSERT INTO users (name, balance)
@@ -44,6 +46,32 @@ WHERE NOT EXISTS (SELECT 1 FROM coupons c WHERE c.name = v.name);
 -- The stock of each new coupon, split over its buckets as the service does.
 SELECT fill_coupon_stock(c.id) FROM coupons c
 WHERE NOT EXISTS (SELECT 1 FROM coupon_stock s WHERE s.coupon_id = c.id);
+
+-- A paid order, written as a payment writes it: stock taken, balance debited with its
+-- USE entry, the payment recorded.
+WITH buyer AS (
+    SELECT u.id FROM users u
+    WHERE u.name = 'park' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)
+), item AS (
+    UPDATE products p SET stock = p.stock - 1
+    WHERE p.name = 'Wireless mouse' AND p.stock > 0 AND EXISTS (SELECT 1 FROM buyer)
+    RETURNING p.id, p.name, p.price
+), placed AS (
+    INSERT INTO orders (user_id, status, total_amount, discount_amount, payment_amount, created_at, expires_at, paid_at)
+    SELECT buyer.id, 'PAID', item.price, 0, item.price, now(), now() + interval '5 minutes', now() FROM buyer, item
+    RETURNING id, user_id, payment_amount
+), line AS (
+    INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount)
+    SELECT placed.id, 1, item.id, item.name, item.price, 1, item.price FROM placed, item
+), debited AS (
+    UPDATE users u SET balance = u.balance - placed.payment_amount FROM placed WHERE u.id = placed.user_id
+    RETURNING u.id, u.balance, placed.id AS order_id, placed.payment_amount
+), ledger AS (
+    INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at)
+    SELECT debited.id, 'USE', debited.payment_amount, debited.balance, debited.order_id, now() FROM debited
+)
+INSERT INTO payments (order_id, user_id, amount, paid_at)
+SELECT placed.id, placed.user_id, placed.payment_amount, now() FROM placed;
 COMMIT;
 ";
 
@@ -80,7 +108,7 @@ mod tests {
         seed_demo_catalog(&f.pool).await.unwrap();
         let counts = async || {
             let mut counts = Vec::new();
-            for table in ["users", "products", "coupons", "point_history"] {
+            for table in ["users", "products", "coupons", "point_history", "orders", "payments"] {
                 counts.push(count(&f.pool, &format!("SELECT count(*) FROM {table}")).await);
             }
             counts
@@ -90,9 +118,19 @@ mod tests {
         seed_demo_catalog(&f.pool).await.unwrap();
         assert_eq!(counts().await, first, "a second seed adds nothing");
         assert_eq!(
-            count(&f.pool, "SELECT count(*) FROM users u WHERE balance <> COALESCE((SELECT sum(amount) FROM point_history h WHERE h.user_id = u.id), 0)").await,
+            count(&f.pool, "SELECT count(*) FROM users u WHERE balance <> COALESCE((SELECT sum(CASE h.kind WHEN 'USE' THEN -h.amount ELSE h.amount END) FROM point_history h WHERE h.user_id = u.id), 0)").await,
             0,
             "every seeded balance is explained by its ledger"
+        );
+        assert_eq!(
+            count(
+                &f.pool,
+                "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id JOIN payments p ON p.order_id = o.id \
+                 WHERE u.name = 'park' AND o.status = 'PAID' AND u.balance = 1000000 - o.payment_amount"
+            )
+            .await,
+            1,
+            "park has one paid order to refund"
         );
     }
 }

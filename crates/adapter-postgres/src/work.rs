@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use application::ports::{
-    CouponRepository, IdempotencyRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository,
-    UserRepository, VoidRepository,
+    CouponRepository, IdempotencyRepository, OrderRepository, OutboxRepository, PaymentRepository, ProductRepository,
+    RankingRepository, UserRepository,
 };
 use application::{StoreError, UnitOfWork, Work};
 use async_trait::async_trait;
@@ -184,7 +184,7 @@ impl Work for PgWork {
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
         self
     }
-    fn voids(&mut self) -> &mut dyn VoidRepository {
+    fn outbox(&mut self) -> &mut dyn OutboxRepository {
         self
     }
 

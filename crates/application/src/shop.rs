@@ -7,7 +7,7 @@ use crate::ports::Ports;
 use crate::resilience::CircuitBreaker;
 use crate::settings::Settings;
 use crate::usecases::{
-    best_products, catalog, coupons, health, idempotency_keys, orders, payments, points, users, voids,
+    best_products, catalog, coupons, health, idempotency_keys, orders, outbox, payments, points, users,
 };
 
 /// Every use case of the shop, one field per capability (each capability's module
@@ -23,7 +23,7 @@ pub struct Shop {
     pub best_products: best_products::Rankings,
     pub health: health::Health,
     pub idempotency_keys: idempotency_keys::IdempotencyKeys,
-    pub voids: voids::Voids,
+    pub outbox: outbox::Outbox,
     /// The circuit breaker in front of payments, for metrics and readiness.
     pub data_platform_breaker: Arc<CircuitBreaker>,
 }
@@ -44,7 +44,7 @@ impl Shop {
             best_products: best_products::Rankings::new(ports, &settings),
             health: health::Health::new(ports, &breaker),
             idempotency_keys: idempotency_keys::IdempotencyKeys::new(ports),
-            voids: voids::Voids::new(ports),
+            outbox: outbox::Outbox::new(ports),
             data_platform_breaker: breaker,
         }
     }

@@ -22,9 +22,9 @@ const SWEEP_BATCH: u16 = 100;
 /// How long a failed best-products computation waits before it is tried again.
 const RANKING_RETRY: Duration = Duration::from_secs(60);
 
-/// How often the void relay looks for due voids, and how many it handles per pass.
-const VOID_RELAY_INTERVAL: Duration = Duration::from_secs(1);
-const VOID_BATCH: u32 = 50;
+/// How often the outbox relay looks for due events, and how many it handles per pass.
+const OUTBOX_RELAY_INTERVAL: Duration = Duration::from_secs(1);
+const OUTBOX_BATCH: u32 = 50;
 
 /// How often expired idempotency keys are deleted, and how many per transaction.
 const KEY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -39,7 +39,7 @@ impl Jobs {
     pub(crate) fn start(shop: &Shop, config: &Config, metrics: JobMetrics, cancel: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry_sweep(shop.clone(), config.expiry_sweep_interval, metrics.clone(), cancel.clone()));
-        tasks.spawn(relay_voids(shop.clone(), metrics, cancel.clone()));
+        tasks.spawn(relay_outbox(shop.clone(), metrics, cancel.clone()));
         tasks.spawn(purge_idempotency_keys(shop.clone(), cancel.clone()));
         tasks.spawn(daily_best_products(
             shop.clone(),
@@ -78,23 +78,24 @@ async fn expiry_sweep(shop: Shop, interval: Duration, metrics: JobMetrics, cance
     }
 }
 
-/// Every second, delivers the voids that are due (see `application::usecases::voids`).
-async fn relay_voids(shop: Shop, metrics: JobMetrics, cancel: CancellationToken) {
+/// Every second, delivers the outbox's events that are due (see
+/// `application::usecases::outbox`).
+async fn relay_outbox(shop: Shop, metrics: JobMetrics, cancel: CancellationToken) {
     loop {
-        match shop.voids.deliver.execute(VOID_BATCH).await {
+        match shop.outbox.deliver.execute(OUTBOX_BATCH).await {
             Ok(pass) => {
-                metrics.voids_backlog.set(pass.backlog);
+                metrics.outbox_backlog.set(pass.backlog);
                 for (outcome, count) in
                     [("delivered", pass.delivered), ("dropped", pass.dropped), ("failed", pass.failed)]
                 {
-                    metrics.void_outcomes.with_label_values(&[outcome]).inc_by(u64::from(count));
+                    metrics.outbox_outcomes.with_label_values(&[outcome]).inc_by(u64::from(count));
                 }
             }
-            Err(error) => tracing::warn!(%error, "the void relay failed; retrying"),
+            Err(error) => tracing::warn!(%error, "the outbox relay failed; retrying"),
         }
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(VOID_RELAY_INTERVAL) => {}
+            () = tokio::time::sleep(OUTBOX_RELAY_INTERVAL) => {}
         }
     }
 }

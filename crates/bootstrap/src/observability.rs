@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use adapter_http::Bulkhead;
 use adapter_postgres::PgPool;
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent};
 use application::resilience::{BreakerState, CircuitBreaker};
 use async_trait::async_trait;
 use prometheus::core::{Collector, Desc};
@@ -107,10 +107,12 @@ impl Collector for DependencyGauges {
 pub(crate) struct JobMetrics {
     /// Orders the expiry sweep failed to expire (each is retried on a later pass).
     pub(crate) sweep_failures: IntCounter,
-    /// Uncertain sends waiting for their order to end or for their void's delivery.
-    pub(crate) voids_backlog: IntGauge,
-    /// What the void relay did: `delivered`, `dropped` (the order was paid), `failed`.
-    pub(crate) void_outcomes: IntCounterVec,
+    /// Events in the outbox: voids waiting for their order to end or for delivery,
+    /// refunds waiting for delivery.
+    pub(crate) outbox_backlog: IntGauge,
+    /// What the outbox relay did: `delivered`, `dropped` (a void whose order was paid),
+    /// `failed`.
+    pub(crate) outbox_outcomes: IntCounterVec,
 }
 
 /// Registers the dependency metrics on `registry`; returns the ones jobs update.
@@ -126,20 +128,20 @@ pub(crate) fn register(
         "Orders the expiry sweep could not expire; each is skipped and retried on a later pass",
     )?;
     registry.register(Box::new(sweep_failures.clone()))?;
-    let voids_backlog = IntGauge::new(
-        "data_platform_voids_backlog",
-        "Payments whose send was uncertain, waiting for their order to end or for their void to be delivered",
+    let outbox_backlog = IntGauge::new(
+        "data_platform_outbox_backlog",
+        "Events for the data platform not yet delivered: voids (some waiting for their order to end) and refunds",
     )?;
-    registry.register(Box::new(voids_backlog.clone()))?;
-    let void_outcomes = IntCounterVec::new(
+    registry.register(Box::new(outbox_backlog.clone()))?;
+    let outbox_outcomes = IntCounterVec::new(
         Opts::new(
-            "data_platform_void_deliveries_total",
-            "Void relay outcomes: delivered, dropped (the order was paid after all), failed (retried with backoff)",
+            "data_platform_outbox_deliveries_total",
+            "Outbox relay outcomes: delivered, dropped (a void whose order was paid after all), failed (retried with backoff)",
         ),
         &["outcome"],
     )?;
-    registry.register(Box::new(void_outcomes.clone()))?;
-    Ok(JobMetrics { sweep_failures, voids_backlog, void_outcomes })
+    registry.register(Box::new(outbox_outcomes.clone()))?;
+    Ok(JobMetrics { sweep_failures, outbox_backlog, outbox_outcomes })
 }
 
 /// A [`DataPlatform`] that times each send and counts its outcome.
@@ -181,5 +183,9 @@ impl DataPlatform for MeteredDataPlatform {
 
     async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
         self.inner.send_payment_void(event).await
+    }
+
+    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError> {
+        self.inner.send_refund(event).await
     }
 }

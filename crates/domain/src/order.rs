@@ -158,6 +158,13 @@ pub fn price_order(
 }
 
 /// Where an order is in its life.
+///
+/// ```text
+/// NOT_PAID ──pay──▶ PAID ──refund──▶ REFUNDED
+///    │ ╲
+///    │  ╲─deadline─▶ FAILED
+///    ╰──cancel─▶ CANCELLED
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
     /// Placed: stock reserved, coupon used, waiting for payment until `expires_at`.
@@ -165,6 +172,39 @@ pub enum OrderStatus {
     Paid,
     /// Not paid in time: its stock and coupon were given back.
     Failed,
+    /// Cancelled by its user before it was paid: its stock and coupon were given back.
+    Cancelled,
+    /// Paid, then refunded by the shop: the payment went back to the balance and the
+    /// stock to the products; the coupon stays used.
+    Refunded,
+}
+
+impl OrderStatus {
+    /// Whether the order was paid at some point (it has a payment instant).
+    pub const fn was_paid(self) -> bool {
+        matches!(self, Self::Paid | Self::Refunded)
+    }
+}
+
+/// What the shop may say when it refunds an order: at most [`RefundReason::MAX_CHARS`]
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReason(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a refund reason is at most {max} characters", max = RefundReason::MAX_CHARS)]
+pub struct InvalidRefundReason;
+
+impl RefundReason {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn new(raw: &str) -> Result<Self, InvalidRefundReason> {
+        if raw.chars().count() > Self::MAX_CHARS { Err(InvalidRefundReason) } else { Ok(Self(raw.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// How long an order waits for its payment.
@@ -210,6 +250,8 @@ pub struct OrderParts {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub refunded_at: Option<DateTime<Utc>>,
 }
 
 /// Order fields that do not agree with each other.
@@ -221,8 +263,12 @@ pub enum InconsistentOrder {
     DiscountAboveTotal { discount: Money, total: Money },
     #[error("the payment amount {payment} is not the total {total} less the discount {discount}")]
     PaymentNotTotalLessDiscount { payment: Money, total: Money, discount: Money },
-    #[error("an order has a payment instant exactly when it is paid (status {status:?})")]
+    #[error("an order has a payment instant exactly when it is or was paid (status {status:?})")]
     PaidAtMismatch { status: OrderStatus },
+    #[error("an order has a cancellation instant exactly when it is cancelled (status {status:?})")]
+    CancelledAtMismatch { status: OrderStatus },
+    #[error("an order has a refund instant exactly when it is refunded (status {status:?})")]
+    RefundedAtMismatch { status: OrderStatus },
 }
 
 /// Why an order cannot be paid.
@@ -232,12 +278,44 @@ pub enum NotPayable {
     AlreadyPaid(OrderId),
     #[error("order {0} expired before it was paid")]
     Expired(OrderId),
+    #[error("order {0} was cancelled")]
+    Cancelled(OrderId),
+}
+
+/// Why an order cannot be cancelled: only an unpaid order before its deadline can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotCancellable {
+    #[error("order {0} is paid; it can only be refunded")]
+    AlreadyPaid(OrderId),
+    #[error("order {0} expired before it was paid")]
+    Expired(OrderId),
+    #[error("order {0} is already cancelled")]
+    AlreadyCancelled(OrderId),
+}
+
+/// Why an order cannot be refunded: only a paid one can, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotRefundable {
+    #[error("order {0} was never paid")]
+    NotPaid(OrderId),
+    #[error("order {0} is already refunded")]
+    AlreadyRefunded(OrderId),
 }
 
 impl Order {
     /// An order from `parts`, refused when its amounts or its payment instant disagree.
     pub fn new(parts: OrderParts) -> Result<Self, InconsistentOrder> {
-        let OrderParts { status, ref lines, total_amount, discount_amount, payment_amount, paid_at, .. } = parts;
+        let OrderParts {
+            status,
+            ref lines,
+            total_amount,
+            discount_amount,
+            payment_amount,
+            paid_at,
+            cancelled_at,
+            refunded_at,
+            ..
+        } = parts;
         let lines_sum = lines.iter().try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount));
         if lines_sum != Some(total_amount) {
             return Err(InconsistentOrder::TotalNotSumOfLines { total: total_amount });
@@ -252,8 +330,14 @@ impl Order {
                 discount: discount_amount,
             });
         }
-        if paid_at.is_some() != (status == OrderStatus::Paid) {
+        if paid_at.is_some() != status.was_paid() {
             return Err(InconsistentOrder::PaidAtMismatch { status });
+        }
+        if cancelled_at.is_some() != (status == OrderStatus::Cancelled) {
+            return Err(InconsistentOrder::CancelledAtMismatch { status });
+        }
+        if refunded_at.is_some() != (status == OrderStatus::Refunded) {
+            return Err(InconsistentOrder::RefundedAtMismatch { status });
         }
         Ok(Self(parts))
     }
@@ -305,20 +389,66 @@ impl Order {
         self.0.expires_at
     }
 
-    /// When it was paid; `Some` exactly when the status is `Paid`.
+    /// When it was paid; `Some` exactly when the status is `Paid` or `Refunded`.
     pub const fn paid_at(&self) -> Option<DateTime<Utc>> {
         self.0.paid_at
+    }
+
+    /// When its user cancelled it; `Some` exactly when the status is `Cancelled`.
+    pub const fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.cancelled_at
+    }
+
+    /// When the shop refunded it; `Some` exactly when the status is `Refunded`.
+    pub const fn refunded_at(&self) -> Option<DateTime<Utc>> {
+        self.0.refunded_at
     }
 
     /// An order can be paid while it is `NOT_PAID` and strictly before `expires_at`;
     /// at `expires_at` itself it has expired, whether or not the sweep has run.
     pub fn check_payable(&self, at: DateTime<Utc>) -> Result<(), NotPayable> {
         match self.0.status {
-            OrderStatus::Paid => Err(NotPayable::AlreadyPaid(self.0.id)),
+            OrderStatus::Paid | OrderStatus::Refunded => Err(NotPayable::AlreadyPaid(self.0.id)),
             OrderStatus::Failed => Err(NotPayable::Expired(self.0.id)),
+            OrderStatus::Cancelled => Err(NotPayable::Cancelled(self.0.id)),
             OrderStatus::NotPaid if has_expired(self.0.expires_at, at) => Err(NotPayable::Expired(self.0.id)),
             OrderStatus::NotPaid => Ok(()),
         }
+    }
+
+    /// The order cancelled at `at`. Like a payment, a cancellation needs a `NOT_PAID`
+    /// order before its deadline: at the deadline the order has expired, and the
+    /// expiry sweep, not the cancellation, gives its stock and coupon back.
+    pub fn cancel(self, at: DateTime<Utc>) -> Result<Self, NotCancellable> {
+        let id = self.0.id;
+        match self.0.status {
+            OrderStatus::Paid | OrderStatus::Refunded => Err(NotCancellable::AlreadyPaid(id)),
+            OrderStatus::Failed => Err(NotCancellable::Expired(id)),
+            OrderStatus::Cancelled => Err(NotCancellable::AlreadyCancelled(id)),
+            OrderStatus::NotPaid if has_expired(self.0.expires_at, at) => Err(NotCancellable::Expired(id)),
+            OrderStatus::NotPaid => {
+                Ok(Self(OrderParts { status: OrderStatus::Cancelled, cancelled_at: Some(at), ..self.0 }))
+            }
+        }
+    }
+
+    /// The order refunded at `at`: only a `PAID` order can be, once.
+    pub fn refund(self, at: DateTime<Utc>) -> Result<Self, NotRefundable> {
+        match self.0.status {
+            OrderStatus::Paid => {
+                Ok(Self(OrderParts { status: OrderStatus::Refunded, refunded_at: Some(at), ..self.0 }))
+            }
+            OrderStatus::Refunded => Err(NotRefundable::AlreadyRefunded(self.0.id)),
+            OrderStatus::NotPaid | OrderStatus::Failed | OrderStatus::Cancelled => {
+                Err(NotRefundable::NotPaid(self.0.id))
+            }
+        }
+    }
+
+    /// What its lines took from the products' stock: given back when the order is
+    /// cancelled, expires or is refunded.
+    pub fn quantities(&self) -> Vec<(ProductId, Quantity)> {
+        self.0.lines.iter().map(|l| (l.product_id, l.quantity)).collect()
     }
 }
 
@@ -331,7 +461,9 @@ pub fn has_expired(expires_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
 mod tests {
     use super::*;
     use crate::coupon::DiscountPolicy;
-    use crate::testing::{CouponBuilder, OrderBuilder, at, money, order_line, pid, product, requested as line};
+    use crate::testing::{
+        CouponBuilder, OrderBuilder, at, money, order_line, pid, product, quantity, requested as line,
+    };
 
     fn held(discount: DiscountPolicy, min: i64) -> IssuedCoupon {
         CouponBuilder::new().discount(discount).min_order_amount(min).remaining_quantity(10).held()
@@ -439,6 +571,8 @@ mod tests {
             created_at: at(0),
             expires_at: at(300),
             paid_at: None,
+            cancelled_at: None,
+            refunded_at: None,
         }
     }
 
@@ -521,6 +655,82 @@ mod tests {
             let unpaid_with = OrderParts { status, paid_at: Some(at(10)), ..parts() };
             assert_eq!(Order::new(unpaid_with), Err(InconsistentOrder::PaidAtMismatch { status }));
         }
+        let cancelled_with =
+            OrderParts { status: OrderStatus::Cancelled, paid_at: Some(at(10)), cancelled_at: Some(at(10)), ..parts() };
+        assert_eq!(
+            Order::new(cancelled_with),
+            Err(InconsistentOrder::PaidAtMismatch { status: OrderStatus::Cancelled })
+        );
+        let refunded = OrderParts { status: OrderStatus::Refunded, refunded_at: Some(at(20)), ..parts() };
+        assert_eq!(
+            Order::new(OrderParts { paid_at: None, ..refunded.clone() }),
+            Err(InconsistentOrder::PaidAtMismatch { status: OrderStatus::Refunded })
+        );
+        assert!(Order::new(OrderParts { paid_at: Some(at(10)), ..refunded }).is_ok(), "a refunded order was paid");
+    }
+
+    #[test]
+    fn an_order_has_a_cancellation_and_a_refund_instant_exactly_in_those_statuses() {
+        let cancelled = OrderParts { status: OrderStatus::Cancelled, cancelled_at: Some(at(5)), ..parts() };
+        assert_eq!(Order::new(cancelled.clone()).map(|o| o.cancelled_at()), Ok(Some(at(5))));
+        assert_eq!(
+            Order::new(OrderParts { cancelled_at: None, ..cancelled }),
+            Err(InconsistentOrder::CancelledAtMismatch { status: OrderStatus::Cancelled })
+        );
+        assert_eq!(
+            Order::new(OrderParts { cancelled_at: Some(at(5)), ..parts() }),
+            Err(InconsistentOrder::CancelledAtMismatch { status: OrderStatus::NotPaid })
+        );
+        let paid = OrderParts { status: OrderStatus::Paid, paid_at: Some(at(10)), ..parts() };
+        assert_eq!(
+            Order::new(OrderParts { refunded_at: Some(at(20)), ..paid }),
+            Err(InconsistentOrder::RefundedAtMismatch { status: OrderStatus::Paid })
+        );
+    }
+
+    #[test]
+    fn an_unpaid_order_can_be_cancelled_before_its_deadline_and_only_then() {
+        let id = OrderId::new(11).unwrap();
+        let cancelled = order(OrderStatus::NotPaid).cancel(at(299)).unwrap();
+        assert_eq!((cancelled.status(), cancelled.cancelled_at()), (OrderStatus::Cancelled, Some(at(299))));
+        assert_eq!(cancelled.paid_at(), None);
+        assert_eq!(order(OrderStatus::NotPaid).cancel(at(300)), Err(NotCancellable::Expired(id)));
+        assert_eq!(order(OrderStatus::Failed).cancel(at(1)), Err(NotCancellable::Expired(id)));
+        assert_eq!(order(OrderStatus::Paid).cancel(at(1)), Err(NotCancellable::AlreadyPaid(id)));
+        assert_eq!(order(OrderStatus::Refunded).cancel(at(1)), Err(NotCancellable::AlreadyPaid(id)));
+        assert_eq!(order(OrderStatus::Cancelled).cancel(at(1)), Err(NotCancellable::AlreadyCancelled(id)));
+        assert_eq!(cancelled.check_payable(at(1)), Err(NotPayable::Cancelled(id)), "a cancelled order cannot be paid");
+    }
+
+    #[test]
+    fn only_a_paid_order_can_be_refunded_and_only_once() {
+        let id = OrderId::new(11).unwrap();
+        let paid = OrderBuilder::new().status(OrderStatus::Paid).paid_at(at(10)).line(1, 2, 500).build();
+        let refunded = paid.refund(at(400)).unwrap();
+        assert_eq!(
+            (refunded.status(), refunded.paid_at(), refunded.refunded_at()),
+            (OrderStatus::Refunded, Some(at(10)), Some(at(400))),
+            "a refund may come after the payment deadline, and keeps the payment instant"
+        );
+        assert_eq!(refunded.payment_amount(), money(1_000));
+        assert_eq!(refunded.clone().refund(at(401)), Err(NotRefundable::AlreadyRefunded(id)));
+        for status in [OrderStatus::NotPaid, OrderStatus::Failed, OrderStatus::Cancelled] {
+            assert_eq!(order(status).refund(at(1)), Err(NotRefundable::NotPaid(id)), "{status:?}");
+        }
+        assert_eq!(refunded.check_payable(at(1)), Err(NotPayable::AlreadyPaid(id)));
+    }
+
+    #[test]
+    fn an_order_gives_back_the_quantities_of_its_lines() {
+        let order = OrderBuilder::new().line(4, 2, 100).line(2, 5, 10).build();
+        assert_eq!(order.quantities(), vec![(pid(4), quantity(2)), (pid(2), quantity(5))]);
+    }
+
+    #[test]
+    fn a_refund_reason_is_at_most_500_characters() {
+        assert_eq!(RefundReason::new(&"가".repeat(500)).map(|r| r.as_str().chars().count()), Ok(500));
+        assert_eq!(RefundReason::new(&"a".repeat(501)), Err(InvalidRefundReason));
+        assert_eq!(RefundReason::new("").map(|r| r.as_str().len()), Ok(0));
     }
 
     #[test]

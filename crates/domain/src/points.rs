@@ -45,12 +45,12 @@ pub struct Balance(Money);
 #[error("a balance must be within 0..={MAX_BALANCE_KRW} KRW, got {0}")]
 pub struct InvalidBalance(pub i64);
 
-/// A charge that would lift the balance above the cap.
+/// A charge or a refund that would lift the balance above the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("balance {balance} plus {charge} would exceed the cap of {MAX_BALANCE_KRW} KRW")]
+#[error("balance {balance} plus {added} would exceed the cap of {MAX_BALANCE_KRW} KRW")]
 pub struct BalanceLimitExceeded {
     pub balance: Money,
-    pub charge: Money,
+    pub added: Money,
 }
 
 /// A payment larger than the balance.
@@ -79,12 +79,21 @@ impl Balance {
     }
 
     /// The balance after `charge`; the cap is inclusive.
-    pub const fn charge(self, charge: ChargeAmount) -> Result<Self, BalanceLimitExceeded> {
-        // Both operands are bounded far below i64::MAX, so the sum cannot overflow.
-        match Self::new(self.krw() + charge.money().krw()) {
-            Ok(after) => Ok(after),
-            Err(_) => Err(BalanceLimitExceeded { balance: self.0, charge: charge.money() }),
-        }
+    pub fn charge(self, charge: ChargeAmount) -> Result<Self, BalanceLimitExceeded> {
+        self.add(charge.money())
+    }
+
+    /// The balance after a refund of `amount` (what an order's payment took): like a
+    /// charge, it may reach the cap but not pass it.
+    pub fn refund(self, amount: Money) -> Result<Self, BalanceLimitExceeded> {
+        self.add(amount)
+    }
+
+    fn add(self, added: Money) -> Result<Self, BalanceLimitExceeded> {
+        self.0
+            .checked_add(added)
+            .and_then(|sum| Self::new(sum.krw()).ok())
+            .ok_or(BalanceLimitExceeded { balance: self.0, added })
     }
 
     /// The balance after paying `amount`; paying exactly the balance is allowed.
@@ -96,11 +105,13 @@ impl Balance {
     }
 }
 
-/// What moved a balance: a charge adds, a use pays for an order.
+/// What moved a balance: a charge adds, a use pays for an order, a refund gives an
+/// order's payment back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointEntryKind {
     Charge,
     Use,
+    Refund,
 }
 
 /// One line of a user's ledger: what changed the balance and what it became.
@@ -111,7 +122,7 @@ pub struct PointEntry {
     pub kind: PointEntryKind,
     pub amount: Money,
     pub balance_after: Balance,
-    /// The order a `Use` paid for.
+    /// The order a `Use` paid for or a `Refund` gave back.
     pub order_id: Option<crate::OrderId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -148,9 +159,21 @@ mod tests {
     fn a_charge_one_above_the_cap_is_refused() {
         assert_eq!(
             balance(5_000_000).charge(charge(1)),
-            Err(BalanceLimitExceeded { balance: balance(5_000_000).money(), charge: charge(1).money() })
+            Err(BalanceLimitExceeded { balance: balance(5_000_000).money(), added: charge(1).money() })
         );
         assert!(balance(4_000_001).charge(charge(1_000_000)).is_err());
+    }
+
+    #[test]
+    fn a_refund_may_reach_the_cap_but_not_pass_it() {
+        let price = |krw| Money::new(krw).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(balance(0).refund(price(5_000_000)), Ok(balance(5_000_000)));
+        assert_eq!(balance(1_000).refund(price(0)), Ok(balance(1_000)), "a fully discounted order refunds nothing");
+        assert_eq!(
+            balance(4_000_000).refund(price(1_000_001)),
+            Err(BalanceLimitExceeded { balance: price(4_000_000), added: price(1_000_001) })
+        );
+        assert!(balance(1).refund(Money::new(i64::MAX).unwrap()).is_err(), "no overflow, a refusal");
     }
 
     #[test]

@@ -261,10 +261,8 @@ impl OrderBuilder {
     pub fn build(self) -> Order {
         let total_amount = self.lines.iter().try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount)).unwrap();
         let discount_amount = money(self.discount_amount);
-        let paid_at = match self.status {
-            OrderStatus::Paid => self.paid_at.or(Some(self.created_at)),
-            OrderStatus::NotPaid | OrderStatus::Failed => self.paid_at,
-        };
+        let paid_at = if self.status.was_paid() { self.paid_at.or(Some(self.created_at)) } else { self.paid_at };
+        let ended_at = |status| (self.status == status).then_some(self.created_at);
         Order::new(OrderParts {
             id: oid(self.id),
             user_id: uid(self.user_id),
@@ -277,6 +275,8 @@ impl OrderBuilder {
             created_at: self.created_at,
             expires_at: self.expires_at,
             paid_at,
+            cancelled_at: ended_at(OrderStatus::Cancelled),
+            refunded_at: ended_at(OrderStatus::Refunded),
         })
         .unwrap()
     }

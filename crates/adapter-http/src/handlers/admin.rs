@@ -1,18 +1,21 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, post, web};
 use application::usecases::best_products::RefreshError;
+use application::usecases::payments::RefundOrderError;
 use application::usecases::users::FindUserError;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use domain::UserId;
 use domain::coupon::{Coupon, DiscountPolicy, NewCoupon, ValidityWindow};
+use domain::order::{NotRefundable, Order, RefundReason};
 use domain::product::{NewProduct, Product, ProductName, Stock, validate_price};
 use domain::user::{User, UserName};
+use domain::{OrderId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::best_products::BestProductsResponse;
 use super::coupons::{CouponResponse, DiscountType};
+use super::orders::OrderResponse;
 use super::products::ProductResponse;
 use crate::auth::{Admin, UserTokens};
 use crate::extract::{empty_as_none, parse_id};
@@ -202,6 +205,78 @@ pub async fn create_coupon(
         .await
 }
 
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefundRequest {
+    /// Why the shop refunds, for the back office (kept with the order, never sent).
+    #[schema(max_length = 500, example = "parcel damaged in transit")]
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+problems!(keyed_post RefundProblems: InvalidRequest, Unauthorized, OrderNotFound, OrderNotPaid, OrderAlreadyRefunded, BalanceLimitExceeded);
+
+/// Refund a paid order.
+///
+/// In one transaction the order's `paymentAmount` goes back to the user's balance with
+/// a `REFUND` ledger entry, its quantities go back to the products, and it becomes
+/// `REFUNDED`; the coupon stays used. The data platform then receives `ORDER_REFUNDED`
+/// (at least once, retried until it accepts; a platform that is down never blocks or
+/// undoes a refund). Of two refunds of one order racing, exactly one succeeds.
+#[utoipa::path(
+    tag = "admin",
+    security(("admin_token" = [])),
+    params(("orderId" = i64, Path, minimum = 1, description = "Order id (positive)"), IdempotencyKeyParam),
+    request_body(content = Option<RefundRequest>, description = "Optional; `{}` or no body at all is fine"),
+    responses((status = 200, description = "Refunded", body = OrderResponse), RefundProblems)
+)]
+#[post("/api/v1/admin/orders/{orderId}/refund")]
+pub async fn refund_order(
+    _: Admin,
+    idempotency: IdempotencyHeader,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let order_id: OrderId = parse_id(&path, "orderId", ProblemCode::InvalidRequest)?;
+    // The body is optional: none at all means no reason.
+    let request: RefundRequest = if body.is_empty() {
+        RefundRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid_request(format!("the body is not valid JSON: {e}")))?
+    };
+    let reason = request.reason.map(|r| RefundReason::new(&r)).transpose().map_err(invalid)?;
+    let key = idempotency.scoped(Admin::SCOPE);
+    state
+        .keyed_post(
+            state.deadlines.database,
+            key,
+            StatusCode::OK,
+            |o: &Order| OrderResponse::from(o.clone()),
+            move |shop, key| async move { shop.payments.refund.execute_keyed(order_id, reason, key).await },
+        )
+        .await
+}
+
+impl From<RefundOrderError> for ApiError {
+    fn from(error: RefundOrderError) -> Self {
+        match error {
+            RefundOrderError::OrderNotFound(id) => {
+                Self::new(ProblemCode::OrderNotFound, format!("order {id} does not exist"))
+            }
+            RefundOrderError::NotRefundable(refusal) => {
+                let code = match refusal {
+                    NotRefundable::NotPaid(_) => ProblemCode::OrderNotPaid,
+                    NotRefundable::AlreadyRefunded(_) => ProblemCode::OrderAlreadyRefunded,
+                };
+                Self::new(code, refusal.to_string())
+            }
+            RefundOrderError::BalanceLimitExceeded(e) => Self::new(ProblemCode::BalanceLimitExceeded, e.to_string()),
+            RefundOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A user token issued by the back office.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -317,5 +392,6 @@ pub(crate) fn operations(cfg: &mut ServiceConfig) {
         .service(issue_token)
         .service(create_product)
         .service(create_coupon)
+        .service(refund_order)
         .service(refresh_best_products);
 }

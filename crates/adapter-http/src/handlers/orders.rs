@@ -1,11 +1,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use application::usecases::orders::PlaceOrderRequest;
-use application::usecases::orders::{GetOrderError, ListOrdersError, OrdersPage, PlaceOrderError};
+use application::usecases::orders::{CancelOrderError, GetOrderError, ListOrdersError, OrdersPage, PlaceOrderError};
 use chrono::{DateTime, Utc};
 use domain::coupon::CouponRefusal;
 use domain::order::PlaceOrderRefusal;
-use domain::order::{Order, OrderItems, OrderStatus, RequestedLine};
+use domain::order::{NotCancellable, Order, OrderItems, OrderStatus, RequestedLine};
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,20 @@ pub enum OrderStatusDto {
     NotPaid,
     Paid,
     Failed,
+    Cancelled,
+    Refunded,
+}
+
+impl From<OrderStatus> for OrderStatusDto {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::NotPaid => Self::NotPaid,
+            OrderStatus::Paid => Self::Paid,
+            OrderStatus::Failed => Self::Failed,
+            OrderStatus::Cancelled => Self::Cancelled,
+            OrderStatus::Refunded => Self::Refunded,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +112,12 @@ pub struct OrderResponse {
     pub created_at: DateTime<Utc>,
     /// Unpaid at this instant, the order fails: its stock and coupon are given back.
     pub expires_at: DateTime<Utc>,
+    /// When it was paid (also kept once it is refunded); null until then.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When its user cancelled it; null unless `CANCELLED`.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// When the shop refunded it; null unless `REFUNDED`.
+    pub refunded_at: Option<DateTime<Utc>>,
 }
 
 impl From<Order> for OrderResponse {
@@ -105,11 +125,7 @@ impl From<Order> for OrderResponse {
         Self {
             order_id: order.id().get(),
             user_id: order.user_id().get(),
-            status: match order.status() {
-                OrderStatus::NotPaid => OrderStatusDto::NotPaid,
-                OrderStatus::Paid => OrderStatusDto::Paid,
-                OrderStatus::Failed => OrderStatusDto::Failed,
-            },
+            status: order.status().into(),
             coupon_id: order.coupon_id().map(CouponId::get),
             items: order
                 .lines()
@@ -127,6 +143,9 @@ impl From<Order> for OrderResponse {
             payment_amount: order.payment_amount().krw(),
             created_at: order.created_at(),
             expires_at: order.expires_at(),
+            paid_at: order.paid_at(),
+            cancelled_at: order.cancelled_at(),
+            refunded_at: order.refunded_at(),
         }
     }
 }
@@ -190,6 +209,50 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(OrderResponse::from(order)))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelOrderBody {
+    /// The order's user.
+    #[schema(minimum = 1, example = 1)]
+    pub user_id: i64,
+}
+
+problems!(keyed_post CancelProblems: Unauthenticated, Forbidden, InvalidRequest, OrderNotFound, OrderAlreadyPaid, OrderExpired, OrderCancelled);
+
+/// Cancel one of the user's unpaid orders.
+///
+/// The order becomes `CANCELLED` and its stock and coupon are given back at once,
+/// exactly as on expiry. Of a cancellation and a payment (or the expiry) of one order
+/// racing, exactly one takes effect.
+#[utoipa::path(
+    tag = "orders",
+    security(("user_token" = [])),
+    params(("orderId" = i64, Path, minimum = 1, description = "Order id (positive)"), IdempotencyKeyParam),
+    request_body = CancelOrderBody,
+    responses((status = 200, description = "Cancelled", body = OrderResponse), CancelProblems)
+)]
+#[post("/api/v1/orders/{orderId}/cancel")]
+pub async fn cancel(
+    caller: Caller,
+    idempotency: IdempotencyHeader,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<CancelOrderBody>,
+) -> Result<HttpResponse, ApiError> {
+    let order_id: OrderId = parse_id(&path, "orderId", ProblemCode::InvalidRequest)?;
+    let user_id = caller.acting_for(id_from(body.user_id, "userId")?)?;
+    let key = idempotency.scoped(&caller.scope());
+    state
+        .keyed_post(
+            state.deadlines.database,
+            key,
+            StatusCode::OK,
+            |o: &Order| OrderResponse::from(o.clone()),
+            move |shop, key| async move { shop.orders.cancel.execute_keyed(user_id, order_id, key).await },
+        )
+        .await
+}
+
 /// The cursor of a user's order list.
 const CURSOR: CursorKind = CursorKind::new("orders");
 
@@ -202,7 +265,7 @@ pub struct OrdersQuery {
     pub user_id: Option<String>,
     /// Only the orders in this status (absent or empty: every status).
     #[serde(default, deserialize_with = "empty_as_none")]
-    #[param(value_type = Option<String>, pattern = "^(NOT_PAID|PAID|FAILED)?$", example = "PAID")]
+    #[param(value_type = Option<String>, pattern = "^(NOT_PAID|PAID|FAILED|CANCELLED|REFUNDED)?$", example = "PAID")]
     pub status: Option<String>,
     /// Opaque cursor from a previous page's `nextCursor`; absent or empty for the first page.
     /// Only cursors this server issued for this list are accepted (which a schema cannot state).
@@ -219,7 +282,11 @@ fn order_status(raw: &str) -> Result<OrderStatus, ApiError> {
         "NOT_PAID" => Ok(OrderStatus::NotPaid),
         "PAID" => Ok(OrderStatus::Paid),
         "FAILED" => Ok(OrderStatus::Failed),
-        other => Err(ApiError::invalid_request(format!("status must be NOT_PAID, PAID or FAILED, got {other:?}"))),
+        "CANCELLED" => Ok(OrderStatus::Cancelled),
+        "REFUNDED" => Ok(OrderStatus::Refunded),
+        other => Err(ApiError::invalid_request(format!(
+            "status must be NOT_PAID, PAID, FAILED, CANCELLED or REFUNDED, got {other:?}"
+        ))),
     }
 }
 
@@ -302,6 +369,23 @@ impl From<PlaceOrderError> for ApiError {
     }
 }
 
+impl From<CancelOrderError> for ApiError {
+    fn from(error: CancelOrderError) -> Self {
+        match error {
+            CancelOrderError::OrderNotFound(id) => Self::order_not_found(id),
+            CancelOrderError::NotCancellable(refusal) => {
+                let code = match refusal {
+                    NotCancellable::AlreadyPaid(_) => ProblemCode::OrderAlreadyPaid,
+                    NotCancellable::Expired(_) => ProblemCode::OrderExpired,
+                    NotCancellable::AlreadyCancelled(_) => ProblemCode::OrderCancelled,
+                };
+                Self::new(code, refusal.to_string())
+            }
+            CancelOrderError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<GetOrderError> for ApiError {
     fn from(error: GetOrderError) -> Self {
         match error {
@@ -313,5 +397,5 @@ impl From<GetOrderError> for ApiError {
 
 /// Registers this module's operations; the server and the OpenAPI document take them from here.
 pub(crate) fn operations(cfg: &mut ServiceConfig) {
-    cfg.service(place).service(list).service(get);
+    cfg.service(place).service(list).service(get).service(cancel);
 }

@@ -40,7 +40,7 @@ pub struct PaymentResponse {
     pub paid_at: DateTime<Utc>,
 }
 
-problems!(keyed_post PayProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, InsufficientBalance, DataPlatformUnavailable);
+problems!(keyed_post PayProblems: Unauthenticated, Forbidden, InvalidRequest, UserNotFound, OrderNotFound, OrderAlreadyPaid, OrderExpired, OrderCancelled, InsufficientBalance, DataPlatformUnavailable);
 
 /// Pay an order from the user's balance.
 ///
@@ -108,6 +108,9 @@ impl From<PayOrderError> for ApiError {
             }
             PayOrderError::NotPayable(e @ NotPayable::Expired(_)) => {
                 Self::new(ProblemCode::OrderExpired, e.to_string())
+            }
+            PayOrderError::NotPayable(e @ NotPayable::Cancelled(_)) => {
+                Self::new(ProblemCode::OrderCancelled, e.to_string())
             }
             PayOrderError::InsufficientBalance(e) => Self::new(ProblemCode::InsufficientBalance, e.to_string()),
             PayOrderError::DataPlatform(e) => {

@@ -50,6 +50,7 @@ impl From<BalanceView> for BalanceResponse {
 pub enum PointEntryType {
     Charge,
     Use,
+    Refund,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,7 +61,7 @@ pub struct PointEntryResponse {
     pub kind: PointEntryType,
     pub amount: i64,
     pub balance_after: i64,
-    /// The order a `USE` paid for; null for a `CHARGE`.
+    /// The order a `USE` paid for or a `REFUND` gave back; null for a `CHARGE`.
     pub order_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
@@ -72,6 +73,7 @@ impl From<PointEntry> for PointEntryResponse {
             kind: match entry.kind {
                 PointEntryKind::Charge => PointEntryType::Charge,
                 PointEntryKind::Use => PointEntryType::Use,
+                PointEntryKind::Refund => PointEntryType::Refund,
             },
             amount: entry.amount.krw(),
             balance_after: entry.balance_after.krw(),

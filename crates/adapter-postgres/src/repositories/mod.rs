@@ -4,8 +4,8 @@
 mod coupons;
 mod idempotency;
 mod orders;
+mod outbox;
 mod payments;
 mod products;
 mod rankings;
 mod users;
-mod voids;

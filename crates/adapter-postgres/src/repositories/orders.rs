@@ -4,14 +4,13 @@ use application::StoreError;
 use application::ports::{NewOrder, OrderRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain::order::{Order, OrderStatus};
+use domain::order::{Order, OrderStatus, RefundReason};
 use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
-use crate::functions::{OrderColumnTypes, place_order};
+use crate::functions::place_order;
 use crate::records::{OrderColumns, OrderLineRow, OrderRow, status_text};
 use crate::schema::{order_lines, orders};
 use crate::work::PgWork;
@@ -38,10 +37,8 @@ impl PgWork {
         ))
         .get_result::<OrderColumns>(self.conn())
         .await
-        .optional()?
-        .map(<OrderRow as Queryable<OrderColumnTypes, Pg>>::build)
-        .transpose()
-        .map_err(diesel::result::Error::DeserializationError)
+        .optional()
+        .map(|placed| placed.map(OrderRow::placed))
     }
 
     /// The lines of `rows`, attached to their orders.
@@ -71,6 +68,16 @@ impl PgWork {
             Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
             None => Ok(None),
         }
+    }
+}
+
+/// Whether a status change guarded by `from` moved the order: the caller holds its lock
+/// and has checked its status, so a miss means the row is not what the work read.
+fn moved_one(updated: usize, id: OrderId, from: OrderStatus, what: &str) -> Result<(), StoreError> {
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(corrupt("order status", format!("order {id} was not {} when {what}", status_text(from))))
     }
 }
 
@@ -147,11 +154,7 @@ impl OrderRepository for PgWork {
                 .execute(self.conn())
                 .await
                 .store_context("marking an order paid")?;
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(corrupt("order status", format!("order {id} was not NOT_PAID when paid")))
-        }
+        moved_one(updated, id, OrderStatus::NotPaid, "paid")
     }
 
     async fn lock_expired(
@@ -194,11 +197,36 @@ impl OrderRepository for PgWork {
                 .execute(self.conn())
                 .await
                 .store_context("marking an order failed")?;
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(corrupt("order status", format!("order {id} was not NOT_PAID when failed")))
-        }
+        moved_one(updated, id, OrderStatus::NotPaid, "failed")
+    }
+
+    async fn mark_cancelled(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let updated =
+            diesel::update(orders::table.find(id.get()).filter(orders::status.eq(status_text(OrderStatus::NotPaid))))
+                .set((orders::status.eq(status_text(OrderStatus::Cancelled)), orders::cancelled_at.eq(Some(at))))
+                .execute(self.conn())
+                .await
+                .store_context("marking an order cancelled")?;
+        moved_one(updated, id, OrderStatus::NotPaid, "cancelled")
+    }
+
+    async fn mark_refunded(
+        &mut self,
+        id: OrderId,
+        at: DateTime<Utc>,
+        reason: Option<RefundReason>,
+    ) -> Result<(), StoreError> {
+        let updated =
+            diesel::update(orders::table.find(id.get()).filter(orders::status.eq(status_text(OrderStatus::Paid))))
+                .set((
+                    orders::status.eq(status_text(OrderStatus::Refunded)),
+                    orders::refunded_at.eq(Some(at)),
+                    orders::refund_reason.eq(reason.as_ref().map(RefundReason::as_str)),
+                ))
+                .execute(self.conn())
+                .await
+                .store_context("marking an order refunded")?;
+        moved_one(updated, id, OrderStatus::Paid, "refunded")
     }
 }
 
@@ -316,5 +344,49 @@ mod tests {
         second.rollback().await.unwrap();
         let mut read = f.uow.autocommit().await.unwrap();
         assert_eq!(read.orders().find(a[0].id()).await.unwrap().unwrap().status(), OrderStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn cancelled_and_refunded_orders_read_back_with_their_instants_and_only_from_their_status() {
+        let f = fixture().await;
+        let kim = user(&f.uow).await;
+        let p = product(&f.uow, 1_000, 100).await;
+        let items = items(&[(p.get(), 1)]);
+        let mut work = f.uow.begin().await.unwrap();
+        let products = work.products().lock_many(&[p]).await.unwrap();
+        let mut placed = Vec::new();
+        for _ in 0..2 {
+            let priced = price_order(&items, &products, None, at(0)).unwrap();
+            let order = NewOrder { user_id: kim, coupon_id: None, priced, created_at: at(0), expires_at: at(300) };
+            placed.push(work.orders().insert(&order).await.unwrap().id());
+        }
+        let (cancelled, refunded) = (placed[0], placed[1]);
+        work.orders().mark_cancelled(cancelled, at(20)).await.unwrap();
+        work.orders().mark_paid(refunded, at(10)).await.unwrap();
+        let reason = domain::order::RefundReason::new("damaged").unwrap();
+        work.orders().mark_refunded(refunded, at(30), Some(reason)).await.unwrap();
+        work.commit().await.unwrap();
+
+        let mut read = f.uow.autocommit().await.unwrap();
+        let order = read.orders().find(cancelled).await.unwrap().unwrap();
+        assert_eq!(
+            (order.status(), order.cancelled_at(), order.paid_at()),
+            (OrderStatus::Cancelled, Some(at(20)), None)
+        );
+        let order = read.orders().find(refunded).await.unwrap().unwrap();
+        assert_eq!(
+            (order.status(), order.paid_at(), order.refunded_at()),
+            (OrderStatus::Refunded, Some(at(10)), Some(at(30)))
+        );
+        let listed = read.orders().page_of(kim, Some(OrderStatus::Refunded), None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(Order::id).collect::<Vec<_>>(), [refunded]);
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM orders WHERE refund_reason = 'damaged'").await, 1);
+
+        // A move from the wrong status writes nothing and says so.
+        let mut work = f.uow.begin().await.unwrap();
+        assert!(work.orders().mark_cancelled(refunded, at(40)).await.is_err());
+        assert!(work.orders().mark_refunded(cancelled, at(40), None).await.is_err());
+        assert!(work.orders().mark_paid(cancelled, at(40)).await.is_err());
+        work.rollback().await.unwrap();
     }
 }

@@ -235,7 +235,7 @@ mod tests {
 
     use application::UnitOfWork;
     use application::ports::NewPointEntry;
-    use diesel_async::RunQueryDsl;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
     use domain::points::{Balance, ChargeAmount, PointEntryKind};
     use domain::testing::at;
     use domain::{Money, UserId};
@@ -253,6 +253,52 @@ mod tests {
         let negative =
             diesel::sql_query(format!("UPDATE users SET balance = -1 WHERE id = {id}")).execute(&mut conn).await;
         assert!(negative.is_err());
+    }
+
+    /// The constraint a failed statement broke.
+    fn broken(result: diesel::QueryResult<()>) -> Option<String> {
+        match result {
+            Err(diesel::result::Error::DatabaseError(_, info)) => info.constraint_name().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_balance_its_ledger_does_not_explain_is_refused() {
+        let f = fixture().await;
+        let id = user(&f.uow).await.get();
+        let mut conn = f.pool.get().await.unwrap();
+        // A balance without its entry.
+        let bare = conn.batch_execute(&format!("UPDATE users SET balance = 500 WHERE id = {id}")).await;
+        assert_eq!(broken(bare).as_deref(), Some("users_balance_is_its_ledger"));
+        // An entry that does not follow on from the previous balance (0).
+        let jump = conn
+            .batch_execute(&format!(
+                "BEGIN; UPDATE users SET balance = 900 WHERE id = {id}; \
+                 INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
+                 VALUES ({id}, 'CHARGE', 500, 900, now()); COMMIT"
+            ))
+            .await;
+        assert_eq!(broken(jump).as_deref(), Some("point_history_follows_on"));
+        conn.batch_execute("ROLLBACK").await.unwrap();
+        // A refund needs its order.
+        let orphan = conn
+            .batch_execute(&format!(
+                "BEGIN; UPDATE users SET balance = 500 WHERE id = {id}; \
+                 INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
+                 VALUES ({id}, 'REFUND', 500, 500, now()); COMMIT"
+            ))
+            .await;
+        assert_eq!(broken(orphan).as_deref(), Some("point_history_order_iff_use_or_refund"));
+        conn.batch_execute("ROLLBACK").await.unwrap();
+        // Written in either order within a transaction, a balance with its entry commits.
+        conn.batch_execute(&format!(
+            "BEGIN; INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
+             VALUES ({id}, 'CHARGE', 500, 500, now()); UPDATE users SET balance = 500 WHERE id = {id}; COMMIT"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(count(&f.pool, &format!("SELECT balance FROM users WHERE id = {id}")).await, 500);
     }
 
     #[tokio::test]
@@ -284,19 +330,22 @@ mod tests {
         let f = fixture().await;
         let id = user(&f.uow).await;
         let mut work = f.uow.begin().await.unwrap();
+        let mut balance = 0;
         for krw in 1..=5 {
+            balance += krw;
             work.users()
                 .append_entry(&NewPointEntry {
                     user_id: id,
                     kind: PointEntryKind::Charge,
                     amount: Money::new(krw).unwrap(),
-                    balance_after: Balance::new(krw).unwrap(),
+                    balance_after: Balance::new(balance).unwrap(),
                     order_id: None,
                     at: at(krw),
                 })
                 .await
                 .unwrap();
         }
+        work.users().set_balance(id, Balance::new(balance).unwrap()).await.unwrap();
         work.commit().await.unwrap();
         let mut read = f.uow.autocommit().await.unwrap();
         let first = read.users().entries(id, None, 2).await.unwrap();

@@ -1,3 +1,6 @@
+// The mock mockall generates has one field per method, all named `send_*`.
+#![cfg_attr(any(test, feature = "mocks"), allow(clippy::struct_field_names))]
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::order::OrderLine;
@@ -35,6 +38,23 @@ impl PaymentVoidEvent {
     /// The key under which the platform can drop a second delivery of this void.
     pub fn idempotency_key(&self) -> String {
         format!("order-{}-void", self.order_id)
+    }
+}
+
+/// What the platform receives when the shop refunds a paid order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundEvent {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    /// The order's payment amount, given back to the balance.
+    pub refund_amount: Money,
+    pub refunded_at: DateTime<Utc>,
+}
+
+impl RefundEvent {
+    /// The key under which the platform can drop a second delivery of this refund.
+    pub fn idempotency_key(&self) -> String {
+        format!("order-{}-refund", self.order_id)
     }
 }
 
@@ -76,4 +96,10 @@ pub trait DataPlatform: Send + Sync {
     /// # Errors
     /// The same contract as [`DataPlatform::send_paid_order`].
     async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError>;
+
+    /// Hands a refund over, under [`RefundEvent::idempotency_key`].
+    ///
+    /// # Errors
+    /// The same contract as [`DataPlatform::send_paid_order`].
+    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError>;
 }

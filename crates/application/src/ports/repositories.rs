@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::coupon::{Coupon, IssuedCoupon, NewCoupon};
-use domain::order::{Order, OrderStatus, PricedOrder};
+use domain::order::{Order, OrderStatus, PricedOrder, RefundReason};
 use domain::points::{Balance, ChargeAmount, PointEntry, PointEntryKind};
 use domain::product::{NewProduct, Product, Quantity};
 use domain::ranking::{RankedProduct, SalesWindow};
@@ -220,7 +220,19 @@ pub trait OrderRepository: Send {
     async fn lock_expired(&mut self, at: DateTime<Utc>, limit: u16, skip: &[OrderId])
     -> Result<Vec<Order>, StoreError>;
 
+    /// Marks a `NOT_PAID` order `FAILED` (its deadline passed) at `at`.
     async fn mark_failed(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Marks a `NOT_PAID` order `CANCELLED` at `at`.
+    async fn mark_cancelled(&mut self, id: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Marks a `PAID` order `REFUNDED` at `at`, keeping the shop's `reason`.
+    async fn mark_refunded(
+        &mut self,
+        id: OrderId,
+        at: DateTime<Utc>,
+        reason: Option<RefundReason>,
+    ) -> Result<(), StoreError>;
 }
 
 /// A payment as stored.
@@ -291,36 +303,49 @@ pub trait RankingRepository: Send {
     async fn find(&mut self, window: &SalesWindow) -> Result<Option<BestProducts>, StoreError>;
 }
 
-/// A payment whose send to the data platform ended without a clear answer, waiting for
-/// its order to end.
+/// The events the data platform must receive after a commit (the outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxEvent {
+    /// `ORDER_PAYMENT_VOIDED`: a payment whose send may have reached the platform was
+    /// not kept. Due once its order has ended; needed only if it ended unpaid.
+    PaymentVoided,
+    /// `ORDER_REFUNDED`: due as soon as the refund has committed.
+    OrderRefunded,
+}
+
+/// An outbox event that is due, locked, with what its order says now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UncertainSend {
+pub struct DueEvent {
+    pub event: OutboxEvent,
     pub order_id: OrderId,
     pub user_id: UserId,
-    /// The order's status now: `PAID` (the record is dropped) or `FAILED` (a void is due).
+    /// The order's status now (for a void: never `NOT_PAID`).
     pub order_status: OrderStatus,
-    /// Deliveries of the void tried so far.
+    pub payment_amount: Money,
+    pub refunded_at: Option<DateTime<Utc>>,
+    /// Deliveries tried so far.
     pub attempts: u32,
 }
 
-/// Durable records of uncertain sends, from which the voids are delivered.
+/// The outbox: events recorded in a transaction and delivered after it committed, at
+/// least once. One row per event of an order: recording one twice keeps one.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
-pub trait VoidRepository: Send {
-    /// Records that paying `order` ended with an uncertain send. Recording it twice
-    /// keeps one record.
-    async fn record_uncertain(&mut self, order: OrderId, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError>;
+pub trait OutboxRepository: Send {
+    /// Records `event` for `order`, due from `at`.
+    async fn record(&mut self, event: OutboxEvent, order: OrderId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// The oldest record due at `now` whose order has ended (`PAID` or `FAILED`), locked;
-    /// records another work holds are skipped, so several relays never take the same one.
-    async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<UncertainSend>, StoreError>;
+    /// The oldest event due at `now` that can be acted on (a void once its order has
+    /// ended), locked; events another work holds are skipped, so several relays never
+    /// take the same one.
+    async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<DueEvent>, StoreError>;
 
-    /// Removes the record of `order` (its void was delivered, or none is needed).
-    async fn remove(&mut self, order: OrderId) -> Result<(), StoreError>;
+    /// Removes `event` of `order` (delivered, or not needed).
+    async fn remove(&mut self, event: OutboxEvent, order: OrderId) -> Result<(), StoreError>;
 
-    /// Postpones the next delivery of `order`'s void to `next` and counts the attempt.
-    async fn retry_at(&mut self, order: OrderId, next: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Postpones the next delivery of `event` of `order` to `next` and counts the attempt.
+    async fn retry_at(&mut self, event: OutboxEvent, order: OrderId, next: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Records not yet removed.
+    /// Events not yet removed.
     async fn backlog(&mut self) -> Result<i64, StoreError>;
 }

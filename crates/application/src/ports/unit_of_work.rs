@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use super::idempotency::IdempotencyRepository;
 use super::repositories::{
-    CouponRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, UserRepository,
-    VoidRepository,
+    CouponRepository, OrderRepository, OutboxRepository, PaymentRepository, ProductRepository, RankingRepository,
+    UserRepository,
 };
 
 /// Opens units of work. The use case owns the transaction boundary: it begins a
@@ -38,7 +38,7 @@ pub trait Work: Send {
     fn payments(&mut self) -> &mut dyn PaymentRepository;
     fn rankings(&mut self) -> &mut dyn RankingRepository;
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository;
-    fn voids(&mut self) -> &mut dyn VoidRepository;
+    fn outbox(&mut self) -> &mut dyn OutboxRepository;
 
     /// Makes the work's changes durable and visible, and releases its locks.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

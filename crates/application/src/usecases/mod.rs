@@ -7,10 +7,10 @@ pub mod coupons;
 pub mod health;
 pub mod idempotency_keys;
 pub mod orders;
+pub mod outbox;
 pub mod payments;
 pub mod points;
 pub mod users;
-pub mod voids;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -1,12 +1,12 @@
-//! Orders: placing one (stock reserved, coupon used), reading one, and expiring the
-//! ones not paid in time.
+//! Orders: placing one (stock reserved, coupon used), reading one or a user's list,
+//! cancelling one, and expiring the ones not paid in time.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::order::{
-    Order, OrderItems, OrderStatus, PaymentTimeout, PlaceOrderRefusal, TooManyUnpaidOrders, may_place_another,
-    price_order,
+    NotCancellable, Order, OrderItems, OrderStatus, PaymentTimeout, PlaceOrderRefusal, TooManyUnpaidOrders,
+    may_place_another, price_order,
 };
 use domain::product::Quantity;
 use domain::{CouponId, OrderId, ProductId, UserId};
@@ -340,15 +340,94 @@ impl ExpireOrders {
 
     async fn expire(work: &mut dyn Work, order: &Order, now: DateTime<Utc>) -> Result<(), StoreError> {
         work.orders().mark_failed(order.id(), now).await?;
-        let mut ids: Vec<ProductId> = order.lines().iter().map(|l| l.product_id).collect();
-        ids.sort_unstable();
-        work.products().lock_many(&ids).await?;
-        let returned: Vec<(ProductId, Quantity)> = order.lines().iter().map(|l| (l.product_id, l.quantity)).collect();
-        work.products().return_stock(&returned).await?;
-        if order.coupon_id().is_some() {
-            work.coupons().release_used_by(order.id()).await?;
-        }
-        Ok(())
+        give_back_unpaid(work, order).await
+    }
+}
+
+/// What an order that ends unpaid — expired or cancelled — gives back: its stock and
+/// its coupon. The one path both take. Callers hold the order's row lock.
+async fn give_back_unpaid(work: &mut dyn Work, order: &Order) -> Result<(), StoreError> {
+    return_stock(work, order).await?;
+    if order.coupon_id().is_some() {
+        work.coupons().release_used_by(order.id()).await?;
+    }
+    Ok(())
+}
+
+/// Gives an order's quantities back to its products, their rows locked in ascending id
+/// first, as placing an order locks them, so that the two never wait on each other in
+/// a cycle.
+pub(crate) async fn return_stock(work: &mut dyn Work, order: &Order) -> Result<(), StoreError> {
+    let mut ids: Vec<ProductId> = order.lines().iter().map(|l| l.product_id).collect();
+    ids.sort_unstable();
+    work.products().lock_many(&ids).await?;
+    work.products().return_stock(&order.quantities()).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelOrderError {
+    #[error("order {0} does not exist for this user")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    NotCancellable(#[from] NotCancellable),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cancels one of a user's unpaid orders: in one transaction the order's row is locked,
+/// the domain decides ([`Order::cancel`]), the order becomes `CANCELLED`, and its stock
+/// and coupon are given back at once, by the path expiry takes.
+///
+/// The order's lock decides every race: a payment or the expiry sweep of the same
+/// order waits for it (or is waited for) and then sees the order as the winner left it,
+/// so exactly one of them takes effect and stock and coupon come back once.
+#[derive(Clone)]
+pub struct CancelOrder {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+}
+opaque_debug!(CancelOrder);
+
+impl CancelOrder {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, clock }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Order, CancelOrderError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = self.cancel(work.as_mut(), user_id, order_id).await;
+        finish(work, outcome).await
+    }
+
+    /// [`Self::execute`], at most once per idempotency key: a replay answers the
+    /// cancelled order, not `ORDER_CANCELLED`.
+    #[tracing::instrument(skip(self, key))]
+    pub async fn execute_keyed(
+        &self,
+        user_id: UserId,
+        order_id: OrderId,
+        key: Option<Key<Order>>,
+    ) -> Result<Answer<Order>, KeyedError<CancelOrderError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(user_id, order_id).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let outcome = self.cancel(work.as_mut(), user_id, order_id).await;
+        work.finish(outcome).await
+    }
+
+    async fn cancel(&self, work: &mut dyn Work, user_id: UserId, order_id: OrderId) -> Result<Order, CancelOrderError> {
+        let order = match work.orders().lock(order_id).await? {
+            Some(order) if order.user_id() == user_id => order,
+            _ => return Err(CancelOrderError::OrderNotFound(order_id)),
+        };
+        let now = self.clock.now();
+        let cancelled = order.cancel(now)?;
+        work.orders().mark_cancelled(order_id, now).await?;
+        give_back_unpaid(work, &cancelled).await?;
+        Ok(cancelled)
     }
 }
 
@@ -374,6 +453,7 @@ pub struct Orders {
     pub place: PlaceOrder,
     pub get: GetOrder,
     pub list: ListOrders,
+    pub cancel: CancelOrder,
     pub expire: ExpireOrders,
 }
 
@@ -388,6 +468,7 @@ impl Orders {
             ),
             get: GetOrder::new(ports.uow.clone()),
             list: ListOrders::new(ports.uow.clone()),
+            cancel: CancelOrder::new(ports.uow.clone(), ports.clock.clone()),
             expire: ExpireOrders::new(ports.uow.clone(), ports.clock.clone()),
         }
     }
@@ -699,5 +780,80 @@ mod tests {
         let (uow, _) = work.into_reader();
         let error = ListOrders::new(uow).execute(uid(9), None, None, 20).await.unwrap_err();
         assert!(matches!(error, ListOrdersError::UserNotFound(id) if id == uid(9)));
+    }
+
+    fn cancel_order(work: FakeWork, now: i64) -> (CancelOrder, crate::usecases::test_support::EndedCell) {
+        let (uow, ended) = work.into_uow();
+        (CancelOrder::new(uow, fixed_clock(at(now))), ended)
+    }
+
+    #[tokio::test]
+    async fn cancelling_marks_the_order_and_gives_back_stock_and_coupon_like_expiry() {
+        let order = OrderBuilder::new().coupon(7).line(9, 2, 100).line(3, 1, 50).build();
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().withf(|id| id.get() == 11).return_once(move |_| Ok(Some(order)));
+        work.orders
+            .expect_mark_cancelled()
+            .withf(|id, when| id.get() == 11 && *when == at(60))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        work.products.expect_lock_many().withf(|ids| ids == [pid(3), pid(9)]).times(1).returning(|_| Ok(vec![]));
+        work.products
+            .expect_return_stock()
+            .withf(|lines| lines == [(pid(9), quantity(2)), (pid(3), quantity(1))])
+            .times(1)
+            .returning(|_| Ok(()));
+        work.coupons.expect_release_used_by().withf(|id| id.get() == 11).times(1).returning(|_| Ok(1));
+        let (cancel, ended) = cancel_order(work, 60);
+        let cancelled = cancel.execute(uid(1), OrderId::new(11).unwrap()).await.unwrap();
+        assert_eq!((cancelled.status(), cancelled.cancelled_at()), (OrderStatus::Cancelled, Some(at(60))));
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn an_order_without_a_coupon_releases_none_when_cancelled() {
+        let order = OrderBuilder::new().line(9, 1, 100).build();
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().return_once(move |_| Ok(Some(order)));
+        work.orders.expect_mark_cancelled().times(1).returning(|_, _| Ok(()));
+        work.products.expect_lock_many().returning(|_| Ok(vec![]));
+        work.products.expect_return_stock().times(1).returning(|_| Ok(()));
+        // No expectation on the coupons: releasing one would panic.
+        let (cancel, ended) = cancel_order(work, 60);
+        assert!(cancel.execute(uid(1), OrderId::new(11).unwrap()).await.is_ok());
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn an_order_that_cannot_be_cancelled_changes_nothing() {
+        let id = OrderId::new(11).unwrap();
+        let cases = [
+            (OrderBuilder::new().status(OrderStatus::Paid).build(), 60, NotCancellable::AlreadyPaid(id)),
+            (OrderBuilder::new().status(OrderStatus::Refunded).build(), 60, NotCancellable::AlreadyPaid(id)),
+            (OrderBuilder::new().status(OrderStatus::Failed).build(), 60, NotCancellable::Expired(id)),
+            (OrderBuilder::new().build(), 300, NotCancellable::Expired(id)),
+            (OrderBuilder::new().status(OrderStatus::Cancelled).build(), 60, NotCancellable::AlreadyCancelled(id)),
+        ];
+        for (order, now, refusal) in cases {
+            let mut work = FakeWork::default();
+            work.orders.expect_lock().return_once(move |_| Ok(Some(order)));
+            // No other expectation: any write would panic.
+            let (cancel, ended) = cancel_order(work, now);
+            let error = cancel.execute(uid(1), id).await.unwrap_err();
+            assert!(matches!(error, CancelOrderError::NotCancellable(r) if r == refusal), "{refusal:?}: {error:?}");
+            assert_eq!(ended.get(), Some(Ended::RolledBack));
+        }
+    }
+
+    #[tokio::test]
+    async fn another_users_or_a_missing_order_cannot_be_cancelled() {
+        for found in [Some(OrderBuilder::new().user(2).build()), None] {
+            let mut work = FakeWork::default();
+            work.orders.expect_lock().return_once(move |_| Ok(found));
+            let (cancel, ended) = cancel_order(work, 60);
+            let error = cancel.execute(uid(1), OrderId::new(11).unwrap()).await.unwrap_err();
+            assert!(matches!(error, CancelOrderError::OrderNotFound(id) if id.get() == 11));
+            assert_eq!(ended.get(), Some(Ended::RolledBack));
+        }
     }
 }

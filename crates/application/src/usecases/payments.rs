@@ -1,19 +1,21 @@
-//! Payments: paying an order from the balance and telling the data platform.
+//! Payments: paying an order from the balance and telling the data platform, and
+//! refunding a paid order.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::order::{NotPayable, Order};
-use domain::points::{Balance, InsufficientBalance, PointEntryKind};
+use domain::order::{NotPayable, NotRefundable, Order, RefundReason};
+use domain::points::{Balance, BalanceLimitExceeded, InsufficientBalance, PointEntryKind};
 use domain::{OrderId, UserId};
 
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, PaidOrderEvent, Payment, Ports, SendFailure, StoreError,
-    UnitOfWork, Work, finish,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, OutboxEvent, PaidOrderEvent, Payment, Ports, SendFailure,
+    StoreError, UnitOfWork, Work, finish,
 };
 use crate::resilience::{Admission, BreakerOpen, CircuitBreaker};
+use crate::usecases::orders::return_stock;
 use crate::usecases::points::write_locked_balance;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +82,7 @@ impl PayOrder {
         let mut work = self.uow.begin().await?;
         let outcome = self.pay(work.as_mut(), user_id, order_id).await;
         let outcome = finish(work, outcome).await;
-        self.after_send(&mut admission, user_id, order_id, outcome.as_ref().map(drop)).await;
+        self.after_send(&mut admission, order_id, outcome.as_ref().map(drop)).await;
         outcome
     }
 
@@ -107,24 +109,18 @@ impl PayOrder {
             // Refused before it ran: not a payment's outcome.
             Err(KeyedError::Refused(_)) => return answer,
         };
-        self.after_send(&mut admission, user_id, order_id, outcome).await;
+        self.after_send(&mut admission, order_id, outcome).await;
         answer
     }
 
     /// Reports a payment's send to the breaker, and records an uncertain one.
-    async fn after_send(
-        &self,
-        admission: &mut Admission,
-        user_id: UserId,
-        order_id: OrderId,
-        outcome: Result<(), &PayOrderError>,
-    ) {
+    async fn after_send(&self, admission: &mut Admission, order_id: OrderId, outcome: Result<(), &PayOrderError>) {
         match outcome {
             Ok(()) => admission.report(true),
             Err(PayOrderError::DataPlatform(failed)) => {
                 admission.report(false);
                 if failed.failure == SendFailure::Uncertain {
-                    self.record_uncertain(user_id, order_id).await;
+                    self.record_uncertain(order_id).await;
                 }
             }
             // It ended before the send: the platform's health is not in question.
@@ -133,11 +129,11 @@ impl PayOrder {
     }
 
     /// The platform may have recorded the payment that was just rolled back: remember
-    /// it, outside that transaction, so that a void is sent if the order fails unpaid.
-    async fn record_uncertain(&self, user_id: UserId, order_id: OrderId) {
+    /// it, outside that transaction, so that a void is sent if the order ends unpaid.
+    async fn record_uncertain(&self, order_id: OrderId) {
         let recorded = async {
             let mut work = self.uow.begin().await?;
-            let outcome = work.voids().record_uncertain(order_id, user_id, self.clock.now()).await;
+            let outcome = work.outbox().record(OutboxEvent::PaymentVoided, order_id, self.clock.now()).await;
             finish(work, outcome).await
         }
         .await;
@@ -197,16 +193,108 @@ fn paid_event(order: Order, paid_at: DateTime<Utc>) -> PaidOrderEvent {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RefundOrderError {
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
+    #[error(transparent)]
+    NotRefundable(#[from] NotRefundable),
+    #[error(transparent)]
+    BalanceLimitExceeded(#[from] BalanceLimitExceeded),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refunds a paid order (the shop's decision), all or nothing, in one transaction: lock
+/// the order, let the domain decide ([`Order::refund`]), lock the user's balance and
+/// give the payment amount back with a `REFUND` ledger entry for the order (refused if
+/// it would pass the cap), give the order's quantities back to the products, mark the
+/// order `REFUNDED`, and record the `ORDER_REFUNDED` event in the outbox, which
+/// delivers it after the commit ([`crate::usecases::outbox`]). The coupon stays used.
+///
+/// Locks are taken order, user, products — the order a payment takes the first two
+/// in — so a refund never waits on a payment, a charge or an order placement in a
+/// cycle. A second refund of the order waits for the first and then sees it
+/// `REFUNDED`; a charge waits on the balance and then sees the refund.
+#[derive(Clone)]
+pub struct RefundOrder {
+    uow: Arc<dyn UnitOfWork>,
+    clock: Arc<dyn Clock>,
+}
+opaque_debug!(RefundOrder);
+
+impl RefundOrder {
+    pub fn new(uow: Arc<dyn UnitOfWork>, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, clock }
+    }
+
+    #[tracing::instrument(skip(self, reason))]
+    pub async fn execute(&self, order_id: OrderId, reason: Option<RefundReason>) -> Result<Order, RefundOrderError> {
+        let mut work = self.uow.begin().await?;
+        let outcome = self.refund(work.as_mut(), order_id, reason).await;
+        finish(work, outcome).await
+    }
+
+    /// [`Self::execute`], at most once per idempotency key: a replay answers the
+    /// refunded order, not `ORDER_ALREADY_REFUNDED`.
+    #[tracing::instrument(skip(self, reason, key))]
+    pub async fn execute_keyed(
+        &self,
+        order_id: OrderId,
+        reason: Option<RefundReason>,
+        key: Option<Key<Order>>,
+    ) -> Result<Answer<Order>, KeyedError<RefundOrderError>> {
+        let Some(key) = key else { return Ok(Answer::Ran(self.execute(order_id, reason).await?)) };
+        let mut work = match key.begin(self.uow.as_ref()).await? {
+            Begun::Claimed(work) => work,
+            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        };
+        let outcome = self.refund(work.as_mut(), order_id, reason).await;
+        work.finish(outcome).await
+    }
+
+    async fn refund(
+        &self,
+        work: &mut dyn Work,
+        order_id: OrderId,
+        reason: Option<RefundReason>,
+    ) -> Result<Order, RefundOrderError> {
+        let order = work.orders().lock(order_id).await?.ok_or(RefundOrderError::OrderNotFound(order_id))?;
+        let now = self.clock.now();
+        let refunded = order.refund(now)?;
+        let (user_id, amount) = (refunded.user_id(), refunded.payment_amount());
+        let users = work.users();
+        let balance = users.lock_balance(user_id).await?.ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("order {order_id} belongs to user {user_id}, who does not exist"))
+        })?;
+        let entry = NewPointEntry {
+            user_id,
+            kind: PointEntryKind::Refund,
+            amount,
+            balance_after: balance.refund(amount)?,
+            order_id: Some(order_id),
+            at: now,
+        };
+        write_locked_balance(users, &entry).await?;
+        return_stock(work, &refunded).await?;
+        work.orders().mark_refunded(order_id, now, reason).await?;
+        work.outbox().record(OutboxEvent::OrderRefunded, order_id, now).await?;
+        Ok(refunded)
+    }
+}
+
 /// The payment use cases.
 #[derive(Debug, Clone)]
 pub struct Payments {
     pub pay: PayOrder,
+    pub refund: RefundOrder,
 }
 
 impl Payments {
     pub fn new(ports: &Ports, breaker: &Arc<CircuitBreaker>) -> Self {
         Self {
             pay: PayOrder::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone(), breaker.clone()),
+            refund: RefundOrder::new(ports.uow.clone(), ports.clock.clone()),
         }
     }
 }
@@ -338,9 +426,9 @@ mod tests {
         let payment_ended = payment.ended.clone();
         let mut record = FakeWork::default();
         record
-            .voids
-            .expect_record_uncertain()
-            .withf(|order, user, at_| *order == oid() && *user == uid(1) && *at_ == at(10))
+            .outbox
+            .expect_record()
+            .withf(|event, order, at_| *event == OutboxEvent::PaymentVoided && *order == oid() && *at_ == at(10))
             .times(1)
             .returning(|_, _, _| Ok(()));
         let record_ended = record.ended.clone();
@@ -437,5 +525,103 @@ mod tests {
         let (uow, _) = work.into_uow();
         let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(2), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::OrderNotFound(_)));
+    }
+
+    fn refund_order(work: FakeWork, now: i64) -> (RefundOrder, crate::usecases::test_support::EndedCell) {
+        let (uow, ended) = work.into_uow();
+        (RefundOrder::new(uow, fixed_clock(at(now))), ended)
+    }
+
+    fn paid(amount: i64) -> Order {
+        OrderBuilder::new().status(OrderStatus::Paid).paid_at(at(10)).coupon(7).line(4, 2, amount / 2).build()
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_the_payment_back_with_its_entry_returns_stock_and_records_the_event() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().return_once(|_| Ok(Some(paid(1_800))));
+        work.users.expect_lock_balance().withf(|u| *u == uid(1)).returning(|_| Ok(Some(Balance::new(200).unwrap())));
+        work.users
+            .expect_set_balance()
+            .withf(|u, b| *u == uid(1) && b.krw() == 2_000)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        work.users
+            .expect_append_entry()
+            .withf(|e| {
+                e.kind == PointEntryKind::Refund
+                    && e.amount.krw() == 1_800
+                    && e.balance_after.krw() == 2_000
+                    && e.order_id == Some(oid())
+                    && e.at == at(500)
+            })
+            .times(1)
+            .returning(|e| {
+                Ok(domain::points::PointEntry {
+                    id: 1,
+                    user_id: e.user_id,
+                    kind: e.kind,
+                    amount: e.amount,
+                    balance_after: e.balance_after,
+                    order_id: e.order_id,
+                    created_at: e.at,
+                })
+            });
+        work.products.expect_lock_many().withf(|ids| ids == [domain::testing::pid(4)]).returning(|_| Ok(vec![]));
+        work.products.expect_return_stock().times(1).returning(|_| Ok(()));
+        work.orders
+            .expect_mark_refunded()
+            .withf(|id, when, reason| {
+                *id == oid() && *when == at(500) && reason.as_ref().map(RefundReason::as_str) == Some("damaged")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        work.outbox
+            .expect_record()
+            .withf(|e, id, when| *e == OutboxEvent::OrderRefunded && *id == oid() && *when == at(500))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        // No expectation on the coupons: the coupon stays used.
+        let (refund, ended) = refund_order(work, 500);
+        let refunded = refund.execute(oid(), Some(RefundReason::new("damaged").unwrap())).await.unwrap();
+        assert_eq!((refunded.status(), refunded.refunded_at()), (OrderStatus::Refunded, Some(at(500))));
+        assert_eq!(ended.get(), Some(Ended::Committed));
+    }
+
+    #[tokio::test]
+    async fn a_refund_that_would_pass_the_cap_changes_nothing() {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().return_once(|_| Ok(Some(paid(1_800))));
+        work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(4_999_000).unwrap())));
+        // No other expectation: any write would panic.
+        let (refund, ended) = refund_order(work, 500);
+        let error = refund.execute(oid(), None).await.unwrap_err();
+        assert!(matches!(error, RefundOrderError::BalanceLimitExceeded(e) if e.added.krw() == 1_800));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn only_a_paid_order_is_refunded() {
+        let cases = [
+            (Some(OrderBuilder::new().status(OrderStatus::Refunded).build()), "refunded"),
+            (Some(OrderBuilder::new().status(OrderStatus::NotPaid).build()), "not paid"),
+            (Some(OrderBuilder::new().status(OrderStatus::Cancelled).build()), "not paid"),
+            (Some(OrderBuilder::new().status(OrderStatus::Failed).build()), "not paid"),
+            (None, "missing"),
+        ];
+        for (order, expected) in cases {
+            let mut work = FakeWork::default();
+            work.orders.expect_lock().return_once(move |_| Ok(order));
+            let (refund, ended) = refund_order(work, 500);
+            let error = refund.execute(oid(), None).await.unwrap_err();
+            let got = match error {
+                RefundOrderError::NotRefundable(NotRefundable::AlreadyRefunded(_)) => "refunded",
+                RefundOrderError::NotRefundable(NotRefundable::NotPaid(_)) => "not paid",
+                RefundOrderError::OrderNotFound(_) => "missing",
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(got, expected);
+            assert_eq!(ended.get(), Some(Ended::RolledBack));
+        }
     }
 }

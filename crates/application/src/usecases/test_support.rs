@@ -11,7 +11,7 @@ use crate::ports::{
     MockUserRepository, OrderRepository, PaymentRepository, ProductRepository, RankingRepository, StoreError,
     UserRepository, Work,
 };
-use crate::ports::{MockVoidRepository, VoidRepository};
+use crate::ports::{MockOutboxRepository, OutboxRepository};
 
 /// How a work ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub struct FakeWork {
     pub payments: MockPaymentRepository,
     pub rankings: MockRankingRepository,
     pub idempotency: MockIdempotencyRepository,
-    pub voids: MockVoidRepository,
+    pub outbox: MockOutboxRepository,
     pub ended: EndedCell,
     pub commit_fails: bool,
 }
@@ -113,8 +113,8 @@ impl Work for FakeWork {
     fn idempotency(&mut self) -> &mut dyn IdempotencyRepository {
         &mut self.idempotency
     }
-    fn voids(&mut self) -> &mut dyn VoidRepository {
-        &mut self.voids
+    fn outbox(&mut self) -> &mut dyn OutboxRepository {
+        &mut self.outbox
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         if self.commit_fails {

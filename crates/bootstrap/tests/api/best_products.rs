@@ -3,6 +3,8 @@ use std::time::Duration;
 use chrono::{Days, Utc};
 use chrono_tz::Asia::Seoul;
 
+use serde_json::json;
+
 use crate::helpers::{TestApp, eventually};
 
 #[tokio::test]
@@ -34,6 +36,11 @@ async fn the_ranking_counts_paid_orders_of_the_window_only() {
     buy(&[(products[4], 2), (products[5], 1)], true).await;
     // Not paid: never counts.
     buy(&[(products[6], 50)], false).await;
+    // Paid, then refunded before the ranking is computed: no longer counts.
+    let refunded = app.order(buyer, None, &[(products[5], 20)]).await.body["orderId"].as_i64().unwrap();
+    assert_eq!(app.pay(buyer, refunded).await.status, 201);
+    let refund = app.admin_post(&format!("/api/v1/admin/orders/{refunded}/refund"), &json!({})).await;
+    assert_eq!(refund.status, 200, "{}", refund.body);
     // Only ended windows are ranked: these sales move to yesterday, inside the window
     // that ended at today's midnight.
     app.execute(YESTERDAY).await;
@@ -101,7 +108,7 @@ async fn a_stored_window_that_has_not_ended_is_never_served() {
 
 /// Moves every paid order of the test a day back, sales included.
 const YESTERDAY: &str = "UPDATE orders SET created_at = created_at - interval '1 day', \
-    expires_at = expires_at - interval '1 day', paid_at = paid_at - interval '1 day' WHERE status = 'PAID'";
+    expires_at = expires_at - interval '1 day', paid_at = paid_at - interval '1 day' WHERE paid_at IS NOT NULL";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_instance_serves_a_refresh_within_a_second() {

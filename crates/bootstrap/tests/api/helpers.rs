@@ -255,12 +255,16 @@ impl TestApp {
         conn.batch_execute(sql).await.unwrap();
     }
 
-    /// `count` users inserted directly, returning their ids in ascending order.
+    /// `count` users inserted directly, each with `balance` and the charge that explains
+    /// it (the store refuses a balance its ledger does not), returning their ids in
+    /// ascending order.
     pub async fn bulk_users(&self, count: i64, balance: i64) -> Vec<i64> {
         static BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tag = format!("bulk {} ", BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         self.execute(&format!(
-            "INSERT INTO users (name, balance) SELECT '{tag}' || g, {balance} FROM generate_series(1, {count}) g"
+            "INSERT INTO users (name, balance) SELECT '{tag}' || g, {balance} FROM generate_series(1, {count}) g; \
+             INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
+             SELECT id, 'CHARGE', balance, balance, now() FROM users WHERE name LIKE '{tag}%' AND balance > 0"
         ))
         .await;
         let mut conn = AsyncPgConnection::establish(self.db.url()).await.unwrap();

@@ -10,6 +10,7 @@ mod contract;
 mod foundation;
 mod helpers;
 mod idempotency;
+mod lifecycle;
 mod orders;
 mod payments;
 mod points;

@@ -80,7 +80,7 @@ async fn a_late_answer_then_expiry_sends_exactly_one_void_with_its_key_and_body(
     assert!(body["voidedAt"].as_str().is_some_and(|t| t.ends_with('Z')));
     let paid: Value = received(&platform, PAID).await[0].body_json().unwrap();
     assert_eq!(paid["orderId"], order, "a payment's event is typed ORDER_PAID");
-    assert_eq!(app.scalar("SELECT count(*) FROM pending_voids").await, 0, "nothing left to send");
+    assert_eq!(app.scalar("SELECT count(*) FROM outbox").await, 0, "nothing left to send");
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn a_clean_error_answer_needs_no_void() {
     let app = spawn(&platform).await;
     let (user, order) = order(&app).await;
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
-    assert_eq!(app.scalar("SELECT count(*) FROM pending_voids").await, 0, "a refusal is not uncertain");
+    assert_eq!(app.scalar("SELECT count(*) FROM outbox").await, 0, "a refusal is not uncertain");
     assert!(expired(&app, order).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(received(&platform, VOIDED).await.is_empty());
@@ -111,10 +111,10 @@ async fn an_order_paid_after_an_uncertain_send_gets_no_void_and_its_record_is_dr
     let app = TestApp::spawn_with(&[("DATA_PLATFORM_URL", &url), ("DATA_PLATFORM_TIMEOUT_MS", "300")]).await;
     let (user, order) = order(&app).await;
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
-    assert_eq!(app.scalar("SELECT count(*) FROM pending_voids").await, 1, "the uncertain send is recorded");
+    assert_eq!(app.scalar("SELECT count(*) FROM outbox").await, 1, "the uncertain send is recorded");
     assert_eq!(app.pay(user, order).await.status, 201);
     let dropped =
-        eventually(Duration::from_secs(10), async || app.scalar("SELECT count(*) FROM pending_voids").await == 0).await;
+        eventually(Duration::from_secs(10), async || app.scalar("SELECT count(*) FROM outbox").await == 0).await;
     assert!(dropped, "the record of a paid order is dropped");
     assert!(received(&platform, VOIDED).await.is_empty(), "no void for a paid order");
 }
@@ -139,11 +139,11 @@ async fn a_void_due_while_the_platform_is_down_is_delivered_once_it_is_back() {
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
     assert!(expired(&app, order).await);
     let delivered =
-        eventually(Duration::from_secs(15), async || app.scalar("SELECT count(*) FROM pending_voids").await == 0).await;
+        eventually(Duration::from_secs(15), async || app.scalar("SELECT count(*) FROM outbox").await == 0).await;
     assert!(delivered, "delivered once the platform takes it");
     assert_eq!(received(&platform, VOIDED).await.len(), 3, "two refused attempts, then the accepted one");
     let metrics = app.get("/metrics").await.body;
-    assert!(metrics.as_str().unwrap().contains("data_platform_void_deliveries_total{outcome=\"failed\"} 2"));
+    assert!(metrics.as_str().unwrap().contains("data_platform_outbox_deliveries_total{outcome=\"failed\"} 2"));
 }
 
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn a_void_pending_across_a_restart_is_delivered_after_it_by_one_of_two_ins
 async fn pending(url: &str) -> i64 {
     let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(url).await.unwrap();
     diesel_async::RunQueryDsl::get_result(
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT count(*) FROM pending_voids)")),
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT count(*) FROM outbox)")),
         &mut conn,
     )
     .await
@@ -206,7 +206,7 @@ async fn two_instances_deliver_each_due_void_once() {
         orders.push(order);
     }
     let delivered =
-        eventually(Duration::from_secs(15), async || app.scalar("SELECT count(*) FROM pending_voids").await == 0).await;
+        eventually(Duration::from_secs(15), async || app.scalar("SELECT count(*) FROM outbox").await == 0).await;
     assert!(delivered);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let voids = received(&platform, VOIDED).await;

@@ -93,14 +93,15 @@ pub async fn run() {
         );
     }
 
-    // Each user loops: charge, take the coupon, order, pay — until the process dies.
+    // Each user loops: charge, take the coupon, order, then pay it, cancel it, or pay it
+    // and have the shop refund it — until the process dies.
     let started = Instant::now();
     let mut load = tokio::task::JoinSet::new();
     for (i, user) in users.iter().cloned().enumerate() {
         let (client, base, coupon) = (client.clone(), base.clone(), coupon.clone());
         let product = products[i % products.len()].clone();
         load.spawn(async move {
-            for _ in 0..200 {
+            for round in 0..200 {
                 if started.elapsed() > Duration::from_secs(10) {
                     break;
                 }
@@ -119,9 +120,16 @@ pub async fn run() {
                     json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
                 )
                 .await;
-                if let Some(order_id) = order.and_then(|o| o.get("orderId").cloned()) {
-                    let pay = format!("{base}/api/v1/payments");
-                    let _ = post_as(&client, as_user, pay, json!({"userId": user, "orderId": order_id})).await;
+                let Some(order_id) = order.and_then(|o| o.get("orderId").cloned()) else { continue };
+                if round % 3 == 1 {
+                    let cancel = format!("{base}/api/v1/orders/{order_id}/cancel");
+                    let _ = post_as(&client, as_user, cancel, json!({"userId": user})).await;
+                    continue;
+                }
+                let pay = format!("{base}/api/v1/payments");
+                let paid = post_as(&client, as_user, pay, json!({"userId": user, "orderId": order_id})).await;
+                if round % 3 == 2 && paid.is_some_and(|p| p.get("paymentId").is_some()) {
+                    let _ = post(&client, format!("{base}/api/v1/admin/orders/{order_id}/refund"), json!({})).await;
                 }
             }
         });
@@ -133,6 +141,10 @@ pub async fn run() {
 
     let paid_before = db_scalar(db.url(), "SELECT count(*) FROM payments").await;
     assert!(paid_before > 0, "the load did something before the kill");
+    for status in ["CANCELLED", "REFUNDED"] {
+        let ended = db_scalar(db.url(), &format!("SELECT count(*) FROM orders WHERE status = '{status}'")).await;
+        assert!(ended > 0, "the load ended some orders {status} before the kill");
+    }
 
     // Restart on the same database, then check every invariant.
     let mut restarted = start(db.url(), port);
@@ -140,14 +152,15 @@ pub async fn run() {
     for (what, sql) in [
         (
             "every balance equals its ledger",
-            "SELECT count(*) FROM users u WHERE u.balance <> COALESCE((SELECT sum(CASE h.kind WHEN 'CHARGE' \
-             THEN h.amount ELSE -h.amount END) FROM point_history h WHERE h.user_id = u.id), 0)",
+            "SELECT count(*) FROM users u WHERE u.balance <> COALESCE((SELECT sum(CASE h.kind WHEN 'USE' \
+             THEN -h.amount ELSE h.amount END) FROM point_history h WHERE h.user_id = u.id), 0)",
         ),
         (
             "stock plus reserved and sold equals what was stocked",
             &format!(
                 "SELECT count(*) FROM products p WHERE p.stock + COALESCE((SELECT sum(l.quantity) FROM order_lines l \
-                 JOIN orders o ON o.id = l.order_id WHERE l.product_id = p.id AND o.status <> 'FAILED'), 0) <> {STOCK}"
+                 JOIN orders o ON o.id = l.order_id WHERE l.product_id = p.id AND o.status IN ('NOT_PAID', 'PAID')), 0) \
+                 <> {STOCK}"
             ),
         ),
         (
@@ -157,15 +170,25 @@ pub async fn run() {
              (SELECT count(*) FROM user_coupons uc WHERE uc.coupon_id = c.id)",
         ),
         (
-            "every PAID order has exactly one payment and one USE entry",
-            "SELECT count(*) FROM orders o WHERE o.status = 'PAID' AND ( \
+            "no coupon stays used by an order that ended unpaid",
+            "SELECT count(*) FROM user_coupons uc JOIN orders o ON o.id = uc.order_id \
+             WHERE o.status IN ('FAILED', 'CANCELLED')",
+        ),
+        (
+            "every PAID or REFUNDED order has exactly one payment and one USE entry",
+            "SELECT count(*) FROM orders o WHERE o.status IN ('PAID', 'REFUNDED') AND ( \
              (SELECT count(*) FROM payments p WHERE p.order_id = o.id) <> 1 OR \
              (SELECT count(*) FROM point_history h WHERE h.order_id = o.id AND h.kind = 'USE') <> 1)",
         ),
         (
-            "no payment or USE entry for an order that is not PAID",
-            "SELECT count(*) FROM orders o WHERE o.status <> 'PAID' AND (EXISTS (SELECT 1 FROM payments p \
-             WHERE p.order_id = o.id) OR EXISTS (SELECT 1 FROM point_history h WHERE h.order_id = o.id))",
+            "every REFUNDED order has exactly one REFUND entry, any other none",
+            "SELECT count(*) FROM orders o WHERE (SELECT count(*) FROM point_history h \
+             WHERE h.order_id = o.id AND h.kind = 'REFUND') <> (o.status = 'REFUNDED')::int",
+        ),
+        (
+            "no payment or ledger entry for an order never paid",
+            "SELECT count(*) FROM orders o WHERE o.status NOT IN ('PAID', 'REFUNDED') AND (EXISTS (SELECT 1 \
+             FROM payments p WHERE p.order_id = o.id) OR EXISTS (SELECT 1 FROM point_history h WHERE h.order_id = o.id))",
         ),
     ] {
         assert_eq!(db_scalar(db.url(), sql).await, 0, "{what}");
