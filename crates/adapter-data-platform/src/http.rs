@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent, SendFailure};
+use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PlatformEvent, SendFailure};
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use domain::OrderId;
@@ -137,32 +137,32 @@ fn classify(err: &reqwest::Error) -> SendFailure {
 
 #[async_trait]
 impl DataPlatform for HttpDataPlatform {
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
-    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
-        self.post(event.order_id, event.idempotency_key(), &PaidOrderBody::from(event)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
-    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
-        let body = VoidBody {
-            kind: "ORDER_PAYMENT_VOIDED",
-            order_id: event.order_id.get(),
-            user_id: event.user_id.get(),
-            voided_at: event.voided_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        };
-        self.post(event.order_id, event.idempotency_key(), &body).await
-    }
-
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id))]
-    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError> {
-        let body = RefundBody {
-            kind: "ORDER_REFUNDED",
-            order_id: event.order_id.get(),
-            user_id: event.user_id.get(),
-            refund_amount: event.refund_amount.krw(),
-            refunded_at: event.refunded_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        };
-        self.post(event.order_id, event.idempotency_key(), &body).await
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id(), event = event.type_name()))]
+    async fn send(&self, event: &PlatformEvent) -> Result<(), DataPlatformError> {
+        let key = event.idempotency_key();
+        let kind = event.type_name();
+        match event {
+            PlatformEvent::OrderPaid(paid) => self.post(paid.order_id, key, &PaidOrderBody::new(kind, paid)).await,
+            PlatformEvent::PaymentVoided(void) => {
+                let body = VoidBody {
+                    kind,
+                    order_id: void.order_id.get(),
+                    user_id: void.user_id.get(),
+                    voided_at: void.voided_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                };
+                self.post(void.order_id, key, &body).await
+            }
+            PlatformEvent::OrderRefunded(refund) => {
+                let body = RefundBody {
+                    kind,
+                    order_id: refund.order_id.get(),
+                    user_id: refund.user_id.get(),
+                    refund_amount: refund.refund_amount.krw(),
+                    refunded_at: refund.refunded_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                };
+                self.post(refund.order_id, key, &body).await
+            }
+        }
     }
 }
 
@@ -218,10 +218,10 @@ struct ItemBody<'a> {
     amount: i64,
 }
 
-impl<'a> From<&'a PaidOrderEvent> for PaidOrderBody<'a> {
-    fn from(event: &'a PaidOrderEvent) -> Self {
+impl<'a> PaidOrderBody<'a> {
+    fn new(kind: &'static str, event: &'a PaidOrderEvent) -> Self {
         Self {
-            kind: "ORDER_PAID",
+            kind,
             order_id: event.order_id.get(),
             user_id: event.user_id.get(),
             items: event

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use application::ports::{DataPlatform, PaidOrderEvent, PaymentVoidEvent, SendFailure};
+use application::ports::{DataPlatform, PaidOrderEvent, PaymentVoidEvent, PlatformEvent, RefundEvent, SendFailure};
 use chrono::{DateTime, Utc};
 use domain::order::OrderLine;
 use domain::product::Quantity;
@@ -20,8 +20,8 @@ fn money(krw: i64) -> Money {
     Money::new(krw).unwrap()
 }
 
-fn event() -> PaidOrderEvent {
-    PaidOrderEvent {
+fn event() -> PlatformEvent {
+    PlatformEvent::OrderPaid(PaidOrderEvent {
         order_id: OrderId::new(11).unwrap(),
         user_id: UserId::new(1).unwrap(),
         lines: vec![OrderLine {
@@ -35,7 +35,7 @@ fn event() -> PaidOrderEvent {
         discount_amount: money(200),
         payment_amount: money(1_800),
         paid_at: "2026-11-26T03:00:00Z".parse::<DateTime<Utc>>().unwrap(),
-    }
+    })
 }
 
 async fn platform_answering(response: ResponseTemplate) -> (MockServer, HttpDataPlatform) {
@@ -49,7 +49,7 @@ async fn platform_answering(response: ResponseTemplate) -> (MockServer, HttpData
 async fn a_2xx_answer_is_an_acknowledgement_of_the_json_event() {
     let (server, client) = platform_answering(ResponseTemplate::new(200)).await;
 
-    client.send_paid_order(&event()).await.unwrap();
+    client.send(&event()).await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
@@ -78,7 +78,7 @@ async fn a_2xx_answer_is_an_acknowledgement_of_the_json_event() {
 async fn any_2xx_status_is_accepted() {
     for status in [201, 202, 204] {
         let (_server, client) = platform_answering(ResponseTemplate::new(status)).await;
-        assert!(client.send_paid_order(&event()).await.is_ok(), "status {status}");
+        assert!(client.send(&event()).await.is_ok(), "status {status}");
     }
 }
 
@@ -86,7 +86,7 @@ async fn any_2xx_status_is_accepted() {
 async fn an_error_status_is_a_refusal() {
     let (_server, client) = platform_answering(ResponseTemplate::new(500)).await;
 
-    let err = client.send_paid_order(&event()).await.unwrap_err();
+    let err = client.send(&event()).await.unwrap_err();
 
     assert_eq!(err.order_id, OrderId::new(11).unwrap());
     assert_eq!(err.reason, "answered 500 Internal Server Error");
@@ -98,7 +98,7 @@ async fn a_redirect_is_not_followed_and_is_a_refusal() {
     let redirect = ResponseTemplate::new(307).insert_header("Location", "/elsewhere");
     let (_server, client) = platform_answering(redirect).await;
 
-    let err = client.send_paid_order(&event()).await.unwrap_err();
+    let err = client.send(&event()).await.unwrap_err();
 
     assert!(err.reason.starts_with("answered 307"), "{}", err.reason);
 }
@@ -109,7 +109,7 @@ async fn a_late_answer_is_a_timeout_and_the_call_returns_in_bounded_time() {
     let (_server, client) = platform_answering(slow).await;
 
     let started = Instant::now();
-    let err = client.send_paid_order(&event()).await.unwrap_err();
+    let err = client.send(&event()).await.unwrap_err();
     let elapsed = started.elapsed();
 
     assert_eq!(err.reason, "no answer within 300 ms");
@@ -127,7 +127,7 @@ async fn a_refused_connection_is_a_failure() {
     let client = HttpDataPlatform::new(&format!("http://127.0.0.1:{port}/events"), TIMEOUT).unwrap();
 
     let started = Instant::now();
-    let err = client.send_paid_order(&event()).await.unwrap_err();
+    let err = client.send(&event()).await.unwrap_err();
 
     assert_eq!(err.order_id, OrderId::new(11).unwrap());
     assert!(err.reason.starts_with("connection failed: "), "{}", err.reason);
@@ -147,7 +147,7 @@ async fn a_connection_lost_after_the_request_was_written_is_uncertain() {
         let _ = stream.read(&mut buffer);
     });
     let client = HttpDataPlatform::new(&format!("http://127.0.0.1:{port}/events"), TIMEOUT).unwrap();
-    let err = client.send_paid_order(&event()).await.unwrap_err();
+    let err = client.send(&event()).await.unwrap_err();
     closer.join().unwrap();
     assert_eq!(err.failure, SendFailure::Uncertain, "{}", err.reason);
 }
@@ -155,18 +155,38 @@ async fn a_connection_lost_after_the_request_was_written_is_uncertain() {
 #[tokio::test]
 async fn a_void_is_posted_with_its_type_fields_and_key() {
     let (server, client) = platform_answering(ResponseTemplate::new(200)).await;
-    let void = PaymentVoidEvent {
+    let void = PlatformEvent::PaymentVoided(PaymentVoidEvent {
         order_id: OrderId::new(11).unwrap(),
         user_id: UserId::new(1).unwrap(),
         voided_at: "2026-11-26T03:05:00Z".parse::<DateTime<Utc>>().unwrap(),
-    };
-    client.send_payment_void(&void).await.unwrap();
+    });
+    client.send(&void).await.unwrap();
     let request = &server.received_requests().await.unwrap()[0];
     assert_eq!(request.headers.get("idempotency-key").unwrap(), "order-11-void");
     let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
         body,
         json!({"type": "ORDER_PAYMENT_VOIDED", "orderId": 11, "userId": 1, "voidedAt": "2026-11-26T03:05:00Z"})
+    );
+}
+
+#[tokio::test]
+async fn a_refund_is_posted_with_its_type_fields_and_key() {
+    let (server, client) = platform_answering(ResponseTemplate::new(200)).await;
+    let refund = PlatformEvent::OrderRefunded(RefundEvent {
+        order_id: OrderId::new(11).unwrap(),
+        user_id: UserId::new(1).unwrap(),
+        refund_amount: money(1_800),
+        refunded_at: "2026-11-26T04:00:00Z".parse::<DateTime<Utc>>().unwrap(),
+    });
+    client.send(&refund).await.unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    assert_eq!(request.headers.get("idempotency-key").unwrap(), "order-11-refund");
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"type": "ORDER_REFUNDED", "orderId": 11, "userId": 1, "refundAmount": 1_800,
+               "refundedAt": "2026-11-26T04:00:00Z"})
     );
 }
 
@@ -182,5 +202,5 @@ fn the_client_refuses_a_bad_configuration() {
 
 #[tokio::test]
 async fn the_logging_stand_in_accepts_every_event() {
-    assert!(LoggingDataPlatform::new().send_paid_order(&event()).await.is_ok());
+    assert!(LoggingDataPlatform::new().send(&event()).await.is_ok());
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use adapter_http::Bulkhead;
 use adapter_postgres::PgPool;
-use application::ports::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent};
+use application::ports::{DataPlatform, DataPlatformError, PlatformEvent};
 use application::resilience::{BreakerState, CircuitBreaker};
 use async_trait::async_trait;
 use prometheus::core::{Collector, Desc};
@@ -161,10 +161,10 @@ impl MeteredDataPlatform {
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "data_platform_request_duration_seconds",
-                "Sends to the data platform, by outcome (accepted or failed)",
+                "Sends to the data platform, by event type and outcome (accepted or failed)",
             )
             .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["outcome"],
+            &["event", "outcome"],
         )?;
         registry.register(Box::new(latency.clone()))?;
         Ok(Self { inner, latency })
@@ -173,19 +173,11 @@ impl MeteredDataPlatform {
 
 #[async_trait]
 impl DataPlatform for MeteredDataPlatform {
-    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError> {
+    async fn send(&self, event: &PlatformEvent) -> Result<(), DataPlatformError> {
         let started = Instant::now();
-        let sent = self.inner.send_paid_order(event).await;
+        let sent = self.inner.send(event).await;
         let outcome = if sent.is_ok() { "accepted" } else { "failed" };
-        self.latency.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+        self.latency.with_label_values(&[event.type_name(), outcome]).observe(started.elapsed().as_secs_f64());
         sent
-    }
-
-    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError> {
-        self.inner.send_payment_void(event).await
-    }
-
-    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError> {
-        self.inner.send_refund(event).await
     }
 }

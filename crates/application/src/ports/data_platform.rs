@@ -1,6 +1,3 @@
-// The mock mockall generates has one field per method, all named `send_*`.
-#![cfg_attr(any(test, feature = "mocks"), allow(clippy::struct_field_names))]
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::order::OrderLine;
@@ -18,13 +15,6 @@ pub struct PaidOrderEvent {
     pub paid_at: DateTime<Utc>,
 }
 
-impl PaidOrderEvent {
-    /// The key under which the platform can drop a second delivery of this event.
-    pub fn idempotency_key(&self) -> String {
-        format!("order-{}", self.order_id)
-    }
-}
-
 /// What the service tells the platform when a payment it may have recorded was rolled
 /// back and its order failed unpaid: forget that payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +22,6 @@ pub struct PaymentVoidEvent {
     pub order_id: OrderId,
     pub user_id: UserId,
     pub voided_at: DateTime<Utc>,
-}
-
-impl PaymentVoidEvent {
-    /// The key under which the platform can drop a second delivery of this void.
-    pub fn idempotency_key(&self) -> String {
-        format!("order-{}-void", self.order_id)
-    }
 }
 
 /// What the platform receives when the shop refunds a paid order.
@@ -51,10 +34,45 @@ pub struct RefundEvent {
     pub refunded_at: DateTime<Utc>,
 }
 
-impl RefundEvent {
-    /// The key under which the platform can drop a second delivery of this refund.
+/// An event the data platform receives. Adding one is a variant here and its body in
+/// the HTTP adapter; every other implementation handles any event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformEvent {
+    /// `ORDER_PAID`, sent inside the payment's transaction.
+    OrderPaid(PaidOrderEvent),
+    /// `ORDER_PAYMENT_VOIDED`, from the outbox.
+    PaymentVoided(PaymentVoidEvent),
+    /// `ORDER_REFUNDED`, from the outbox.
+    OrderRefunded(RefundEvent),
+}
+
+impl PlatformEvent {
+    /// The event's `type`, as the platform receives it.
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            Self::OrderPaid(_) => "ORDER_PAID",
+            Self::PaymentVoided(_) => "ORDER_PAYMENT_VOIDED",
+            Self::OrderRefunded(_) => "ORDER_REFUNDED",
+        }
+    }
+
+    pub const fn order_id(&self) -> OrderId {
+        match self {
+            Self::OrderPaid(e) => e.order_id,
+            Self::PaymentVoided(e) => e.order_id,
+            Self::OrderRefunded(e) => e.order_id,
+        }
+    }
+
+    /// The key under which the platform can drop a second delivery: one per event of
+    /// an order, so a resend is harmless.
     pub fn idempotency_key(&self) -> String {
-        format!("order-{}-refund", self.order_id)
+        let order = self.order_id();
+        match self {
+            Self::OrderPaid(_) => format!("order-{order}"),
+            Self::PaymentVoided(_) => format!("order-{order}-void"),
+            Self::OrderRefunded(_) => format!("order-{order}-refund"),
+        }
     }
 }
 
@@ -78,28 +96,15 @@ pub struct DataPlatformError {
     pub failure: SendFailure,
 }
 
-/// The external data platform that is told about every paid order.
+/// The external data platform that is told about every paid order, void and refund.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DataPlatform: Send + Sync {
-    /// Hands the event over.
+    /// Hands the event over, under [`PlatformEvent::idempotency_key`].
     ///
     /// # Errors
     /// MUST return an error unless the platform acknowledged the event, and MUST return
     /// within a bounded time (the implementation's timeout), so that a payment holding
-    /// row locks is never stuck behind it. The event MUST carry
-    /// [`PaidOrderEvent::idempotency_key`] so that a resend is harmless.
-    async fn send_paid_order(&self, event: &PaidOrderEvent) -> Result<(), DataPlatformError>;
-
-    /// Hands a void over, under [`PaymentVoidEvent::idempotency_key`].
-    ///
-    /// # Errors
-    /// The same contract as [`DataPlatform::send_paid_order`].
-    async fn send_payment_void(&self, event: &PaymentVoidEvent) -> Result<(), DataPlatformError>;
-
-    /// Hands a refund over, under [`RefundEvent::idempotency_key`].
-    ///
-    /// # Errors
-    /// The same contract as [`DataPlatform::send_paid_order`].
-    async fn send_refund(&self, event: &RefundEvent) -> Result<(), DataPlatformError>;
+    /// row locks is never stuck behind it.
+    async fn send(&self, event: &PlatformEvent) -> Result<(), DataPlatformError>;
 }

@@ -17,7 +17,9 @@ pub use clock::MockClock;
 pub use clock::{Clock, SystemClock};
 #[cfg(any(test, feature = "mocks"))]
 pub use data_platform::MockDataPlatform;
-pub use data_platform::{DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, RefundEvent, SendFailure};
+pub use data_platform::{
+    DataPlatform, DataPlatformError, PaidOrderEvent, PaymentVoidEvent, PlatformEvent, RefundEvent, SendFailure,
+};
 pub use error::StoreError;
 #[cfg(any(test, feature = "mocks"))]
 pub use idempotency::MockIdempotencyRepository;

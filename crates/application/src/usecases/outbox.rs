@@ -19,8 +19,8 @@ use domain::order::OrderStatus;
 
 use crate::opaque_debug::opaque_debug;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, DueEvent, OutboxEvent, OutboxRepository, PaymentVoidEvent, Ports,
-    RefundEvent, StoreError, UnitOfWork, finish,
+    Clock, DataPlatform, DataPlatformError, DueEvent, OutboxEvent, OutboxRepository, PaymentVoidEvent, PlatformEvent,
+    Ports, RefundEvent, StoreError, UnitOfWork, finish,
 };
 
 /// The first retry of an event waits this long; each further one twice as long, up to
@@ -47,10 +47,9 @@ pub struct RelayPass {
 }
 
 /// What the relay does with a due event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Void(PaymentVoidEvent),
-    Refund(RefundEvent),
+    Send(PlatformEvent),
     /// The order was paid after all: the platform keeps the payment it recorded.
     Drop,
 }
@@ -61,7 +60,7 @@ impl Action {
         Ok(match (due.event, due.order_status) {
             (OutboxEvent::PaymentVoided, OrderStatus::Paid | OrderStatus::Refunded) => Self::Drop,
             (OutboxEvent::PaymentVoided, OrderStatus::Failed | OrderStatus::Cancelled) => {
-                Self::Void(PaymentVoidEvent { order_id, user_id, voided_at: now })
+                Self::Send(PlatformEvent::PaymentVoided(PaymentVoidEvent { order_id, user_id, voided_at: now }))
             }
             (OutboxEvent::PaymentVoided, OrderStatus::NotPaid) => {
                 return Err(StoreError::Unexpected(anyhow::anyhow!(
@@ -72,7 +71,8 @@ impl Action {
                 let refunded_at = due.refunded_at.ok_or_else(|| {
                     StoreError::Unexpected(anyhow::anyhow!("order {order_id} has a refund event but no refund instant"))
                 })?;
-                Self::Refund(RefundEvent { order_id, user_id, refund_amount: due.payment_amount, refunded_at })
+                let refund = RefundEvent { order_id, user_id, refund_amount: due.payment_amount, refunded_at };
+                Self::Send(PlatformEvent::OrderRefunded(refund))
             }
         })
     }
@@ -139,8 +139,7 @@ impl DeliverEvents {
                 pass.dropped += 1;
                 return outbox.remove(due.event, due.order_id).await;
             }
-            Action::Void(event) => self.data_platform.send_payment_void(&event).await,
-            Action::Refund(event) => self.data_platform.send_refund(&event).await,
+            Action::Send(event) => self.data_platform.send(&event).await,
         };
         self.settle(outbox, due, sent, now, pass).await
     }
@@ -249,11 +248,10 @@ mod tests {
         second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform
-            .expect_send_payment_void()
+            .expect_send()
             .withf(|e| {
-                e.order_id == oid(11)
-                    && e.user_id == uid(3)
-                    && e.voided_at == at(50)
+                matches!(e, PlatformEvent::PaymentVoided(void)
+                    if void.order_id == oid(11) && void.user_id == uid(3) && void.voided_at == at(50))
                     && e.idempotency_key() == "order-11-void"
             })
             .times(1)
@@ -287,7 +285,11 @@ mod tests {
         let mut second = FakeWork::default();
         second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_payment_void().withf(|e| e.order_id == oid(11)).times(1).returning(|_| Ok(()));
+        platform
+            .expect_send()
+            .withf(|e| matches!(e, PlatformEvent::PaymentVoided(void) if void.order_id == oid(11)))
+            .times(1)
+            .returning(|_| Ok(()));
         let relay = DeliverEvents::new(uow(vec![first, second], 0), fixed_clock(at(50)), Arc::new(platform));
         assert_eq!(relay.execute(10).await.unwrap().delivered, 1);
     }
@@ -306,13 +308,14 @@ mod tests {
         second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform
-            .expect_send_refund()
+            .expect_send()
             .withf(|e| {
-                e.order_id == oid(11)
-                    && e.user_id == uid(3)
-                    && e.refund_amount == money(1_800)
-                    && e.refunded_at == at(40)
-                    && e.idempotency_key() == "order-11-refund"
+                *e == PlatformEvent::OrderRefunded(RefundEvent {
+                    order_id: oid(11),
+                    user_id: uid(3),
+                    refund_amount: money(1_800),
+                    refunded_at: at(40),
+                }) && e.idempotency_key() == "order-11-refund"
             })
             .times(1)
             .returning(|_| Ok(()));
@@ -333,8 +336,8 @@ mod tests {
         let mut second = FakeWork::default();
         second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_refund().times(1).returning(|e| {
-            Err(DataPlatformError { order_id: e.order_id, reason: "down".into(), failure: SendFailure::Refused })
+        platform.expect_send().times(1).returning(|e| {
+            Err(DataPlatformError { order_id: e.order_id(), reason: "down".into(), failure: SendFailure::Refused })
         });
         let relay = DeliverEvents::new(uow(vec![first, second], 1), fixed_clock(at(50)), Arc::new(platform));
         assert_eq!(relay.execute(10).await.unwrap().failed, 1);
@@ -354,9 +357,9 @@ mod tests {
         let mut second = FakeWork::default();
         second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_payment_void().times(1).returning(|e| {
+        platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError {
-                order_id: e.order_id,
+                order_id: e.order_id(),
                 reason: "answered 500".into(),
                 failure: SendFailure::Refused,
             })

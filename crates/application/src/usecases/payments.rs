@@ -11,8 +11,8 @@ use domain::{OrderId, UserId};
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, OutboxEvent, PaidOrderEvent, Payment, Ports, SendFailure,
-    StoreError, UnitOfWork, Work, finish,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, OutboxEvent, PaidOrderEvent, Payment, PlatformEvent, Ports,
+    SendFailure, StoreError, UnitOfWork, Work, finish,
 };
 use crate::resilience::{Admission, BreakerOpen, CircuitBreaker};
 use crate::usecases::orders::return_stock;
@@ -176,7 +176,7 @@ impl PayOrder {
         };
         let payment = work.payments().insert(order_id, user_id, amount, now).await?;
         work.orders().mark_paid(order_id, now).await?;
-        self.data_platform.send_paid_order(&paid_event(order, now)).await?;
+        self.data_platform.send(&PlatformEvent::OrderPaid(paid_event(order, now))).await?;
         Ok(Paid { payment, balance: after })
     }
 }
@@ -357,8 +357,12 @@ mod tests {
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
         platform
-            .expect_send_paid_order()
-            .withf(|e| e.order_id == oid() && e.payment_amount.krw() == 1_800 && e.paid_at == at(10))
+            .expect_send()
+            .withf(|e| {
+                matches!(e, PlatformEvent::OrderPaid(paid)
+                    if paid.order_id == oid() && paid.payment_amount.krw() == 1_800 && paid.paid_at == at(10))
+                    && e.idempotency_key() == "order-11"
+            })
             .times(1)
             .returning(|_| Ok(()));
         let paid = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap();
@@ -385,9 +389,9 @@ mod tests {
         let breaker = strict_breaker();
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_paid_order().times(1).returning(|e| {
+        platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError {
-                order_id: e.order_id,
+                order_id: e.order_id(),
                 reason: "answered 503".into(),
                 failure: SendFailure::Refused,
             })
@@ -436,9 +440,9 @@ mod tests {
         let mut uow = crate::ports::MockUnitOfWork::new();
         uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_paid_order().times(1).returning(|e| {
+        platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError {
-                order_id: e.order_id,
+                order_id: e.order_id(),
                 reason: "no answer within 3000 ms".into(),
                 failure: SendFailure::Uncertain,
             })
@@ -453,9 +457,9 @@ mod tests {
     async fn a_failed_send_is_never_committed() {
         let (uow, ended) = payable_work(15_000).into_uow();
         let mut platform = MockDataPlatform::new();
-        platform.expect_send_paid_order().times(1).returning(|e| {
+        platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError {
-                order_id: e.order_id,
+                order_id: e.order_id(),
                 reason: "answered 500".into(),
                 failure: SendFailure::Refused,
             })
