@@ -3,8 +3,7 @@
 -- :users users with room on their balance, a catalog of 1,000 products (product 1 is
 -- the one every order buys), and two large coupons: one the service issues, one the
 -- pgbench reference issues.
--- Each balance with the charge that explains it, in one transaction: the store refuses
--- to commit a balance its ledger does not explain.
+-- Each balance with the charge that explains it, as the service would have written it.
 BEGIN;
 INSERT INTO users (name, balance)
 SELECT 'user-' || n, 1000000 FROM generate_series(1, :users) AS n;

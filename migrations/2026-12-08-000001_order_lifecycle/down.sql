@@ -25,10 +25,6 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER users_balance_is_its_ledger ON users;
-DROP FUNCTION balance_is_its_ledger();
-DROP TRIGGER point_history_follows_on ON point_history;
-DROP FUNCTION ledger_entry_follows_on();
 DROP INDEX point_history_one_refund_per_order;
 -- Refunds cannot be expressed any more: this fails while any is stored.
 ALTER TABLE point_history DROP CONSTRAINT point_history_order_iff_use_or_refund;

@@ -264,41 +264,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_commit_whose_balance_its_ledger_does_not_explain_is_refused() {
+    async fn a_refund_entry_needs_its_order_and_an_order_is_refunded_once() {
         let f = fixture().await;
         let id = user(&f.uow).await.get();
         let mut conn = f.pool.get().await.unwrap();
-        // A balance without its entry.
-        let bare = conn.batch_execute(&format!("UPDATE users SET balance = 500 WHERE id = {id}")).await;
-        assert_eq!(broken(bare).as_deref(), Some("users_balance_is_its_ledger"));
-        // An entry that does not follow on from the previous balance (0).
-        let jump = conn
-            .batch_execute(&format!(
-                "BEGIN; UPDATE users SET balance = 900 WHERE id = {id}; \
-                 INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
-                 VALUES ({id}, 'CHARGE', 500, 900, now()); COMMIT"
-            ))
-            .await;
-        assert_eq!(broken(jump).as_deref(), Some("point_history_follows_on"));
-        conn.batch_execute("ROLLBACK").await.unwrap();
-        // A refund needs its order.
         let orphan = conn
             .batch_execute(&format!(
-                "BEGIN; UPDATE users SET balance = 500 WHERE id = {id}; \
-                 INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
-                 VALUES ({id}, 'REFUND', 500, 500, now()); COMMIT"
+                "INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
+                 VALUES ({id}, 'REFUND', 500, 500, now())"
             ))
             .await;
         assert_eq!(broken(orphan).as_deref(), Some("point_history_order_iff_use_or_refund"));
-        conn.batch_execute("ROLLBACK").await.unwrap();
-        // Written in either order within a transaction, a balance with its entry commits.
+        let p = crate::fixtures::product(&f.uow, 100, 10).await.get();
         conn.batch_execute(&format!(
-            "BEGIN; INSERT INTO point_history (user_id, kind, amount, balance_after, created_at) \
-             VALUES ({id}, 'CHARGE', 500, 500, now()); UPDATE users SET balance = 500 WHERE id = {id}; COMMIT"
+            "INSERT INTO orders (user_id, status, total_amount, discount_amount, payment_amount, created_at, \
+             expires_at, paid_at, refunded_at) VALUES ({id}, 'REFUNDED', 100, 0, 100, now(), now(), now(), now()); \
+             INSERT INTO order_lines (order_id, line_no, product_id, product_name, unit_price, quantity, amount) \
+             SELECT id, 1, {p}, 'p', 100, 1, 100 FROM orders; \
+             INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at) \
+             SELECT {id}, 'REFUND', 100, 100, id, now() FROM orders"
         ))
         .await
         .unwrap();
-        assert_eq!(count(&f.pool, &format!("SELECT balance FROM users WHERE id = {id}")).await, 500);
+        let twice = conn
+            .batch_execute(&format!(
+                "INSERT INTO point_history (user_id, kind, amount, balance_after, order_id, created_at) \
+                 SELECT {id}, 'REFUND', 100, 200, id, now() FROM orders"
+            ))
+            .await;
+        assert_eq!(broken(twice).as_deref(), Some("point_history_one_refund_per_order"));
     }
 
     #[tokio::test]

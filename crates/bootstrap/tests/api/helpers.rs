@@ -256,8 +256,8 @@ impl TestApp {
     }
 
     /// `count` users inserted directly, each with `balance` and the charge that explains
-    /// it (the store refuses a balance its ledger does not), returning their ids in
-    /// ascending order.
+    /// it (the ledger invariants of the tests hold), returning their ids in ascending
+    /// order.
     pub async fn bulk_users(&self, count: i64, balance: i64) -> Vec<i64> {
         static BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tag = format!("bulk {} ", BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
