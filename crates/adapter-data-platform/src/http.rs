@@ -97,8 +97,9 @@ fn root_cause(err: &reqwest::Error) -> String {
 }
 
 impl HttpDataPlatform {
-    /// POSTs `body` under `key`; a 2xx is acceptance, anything else a failure that says
-    /// whether the platform may still have recorded it.
+    /// POSTs `body` under `key`; a 2xx is acceptance, a 4xx a refusal, anything else (a
+    /// 5xx, a redirect, no answer, a connection lost after writing) uncertain: the
+    /// platform may still have recorded it.
     async fn post<B: Serialize + Sync>(
         &self,
         order_id: OrderId,
@@ -121,9 +122,13 @@ impl HttpDataPlatform {
         if status.is_success() {
             tracing::debug!(%status, "the data platform accepted the event");
             Ok(())
-        } else {
-            // A clean answer: the platform says it did not take the event.
+        } else if status.is_client_error() {
+            // The platform says it did not take the event.
             Err(fail(format!("answered {status}"), SendFailure::Refused))
+        } else {
+            // A 5xx (a gateway's 502/504 included) or a redirect: the platform, or the
+            // service behind the gateway, may have recorded it.
+            Err(fail(format!("answered {status}"), SendFailure::Uncertain))
         }
     }
 }

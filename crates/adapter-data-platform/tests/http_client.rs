@@ -83,24 +83,35 @@ async fn any_2xx_status_is_accepted() {
 }
 
 #[tokio::test]
-async fn an_error_status_is_a_refusal() {
-    let (_server, client) = platform_answering(ResponseTemplate::new(500)).await;
-
-    let err = client.send(&event()).await.unwrap_err();
-
-    assert_eq!(err.order_id, OrderId::new(11).unwrap());
-    assert_eq!(err.reason, "answered 500 Internal Server Error");
-    assert_eq!(err.failure, SendFailure::Refused, "a clean answer: certainly not recorded");
+async fn a_4xx_is_a_refusal() {
+    for status in [400, 409, 422] {
+        let (_server, client) = platform_answering(ResponseTemplate::new(status)).await;
+        let err = client.send(&event()).await.unwrap_err();
+        assert_eq!(err.order_id, OrderId::new(11).unwrap());
+        assert!(err.reason.starts_with(&format!("answered {status}")), "{}", err.reason);
+        assert_eq!(err.failure, SendFailure::Refused, "{status}: the platform did not take it");
+    }
 }
 
 #[tokio::test]
-async fn a_redirect_is_not_followed_and_is_a_refusal() {
+async fn a_5xx_is_uncertain_a_gateways_included() {
+    for status in [500, 502, 503, 504] {
+        let (_server, client) = platform_answering(ResponseTemplate::new(status)).await;
+        let err = client.send(&event()).await.unwrap_err();
+        assert!(err.reason.starts_with(&format!("answered {status}")), "{}", err.reason);
+        assert_eq!(err.failure, SendFailure::Uncertain, "{status}: the platform may have recorded it");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_is_uncertain() {
     let redirect = ResponseTemplate::new(307).insert_header("Location", "/elsewhere");
     let (_server, client) = platform_answering(redirect).await;
 
     let err = client.send(&event()).await.unwrap_err();
 
     assert!(err.reason.starts_with("answered 307"), "{}", err.reason);
+    assert_eq!(err.failure, SendFailure::Uncertain);
 }
 
 #[tokio::test]

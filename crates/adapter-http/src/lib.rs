@@ -6,7 +6,6 @@
 //! case, and turn its result or error into a response. Nothing here decides a rule.
 
 mod auth;
-mod bulkhead;
 pub mod cursor;
 mod extract;
 mod handlers;
@@ -22,7 +21,6 @@ mod server;
 mod state;
 
 pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource, UserTokens};
-pub use bulkhead::Bulkhead;
 pub use metrics::Metrics;
 pub use operations::{document, openapi_json};
 pub use server::{HttpSettings, serve};

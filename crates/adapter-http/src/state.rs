@@ -6,7 +6,6 @@ use std::time::Duration;
 use application::Shop;
 
 use crate::auth::Credentials;
-use crate::bulkhead::Bulkhead;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -17,8 +16,6 @@ pub struct AppState {
     /// The service's main runtime, on which every use case runs (see `AppState::run`).
     pub runtime: tokio::runtime::Handle,
     pub deadlines: Deadlines,
-    /// Bounds the payments running at once.
-    pub payments: Bulkhead,
 }
 
 /// Client-side bounds on a use case, for a database that stops answering without

@@ -89,4 +89,12 @@ extern "SQL" {
     /// `order_lifecycle`): kind, order, user, status, payment amount, refund instant,
     /// attempts.
     fn lock_due_event(due_by: Timestamptz) -> DueEventRecord;
+
+    /// Opens a send of a payment of the order by its user, if it is `NOT_PAID`
+    /// (migration `void_recorded_before_the_send`): whether it did.
+    fn open_payment_send(placed: BigInt, buyer: BigInt, moment: Timestamptz) -> Bool;
+
+    /// Closes one send of a payment of the order that certainly did not reach the
+    /// platform.
+    fn close_payment_send(placed: BigInt) -> Integer;
 }

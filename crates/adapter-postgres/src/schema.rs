@@ -90,6 +90,7 @@ diesel::table! {
         recorded_at -> Timestamptz,
         attempts -> Int4,
         next_attempt_at -> Timestamptz,
+        sends_in_doubt -> Int4,
     }
 }
 

@@ -126,6 +126,20 @@ impl<T> Key<T> {
     }
 }
 
+impl<T> Key<T> {
+    /// The reply an earlier request with this key stored, read without claiming the
+    /// key: how a use case that refuses work for want of capacity (the payments'
+    /// bulkhead and breaker) still answers a retry of what it already did.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn stored_reply(&self, uow: &dyn UnitOfWork) -> Result<Option<Reply>, StoreError> {
+        let mut work = uow.autocommit().await?;
+        let stored = work.idempotency().stored(&self.key).await;
+        finish(work, stored).await
+    }
+}
+
 /// The transaction, to run the use case in, as an unkeyed one runs in a `Box<dyn Work>`.
 impl<T> std::ops::Deref for KeyedWork<T> {
     type Target = dyn Work;

@@ -6,7 +6,8 @@
 //! payments are refused at once, before they begin a transaction, for `cooldown`; then
 //! one trial payment is let through, and its send decides: success closes the breaker,
 //! failure opens it for another cooldown. (How many payments may wait on the platform
-//! at once — the bulkhead — is bounded where requests come in, in the HTTP adapter.)
+//! at once — the bulkhead — is the [`crate::ports::PaymentSlots`] port, whose slot the
+//! payment holds until it ends.)
 //!
 //! The state is per instance and only ever refuses work, so it is never needed for
 //! correctness (several instances each keep their own).

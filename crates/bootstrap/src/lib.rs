@@ -2,6 +2,7 @@
 //! the background jobs. The `ecommerce` binary is a thin CLI over this crate, and the
 //! end-to-end tests start the same [`Application`] on port 0.
 
+mod bulkhead;
 pub mod config;
 mod jobs;
 mod observability;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use adapter_http::{AdminToken, AppState, Bulkhead, Credentials, Deadlines, HttpSettings, Metrics};
+use adapter_http::{AdminToken, AppState, Credentials, Deadlines, HttpSettings, Metrics};
 use adapter_postgres::{PgUnitOfWork, PoolSettings};
 use anyhow::Context;
 use application::Shop;
@@ -21,6 +22,8 @@ use application::{Ports, Settings};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+
+use crate::bulkhead::Bulkhead;
 
 /// A started service: the HTTP server bound and the background jobs running.
 pub struct Application {
@@ -37,11 +40,19 @@ impl std::fmt::Debug for Application {
 
 /// Builds the use cases over PostgreSQL and the configured data platform.
 pub fn shop(config: &Config) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
-    build(config, None)
+    build(config, None).map(|built| (built.shop, built.pool))
+}
+
+/// What [`build`] wires.
+struct Built {
+    shop: Shop,
+    pool: adapter_postgres::PgPool,
+    /// The payments' bulkhead, for its metrics.
+    bulkhead: Bulkhead,
 }
 
 /// [`shop`], with the data platform's sends timed on `registry` when one is given.
-fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Result<(Shop, adapter_postgres::PgPool)> {
+fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Result<Built> {
     let settings = PoolSettings {
         max_size: config.database_pool_size,
         wait_timeout: config.database_pool_wait,
@@ -75,10 +86,12 @@ fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Re
         ),
         None => data_platform,
     };
+    let bulkhead = Bulkhead::new(config.data_platform_max_in_flight, config.payment_slot_wait());
     let ports = Ports {
         uow: Arc::new(PgUnitOfWork::with_probe(pool.clone(), probe).with_key_ttl(config.idempotency_key_ttl)),
         clock: Arc::new(SystemClock),
         data_platform,
+        payment_slots: Arc::new(bulkhead.clone()),
     };
     let settings = Settings {
         payment_timeout: config.payment_timeout,
@@ -86,7 +99,7 @@ fn build(config: &Config, registry: Option<&prometheus::Registry>) -> anyhow::Re
         data_platform_breaker: gate,
         max_unpaid_orders: config.max_unpaid_orders_per_user,
     };
-    Ok((Shop::new(&ports, settings), pool))
+    Ok(Built { shop: Shop::new(&ports, settings), pool, bulkhead })
 }
 
 impl Application {
@@ -96,7 +109,7 @@ impl Application {
         let applied = adapter_postgres::run_migrations(&config.database_url).await?;
         tracing::info!(applied, "migrations up to date");
         let metrics = Metrics::new().context("registering metrics")?;
-        let (shop, pool) = build(config, Some(metrics.registry()))?;
+        let Built { shop, pool, bulkhead } = build(config, Some(metrics.registry()))?;
 
         let listener = TcpListener::bind(config.http_addr).with_context(|| format!("binding {}", config.http_addr))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
@@ -112,15 +125,10 @@ impl Application {
                 database: config.database_deadline(),
                 payment: config.database_deadline() + config.data_platform_timeout,
             },
-            payments: Bulkhead::new(config.data_platform_max_in_flight, config.payment_slot_wait()),
         };
-        let job_metrics = observability::register(
-            metrics.registry(),
-            pool,
-            shop.data_platform_breaker.clone(),
-            state.payments.clone(),
-        )
-        .context("registering the dependency metrics")?;
+        let job_metrics =
+            observability::register(metrics.registry(), pool, shop.data_platform_breaker.clone(), bulkhead)
+                .context("registering the dependency metrics")?;
         let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
         let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;
         let jobs = jobs::Jobs::start(&shop, config, job_metrics, CancellationToken::new());

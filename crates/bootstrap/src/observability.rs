@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use adapter_http::Bulkhead;
 use adapter_postgres::PgPool;
 use application::ports::{DataPlatform, DataPlatformError, PlatformEvent};
 use application::resilience::{BreakerState, CircuitBreaker};
@@ -14,6 +13,8 @@ use async_trait::async_trait;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::bulkhead::Bulkhead;
 
 /// Gauges read at scrape time from the pool, the payment bulkhead and the breaker.
 struct DependencyGauges {

@@ -66,12 +66,6 @@ pub async fn pay(
     let user_id: UserId = id_from(body.user_id, "userId")?;
     let order_id: OrderId = id_from(body.order_id, "orderId")?;
     let user_id = caller.acting_for(user_id)?;
-    let Some(_slot) = state.payments.enter().await else {
-        return Err(ApiError::new(
-            ProblemCode::DataPlatformUnavailable,
-            "too many payments are waiting on the data platform; nothing was charged, retry later",
-        ));
-    };
     let key = idempotency.scoped(&caller.scope());
     state
         .keyed_post(
@@ -119,6 +113,9 @@ impl From<PayOrderError> for ApiError {
                     ProblemCode::DataPlatformUnavailable,
                     "the data platform did not accept the order; nothing was charged, retry later",
                 )
+            }
+            e @ PayOrderError::NoSlot => {
+                Self::new(ProblemCode::DataPlatformUnavailable, format!("{e}; nothing was charged, retry later"))
             }
             PayOrderError::BreakerOpen(open) => {
                 Self::new(ProblemCode::DataPlatformUnavailable, format!("{open}; nothing was charged, retry later"))

@@ -1,6 +1,7 @@
 use application::StoreError;
 use application::ports::{Claim, IdempotencyKey, IdempotencyRepository, Reply};
 use async_trait::async_trait;
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -9,9 +10,10 @@ use crate::functions::{delete_expired_idempotency_keys, lock_idempotency_key};
 use crate::schema::idempotency_keys;
 use crate::work::PgWork;
 
-#[async_trait]
-impl IdempotencyRepository for PgWork {
-    async fn claim(&mut self, key: &IdempotencyKey) -> Result<Claim, StoreError> {
+impl PgWork {
+    /// One attempt at [`IdempotencyRepository::claim`]; `None` when the key vanished
+    /// between the insert and the read.
+    async fn claim_once(&mut self, key: &IdempotencyKey) -> Result<Option<Claim>, StoreError> {
         // Inserting waits for a concurrent transaction that holds the same key: once it
         // commits, the insert does nothing and the row below is its reply; once it rolls
         // back, this insert takes the key. `lock_timeout` bounds the wait.
@@ -25,17 +27,19 @@ impl IdempotencyRepository for PgWork {
             .execute(self.conn())
             .await;
         match inserted {
-            Ok(1) => return Ok(Claim::Claimed),
+            Ok(1) => return Ok(Some(Claim::Claimed)),
             Ok(_) => {}
-            Err(error) if is_lock_timeout(&error) => return Ok(Claim::InFlight),
+            Err(error) if is_lock_timeout(&error) => return Ok(Some(Claim::InFlight)),
             Err(error) => return Err(error).store_context("claiming an idempotency key"),
         }
         let ttl_secs = i64::try_from(self.key_ttl.as_secs()).unwrap_or(i64::MAX);
-        let (fingerprint, body, expired): (Vec<u8>, Option<Vec<u8>>, bool) =
+        let found: Option<(Vec<u8>, Option<Vec<u8>>, bool)> =
             diesel::select(lock_idempotency_key(&key.scope, &key.key, ttl_secs))
                 .get_result(self.conn())
                 .await
+                .optional()
                 .store_context("reading an idempotency key")?;
+        let Some((fingerprint, body, expired)) = found else { return Ok(None) };
         if expired {
             // Past its lifetime the key is free again: this request takes it over.
             diesel::update(idempotency_keys::table.find((&key.scope, &key.key)))
@@ -47,14 +51,45 @@ impl IdempotencyRepository for PgWork {
                 .execute(self.conn())
                 .await
                 .store_context("renewing an expired idempotency key")?;
-            return Ok(Claim::Claimed);
+            return Ok(Some(Claim::Claimed));
         }
         if fingerprint != key.fingerprint {
-            return Ok(Claim::Reused);
+            return Ok(Some(Claim::Reused));
         }
         // A committed claim always has its reply (`complete` runs before the commit).
-        body.map(|body| Claim::Replay(Reply(body)))
+        body.map(|body| Some(Claim::Replay(Reply(body))))
             .ok_or_else(|| corrupt("idempotency key", "committed without a reply"))
+    }
+}
+
+#[async_trait]
+impl IdempotencyRepository for PgWork {
+    async fn claim(&mut self, key: &IdempotencyKey) -> Result<Claim, StoreError> {
+        // The purge may delete the key between the insert that met it and the read that
+        // locks it: the key is then free, and the next insert takes it. Twice in a row
+        // takes a purge racing a concurrent claim of the same key; that one is in flight.
+        for _ in 0..2 {
+            if let Some(claim) = self.claim_once(key).await? {
+                return Ok(claim);
+            }
+        }
+        Ok(Claim::InFlight)
+    }
+
+    async fn stored(&mut self, key: &IdempotencyKey) -> Result<Option<Reply>, StoreError> {
+        // The lifetime is measured on this process's clock here; a key within a clock
+        // skew of its end may replay or not, as it may anyway.
+        let born_after = Utc::now() - chrono::Duration::from_std(self.key_ttl).unwrap_or(chrono::Duration::MAX);
+        let body: Option<Option<Vec<u8>>> = idempotency_keys::table
+            .find((&key.scope, &key.key))
+            .filter(idempotency_keys::fingerprint.eq(&key.fingerprint))
+            .filter(idempotency_keys::created_at.gt(born_after))
+            .select(idempotency_keys::body)
+            .first(self.conn())
+            .await
+            .optional()
+            .store_context("reading an idempotent reply")?;
+        Ok(body.flatten().map(Reply))
     }
 
     async fn complete(&mut self, key: &IdempotencyKey, reply: &Reply) -> Result<(), StoreError> {
@@ -142,5 +177,59 @@ mod tests {
         assert_eq!(work.idempotency().delete_expired(100).await.unwrap(), 2);
         work.commit().await.unwrap();
         assert_eq!(count(&f.pool, "SELECT count(*) FROM idempotency_keys").await, 1, "the fresh key stays");
+    }
+
+    #[tokio::test]
+    async fn a_key_deleted_while_it_is_being_claimed_is_claimed_afresh_not_an_error() {
+        use application::ports::Claim;
+        use diesel_async::SimpleAsyncConnection;
+        let f = fixture().await;
+        let mut purger = f.pool.get().await.unwrap();
+        purger
+            .batch_execute(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, body) VALUES ('user:1', 'k', '\\x01', '{}'); \
+                 BEGIN; SELECT 1 FROM idempotency_keys WHERE scope = 'user:1' AND key = 'k' FOR UPDATE;",
+            )
+            .await
+            .unwrap();
+        // The claim's insert meets the stored key, then its locking read waits for the
+        // purger, which deletes the key meanwhile.
+        let uow = f.uow.clone();
+        let claim = tokio::spawn(async move {
+            let mut work = uow.begin().await.unwrap();
+            let claim = work.idempotency().claim(&idempotency_key(1)).await;
+            work.rollback().await.unwrap();
+            claim
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!claim.is_finished(), "the claim waits for the purger's lock");
+        purger.batch_execute("DELETE FROM idempotency_keys WHERE scope = 'user:1'; COMMIT;").await.unwrap();
+        assert_eq!(claim.await.unwrap().unwrap(), Claim::Claimed, "the key was free: a fresh run");
+    }
+
+    #[tokio::test]
+    async fn a_stored_reply_is_read_without_claiming_and_only_for_its_fingerprint_within_its_lifetime() {
+        use application::ports::Reply;
+        let f = fixture().await;
+        let mut conn = f.pool.get().await.unwrap();
+        diesel_async::SimpleAsyncConnection::batch_execute(
+            &mut *conn,
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, body) VALUES ('user:1', 'k', '\\x01', 'done'); \
+             INSERT INTO idempotency_keys (scope, key, fingerprint, body, created_at) \
+             VALUES ('user:1', 'old', '\\x01', 'done', now() - interval '2 days'); \
+             INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ('user:1', 'running', '\\x01');",
+        )
+        .await
+        .unwrap();
+        let mut read = f.uow.autocommit().await.unwrap();
+        let key = |name: &str, fingerprint: u8| application::ports::IdempotencyKey {
+            key: name.into(),
+            ..idempotency_key(fingerprint)
+        };
+        assert_eq!(read.idempotency().stored(&key("k", 1)).await.unwrap(), Some(Reply(b"done".to_vec())));
+        assert_eq!(read.idempotency().stored(&key("k", 2)).await.unwrap(), None, "another request's");
+        assert_eq!(read.idempotency().stored(&key("old", 1)).await.unwrap(), None, "past its lifetime");
+        assert_eq!(read.idempotency().stored(&key("running", 1)).await.unwrap(), None, "no reply yet");
+        assert_eq!(read.idempotency().stored(&key("none", 1)).await.unwrap(), None);
     }
 }

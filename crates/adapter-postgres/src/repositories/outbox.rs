@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 use domain::{OrderId, UserId};
 
 use crate::error::{StoreContext, corrupt};
-use crate::functions::lock_due_event;
+use crate::functions::{close_payment_send, lock_due_event, open_payment_send};
 use crate::records::{money, status_from_text};
 use crate::schema::outbox;
 use crate::work::PgWork;
@@ -49,6 +49,8 @@ impl OutboxRepository for PgWork {
                 outbox::order_id.eq(order.get()),
                 outbox::recorded_at.eq(at),
                 outbox::next_attempt_at.eq(at),
+                // A void recorded as such stands for one send in doubt.
+                outbox::sends_in_doubt.eq(i32::from(event == OutboxEvent::PaymentVoided)),
             ))
             .on_conflict_do_nothing()
             .execute(self.conn())
@@ -64,6 +66,21 @@ impl OutboxRepository for PgWork {
             .optional()
             .store_context("locking a due outbox event")?;
         row.map(due_event).transpose()
+    }
+
+    async fn open_send(&mut self, order: OrderId, user: UserId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        diesel::select(open_payment_send(order.get(), user.get(), at))
+            .get_result(self.conn())
+            .await
+            .store_context("opening a payment's send")
+    }
+
+    async fn close_send(&mut self, order: OrderId) -> Result<(), StoreError> {
+        diesel::select(close_payment_send(order.get()))
+            .get_result::<i32>(self.conn())
+            .await
+            .store_context("closing a payment's send")
+            .map(drop)
     }
 
     async fn remove(&mut self, event: OutboxEvent, order: OrderId) -> Result<(), StoreError> {
@@ -166,5 +183,32 @@ mod tests {
         assert_ne!(one.order_id, other.order_id);
         let mut third = f.uow.begin().await.unwrap();
         assert!(third.outbox().lock_due(at(100)).await.unwrap().is_none(), "both are held");
+    }
+
+    #[tokio::test]
+    async fn a_payments_send_is_opened_for_its_payable_order_counted_and_closed_one_by_one() {
+        let f = fixture().await;
+        let placed = order(&f.uow).await;
+        let buyer =
+            domain::UserId::new(count(&f.pool, &format!("SELECT user_id FROM orders WHERE id = {placed}")).await)
+                .unwrap();
+        let stranger = crate::fixtures::user(&f.uow).await;
+        let mut session = f.uow.autocommit().await.unwrap();
+        let outbox = session.outbox();
+        assert!(!outbox.open_send(placed, stranger, at(1)).await.unwrap(), "not the stranger's order");
+        assert!(outbox.open_send(placed, buyer, at(1)).await.unwrap());
+        assert!(outbox.open_send(placed, buyer, at(2)).await.unwrap(), "a second payment of it");
+        let open = format!("SELECT sends_in_doubt::int8 FROM outbox WHERE order_id = {placed}");
+        assert_eq!(count(&f.pool, &open).await, 2);
+        session.outbox().close_send(placed).await.unwrap();
+        assert_eq!(count(&f.pool, &open).await, 1, "the other send is still in doubt");
+        session.outbox().close_send(placed).await.unwrap();
+        assert_eq!(count(&f.pool, "SELECT count(*) FROM outbox").await, 0, "the record goes with its last send");
+        session.outbox().close_send(placed).await.unwrap();
+
+        let mut work = f.uow.begin().await.unwrap();
+        work.orders().mark_paid(placed, at(3)).await.unwrap();
+        work.commit().await.unwrap();
+        assert!(!session.outbox().open_send(placed, buyer, at(4)).await.unwrap(), "a paid order is not payable");
     }
 }

@@ -46,6 +46,11 @@ pub trait IdempotencyRepository: Send {
     /// nothing and can be retried). A claim that waits too long is [`Claim::InFlight`].
     async fn claim(&mut self, key: &IdempotencyKey) -> Result<Claim, StoreError>;
 
+    /// The reply a request with `key` and its fingerprint stored, read without claiming
+    /// the key or waiting for it; `None` when there is none (no such key, another
+    /// request's, one still running, or past the key's lifetime).
+    async fn stored(&mut self, key: &IdempotencyKey) -> Result<Option<Reply>, StoreError>;
+
     /// Stores the reply of the request that claimed `key` in this work.
     async fn complete(&mut self, key: &IdempotencyKey, reply: &Reply) -> Result<(), StoreError>;
 

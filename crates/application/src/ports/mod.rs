@@ -10,6 +10,7 @@ mod error;
 mod idempotency;
 mod repositories;
 mod set;
+mod slots;
 mod unit_of_work;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -26,6 +27,9 @@ pub use idempotency::MockIdempotencyRepository;
 pub use idempotency::{Claim, IdempotencyKey, IdempotencyRepository, Reply};
 pub use repositories::*;
 pub use set::Ports;
+#[cfg(any(test, feature = "mocks"))]
+pub use slots::MockPaymentSlots;
+pub use slots::{PaymentSlots, Slot};
 #[cfg(any(test, feature = "mocks"))]
 pub use unit_of_work::MockUnitOfWork;
 pub(crate) use unit_of_work::finish;

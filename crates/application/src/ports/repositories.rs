@@ -340,6 +340,15 @@ pub trait OutboxRepository: Send {
     /// take the same one.
     async fn lock_due(&mut self, now: DateTime<Utc>) -> Result<Option<DueEvent>, StoreError>;
 
+    /// Opens a send of `user`'s payment of `order`, before the payment begins: the
+    /// order's void record counts one more send that may reach the platform, durably.
+    /// `false` when the order is not that user's or not `NOT_PAID`: nothing recorded.
+    async fn open_send(&mut self, order: OrderId, user: UserId, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Closes one send of a payment of `order` that certainly did not reach the
+    /// platform; the void record goes with its last open send.
+    async fn close_send(&mut self, order: OrderId) -> Result<(), StoreError>;
+
     /// Removes `event` of `order` (delivered, or not needed).
     async fn remove(&mut self, event: OutboxEvent, order: OrderId) -> Result<(), StoreError>;
 

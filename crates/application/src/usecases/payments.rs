@@ -11,8 +11,8 @@ use domain::{OrderId, UserId};
 use crate::idempotency::{Answer, Begun, Key, KeyedError};
 use crate::opaque_debug::opaque_debug;
 use crate::ports::{
-    Clock, DataPlatform, DataPlatformError, NewPointEntry, OutboxEvent, PaidOrderEvent, Payment, PlatformEvent, Ports,
-    SendFailure, StoreError, UnitOfWork, Work, finish,
+    Clock, DataPlatform, DataPlatformError, NewPointEntry, OutboxEvent, PaidOrderEvent, Payment, PaymentSlots,
+    PlatformEvent, Ports, SendFailure, Slot, StoreError, UnitOfWork, Work, finish,
 };
 use crate::resilience::{Admission, BreakerOpen, CircuitBreaker};
 use crate::usecases::orders::return_stock;
@@ -34,6 +34,10 @@ pub enum PayOrderError {
     /// [`crate::resilience`]). Nothing was read or written.
     #[error(transparent)]
     BreakerOpen(#[from] BreakerOpen),
+    /// Refused before it began: every bulkhead slot stayed taken for the whole wait.
+    /// Nothing was read or written.
+    #[error("too many payments are waiting on the data platform")]
+    NoSlot,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,22 +52,37 @@ pub struct Paid {
 /// Pays an order from its user's balance, all or nothing.
 ///
 /// One transaction: lock the order (this user's), lock the balance, check the order is
-/// payable at that instant (`NOT_PAID`, before its deadline), deduct, append the `USE` ledger line, record the
-/// payment, mark the order `PAID`, and only then hand the order to the data platform.
-/// It commits only when the platform accepted; otherwise everything rolls back and the
-/// order stays payable until it expires. The order's lock makes a second concurrent
-/// payment of it wait and then see it `PAID`; the expiry sweep skips it meanwhile.
+/// payable at that instant (`NOT_PAID`, before its deadline), deduct, append the `USE`
+/// ledger line, record the payment, mark the order `PAID`, and only then hand the order
+/// to the data platform. It commits only when the platform accepted; otherwise
+/// everything rolls back and the order stays payable until it expires. The order's lock
+/// makes a second concurrent payment of it wait and then see it `PAID`; the expiry sweep
+/// skips it meanwhile.
 ///
-/// Before anything else the [`CircuitBreaker`] admits the payment, or refuses it at
-/// once while the platform has been failing; the send's outcome is reported back to it.
+/// Before that transaction (ADR 0013):
+/// - a bulkhead slot ([`PaymentSlots`]) and the [`CircuitBreaker`]'s admission are
+///   taken, and held until the payment has ended — by the payment, whatever its
+///   caller does; a keyed payment refused there still answers a retry of a payment its
+///   key already made;
+/// - the send is opened in the outbox, committed on its own, so that whatever stops the
+///   payment after that — a deadline, a lost client, a crash, a failed commit — leaves
+///   the record from which the order is voided if it ends unpaid. The payment's commit
+///   removes the record; a send that certainly did not reach the platform closes it.
 #[derive(Clone)]
 pub struct PayOrder {
     uow: Arc<dyn UnitOfWork>,
     clock: Arc<dyn Clock>,
     data_platform: Arc<dyn DataPlatform>,
     breaker: Arc<CircuitBreaker>,
+    slots: Arc<dyn PaymentSlots>,
 }
 opaque_debug!(PayOrder);
+
+/// What a payment holds from its admission to its end.
+struct Admitted {
+    _slot: Slot,
+    admission: Admission,
+}
 
 impl PayOrder {
     pub fn new(
@@ -71,23 +90,26 @@ impl PayOrder {
         clock: Arc<dyn Clock>,
         data_platform: Arc<dyn DataPlatform>,
         breaker: Arc<CircuitBreaker>,
+        slots: Arc<dyn PaymentSlots>,
     ) -> Self {
-        Self { uow, clock, data_platform, breaker }
+        Self { uow, clock, data_platform, breaker, slots }
     }
 
     #[tracing::instrument(skip(self))]
     pub async fn execute(&self, user_id: UserId, order_id: OrderId) -> Result<Paid, PayOrderError> {
-        // Held until the transaction has ended: in flight counts connections held.
-        let mut admission = self.breaker.admit()?;
+        let mut admitted = self.admit().await?;
+        let opened = self.open_send(user_id, order_id).await?;
         let mut work = self.uow.begin().await?;
         let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        let unsent = never_reached_the_platform(&outcome);
         let outcome = finish(work, outcome).await;
-        self.after_send(&mut admission, order_id, outcome.as_ref().map(drop)).await;
+        self.after(&mut admitted, order_id, opened && unsent, outcome.as_ref().map(drop)).await;
         outcome
     }
 
     /// [`Self::execute`], at most once per idempotency key: a replay answers the
-    /// payment it made, not `ORDER_ALREADY_PAID`, and sends nothing again.
+    /// payment it made, not `ORDER_ALREADY_PAID`, and sends nothing again — also while
+    /// payments are refused (breaker open, bulkhead full).
     #[tracing::instrument(skip(self, key))]
     pub async fn execute_keyed(
         &self,
@@ -96,50 +118,89 @@ impl PayOrder {
         key: Option<Key<Paid>>,
     ) -> Result<Answer<Paid>, KeyedError<PayOrderError>> {
         let Some(key) = key else { return Ok(Answer::Ran(self.execute(user_id, order_id).await?)) };
-        let mut admission = self.breaker.admit().map_err(PayOrderError::from)?;
-        let mut work = match key.begin(self.uow.as_ref()).await? {
-            Begun::Claimed(work) => work,
-            Begun::Replayed(reply) => return Ok(Answer::Replayed(reply)),
+        let mut admitted = match self.admit().await {
+            Ok(admitted) => admitted,
+            // Refused for want of capacity, not for what it asks.
+            Err(refused) => {
+                return match key.stored_reply(self.uow.as_ref()).await.map_err(PayOrderError::from)? {
+                    Some(reply) => Ok(Answer::Replayed(reply)),
+                    None => Err(refused.into()),
+                };
+            }
         };
-        let outcome = self.pay(work.as_mut(), user_id, order_id).await;
+        // Opened before the key is claimed: a payment holds one connection at a time.
+        let opened = self.open_send(user_id, order_id).await.map_err(PayOrderError::from)?;
+        // A replay, or a key refused: nothing is sent.
+        let mut work = match key.begin(self.uow.as_ref()).await {
+            Ok(Begun::Claimed(work)) => work,
+            Ok(Begun::Replayed(reply)) => {
+                self.close_send_if(opened, order_id).await;
+                return Ok(Answer::Replayed(reply));
+            }
+            Err(refused) => {
+                self.close_send_if(opened, order_id).await;
+                return Err(refused);
+            }
+        };
+        let outcome = self.pay(&mut *work, user_id, order_id).await;
+        let unsent = never_reached_the_platform(&outcome);
         let answer = work.finish(outcome).await;
         let outcome = match &answer {
             Ok(_) => Ok(()),
             Err(KeyedError::Failed(error)) => Err(error),
-            // Refused before it ran: not a payment's outcome.
+            // A claimed key is not refused afterwards; were it, nothing ran.
             Err(KeyedError::Refused(_)) => return answer,
         };
-        self.after_send(&mut admission, order_id, outcome).await;
+        self.after(&mut admitted, order_id, opened && unsent, outcome).await;
         answer
     }
 
-    /// Reports a payment's send to the breaker, and records an uncertain one.
-    async fn after_send(&self, admission: &mut Admission, order_id: OrderId, outcome: Result<(), &PayOrderError>) {
+    /// A bulkhead slot, then the breaker's admission.
+    async fn admit(&self) -> Result<Admitted, PayOrderError> {
+        let slot = self.slots.enter().await.ok_or(PayOrderError::NoSlot)?;
+        let admission = self.breaker.admit()?;
+        Ok(Admitted { _slot: slot, admission })
+    }
+
+    /// Opens the send in the outbox, committed before the payment begins.
+    async fn open_send(&self, user_id: UserId, order_id: OrderId) -> Result<bool, StoreError> {
+        let mut work = self.uow.autocommit().await?;
+        let opened = work.outbox().open_send(order_id, user_id, self.clock.now()).await;
+        finish(work, opened).await
+    }
+
+    /// Reports the send to the breaker, and closes a send that never reached the
+    /// platform.
+    async fn after(
+        &self,
+        admitted: &mut Admitted,
+        order_id: OrderId,
+        close: bool,
+        outcome: Result<(), &PayOrderError>,
+    ) {
         match outcome {
-            Ok(()) => admission.report(true),
-            Err(PayOrderError::DataPlatform(failed)) => {
-                admission.report(false);
-                if failed.failure == SendFailure::Uncertain {
-                    self.record_uncertain(order_id).await;
-                }
-            }
+            Ok(()) => admitted.admission.report(true),
+            Err(PayOrderError::DataPlatform(_)) => admitted.admission.report(false),
             // It ended before the send: the platform's health is not in question.
             Err(_) => {}
         }
+        self.close_send_if(close, order_id).await;
     }
 
-    /// The platform may have recorded the payment that was just rolled back: remember
-    /// it, outside that transaction, so that a void is sent if the order ends unpaid.
-    async fn record_uncertain(&self, order_id: OrderId) {
-        let recorded = async {
-            let mut work = self.uow.begin().await?;
-            let outcome = work.outbox().record(OutboxEvent::PaymentVoided, order_id, self.clock.now()).await;
-            finish(work, outcome).await
+    /// Closes, when `close`, a send that never reached the platform.
+    async fn close_send_if(&self, close: bool, order_id: OrderId) {
+        if !close {
+            return;
+        }
+        let closed = async {
+            let mut work = self.uow.autocommit().await?;
+            let closed = work.outbox().close_send(order_id).await;
+            finish(work, closed).await
         }
         .await;
-        if let Err(error) = recorded {
-            // Nothing else can keep it: the log is the operator's record of it.
-            tracing::error!(%order_id, %error, "an uncertain send could not be recorded; no void will follow");
+        if let Err(error) = closed {
+            // Harmless: the order gets a void it did not need if it ends unpaid.
+            tracing::warn!(%order_id, %error, "a send that never reached the platform could not be closed");
         }
     }
 
@@ -176,8 +237,20 @@ impl PayOrder {
         };
         let payment = work.payments().insert(order_id, user_id, amount, now).await?;
         work.orders().mark_paid(order_id, now).await?;
+        // Committed with the payment: the order is paid, no void can be needed.
+        work.outbox().remove(OutboxEvent::PaymentVoided, order_id).await?;
         self.data_platform.send(&PlatformEvent::OrderPaid(paid_event(order, now))).await?;
         Ok(Paid { payment, balance: after })
+    }
+}
+
+/// Whether a payment's outcome (before its commit) says its `ORDER_PAID` certainly did
+/// not reach the platform: it failed before the send, or the platform refused it (4xx).
+fn never_reached_the_platform(outcome: &Result<Paid, PayOrderError>) -> bool {
+    match outcome {
+        Ok(_) => false,
+        Err(PayOrderError::DataPlatform(failed)) => failed.failure == SendFailure::Refused,
+        Err(_) => true,
     }
 }
 
@@ -293,7 +366,13 @@ pub struct Payments {
 impl Payments {
     pub fn new(ports: &Ports, breaker: &Arc<CircuitBreaker>) -> Self {
         Self {
-            pay: PayOrder::new(ports.uow.clone(), ports.clock.clone(), ports.data_platform.clone(), breaker.clone()),
+            pay: PayOrder::new(
+                ports.uow.clone(),
+                ports.clock.clone(),
+                ports.data_platform.clone(),
+                breaker.clone(),
+                ports.payment_slots.clone(),
+            ),
             refund: RefundOrder::new(ports.uow.clone(), ports.clock.clone()),
         }
     }
@@ -301,14 +380,16 @@ impl Payments {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use domain::PaymentId;
     use domain::order::OrderStatus;
     use domain::testing::{OrderBuilder, at, uid};
 
     use super::*;
-    use crate::ports::MockDataPlatform;
+    use crate::ports::{MockDataPlatform, MockUnitOfWork};
     use crate::resilience::BreakerSettings;
-    use crate::usecases::test_support::{Ended, FakeWork, fixed_clock};
+    use crate::usecases::test_support::{Ended, EndedCell, FakeWork, fixed_clock};
 
     fn oid() -> OrderId {
         OrderId::new(11).unwrap()
@@ -329,8 +410,74 @@ mod tests {
         Arc::new(CircuitBreaker::new(settings, fixed_clock(at(0))))
     }
 
-    fn pay_order(uow: Arc<crate::ports::MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
-        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform), unbounded_breaker())
+    /// A bulkhead of `slots` that never waits, counting the slots held.
+    #[derive(Default)]
+    struct CountedSlots {
+        slots: usize,
+        held: Arc<AtomicUsize>,
+    }
+
+    struct Held(Arc<AtomicUsize>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentSlots for CountedSlots {
+        async fn enter(&self) -> Option<Slot> {
+            if self.held.fetch_add(1, Ordering::SeqCst) < self.slots {
+                Some(Slot::new(Held(self.held.clone())))
+            } else {
+                self.held.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+
+    fn slots(slots: usize) -> Arc<CountedSlots> {
+        Arc::new(CountedSlots { slots, held: Arc::default() })
+    }
+
+    fn pay_order(uow: Arc<MockUnitOfWork>, now: i64, platform: MockDataPlatform) -> PayOrder {
+        PayOrder::new(uow, fixed_clock(at(now)), Arc::new(platform), unbounded_breaker(), slots(1))
+    }
+
+    /// A session that opens the payment's send (`opened`: the order was payable).
+    fn opening(opened: bool) -> FakeWork {
+        let mut session = FakeWork::default();
+        session
+            .outbox
+            .expect_open_send()
+            .withf(|order, user, _| *order == oid() && *user == uid(1))
+            .times(1)
+            .returning(move |_, _, _| Ok(opened));
+        session
+    }
+
+    /// A session that closes the payment's send: it never reached the platform.
+    fn closing() -> FakeWork {
+        let mut session = FakeWork::default();
+        session.outbox.expect_close_send().withf(|order| *order == oid()).times(1).returning(|_| Ok(()));
+        session
+    }
+
+    /// The unit of work of one payment: a session opening its send, the payment's
+    /// `work`, then, with `close`, a session closing the send.
+    fn paying(work: FakeWork, opened: bool, close: bool) -> (Arc<MockUnitOfWork>, EndedCell) {
+        let ended = work.ended.clone();
+        let mut sessions = vec![opening(opened)];
+        if close {
+            sessions.push(closing());
+        }
+        sessions.reverse();
+        let mut uow = MockUnitOfWork::new();
+        let count = sessions.len();
+        uow.expect_autocommit().times(count).returning(move || Ok(Box::new(sessions.pop().unwrap())));
+        uow.expect_begin().times(1).return_once(move || Ok(Box::new(work)));
+        (Arc::new(uow), ended)
     }
 
     /// A work in which the order is payable and every write succeeds.
@@ -349,12 +496,27 @@ mod tests {
             Ok(Payment { id: PaymentId::new(5).unwrap(), order_id, user_id, amount, paid_at })
         });
         work.orders.expect_mark_paid().returning(|_, _| Ok(()));
+        // The payment's commit settles its send: the order is paid.
+        work.outbox
+            .expect_remove()
+            .withf(|event, order| *event == OutboxEvent::PaymentVoided && *order == oid())
+            .times(1)
+            .returning(|_, _| Ok(()));
         work
     }
 
+    fn answering(failure: SendFailure) -> MockDataPlatform {
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_send()
+            .times(1)
+            .returning(move |e| Err(DataPlatformError { order_id: e.order_id(), reason: "no".into(), failure }));
+        platform
+    }
+
     #[tokio::test]
-    async fn payment_deducts_sends_and_commits() {
-        let (uow, ended) = payable_work(15_000).into_uow();
+    async fn payment_opens_its_send_deducts_sends_and_commits() {
+        let (uow, ended) = paying(payable_work(15_000), true, false);
         let mut platform = MockDataPlatform::new();
         platform
             .expect_send()
@@ -372,12 +534,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn insufficient_balance_sends_nothing_and_writes_nothing() {
+    async fn insufficient_balance_sends_nothing_writes_nothing_and_closes_its_send() {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
         work.users.expect_spend_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
-        let (uow, ended) = work.into_uow();
+        let (uow, ended) = paying(work, true, true);
         // No expectation on the platform: a send would panic.
         let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::InsufficientBalance(_)));
@@ -387,28 +549,43 @@ mod tests {
     #[tokio::test]
     async fn a_failed_send_opens_the_breaker_and_the_next_payment_takes_no_connection_and_sends_nothing() {
         let breaker = strict_breaker();
-        let (uow, ended) = payable_work(15_000).into_uow();
-        let mut platform = MockDataPlatform::new();
-        platform.expect_send().times(1).returning(|e| {
-            Err(DataPlatformError {
-                order_id: e.order_id(),
-                reason: "answered 503".into(),
-                failure: SendFailure::Refused,
-            })
-        });
-        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), breaker.clone());
+        let (uow, ended) = paying(payable_work_unpaid(), true, true);
+        let pay = PayOrder::new(
+            uow,
+            fixed_clock(at(10)),
+            Arc::new(answering(SendFailure::Refused)),
+            breaker.clone(),
+            slots(1),
+        );
         assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::DataPlatform(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
         assert_eq!(breaker.in_flight(), 0, "no longer in flight once the transaction ended");
         // A unit of work and a platform without expectations: using either would panic.
         let next = PayOrder::new(
-            Arc::new(crate::ports::MockUnitOfWork::new()),
+            Arc::new(MockUnitOfWork::new()),
             fixed_clock(at(11)),
             Arc::new(MockDataPlatform::new()),
             breaker,
+            slots(1),
         );
         let refused = next.execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(refused, PayOrderError::BreakerOpen(_)), "{refused:?}");
+    }
+
+    /// [`payable_work`] for a payment whose send fails: nothing is committed, so the
+    /// send's record is not removed in it.
+    fn payable_work_unpaid() -> FakeWork {
+        let mut work = FakeWork::default();
+        work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
+        work.users
+            .expect_spend_within()
+            .returning(move |_, amount, _, _| Ok(Some(Balance::new(15_000 - amount.krw()).unwrap())));
+        work.payments.expect_insert().returning(|order_id, user_id, amount, paid_at| {
+            Ok(Payment { id: PaymentId::new(5).unwrap(), order_id, user_id, amount, paid_at })
+        });
+        work.orders.expect_mark_paid().returning(|_, _| Ok(()));
+        work.outbox.expect_remove().returning(|_, _| Ok(()));
+        work
     }
 
     #[tokio::test]
@@ -418,55 +595,93 @@ mod tests {
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
         work.users.expect_spend_within().times(1).returning(|_, _, _, _| Ok(None));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_799).unwrap())));
-        let (uow, _) = work.into_uow();
-        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), breaker.clone());
+        let (uow, _) = paying(work, true, true);
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(MockDataPlatform::new()), breaker.clone(), slots(1));
         assert!(matches!(pay.execute(uid(1), oid()).await, Err(PayOrderError::InsufficientBalance(_))));
         assert_eq!(breaker.state(), crate::resilience::BreakerState::Closed);
     }
 
     #[tokio::test]
-    async fn an_uncertain_send_is_recorded_outside_the_rolled_back_payment() {
-        let payment = payable_work(15_000);
-        let payment_ended = payment.ended.clone();
-        let mut record = FakeWork::default();
-        record
-            .outbox
-            .expect_record()
-            .withf(|event, order, at_| *event == OutboxEvent::PaymentVoided && *order == oid() && *at_ == at(10))
-            .times(1)
-            .returning(|_, _, _| Ok(()));
-        let record_ended = record.ended.clone();
-        let mut works = vec![record, payment];
-        let mut uow = crate::ports::MockUnitOfWork::new();
-        uow.expect_begin().times(2).returning(move || Ok(Box::new(works.pop().unwrap())));
-        let mut platform = MockDataPlatform::new();
-        platform.expect_send().times(1).returning(|e| {
-            Err(DataPlatformError {
-                order_id: e.order_id(),
-                reason: "no answer within 3000 ms".into(),
-                failure: SendFailure::Uncertain,
-            })
-        });
-        let error = pay_order(Arc::new(uow), 10, platform).execute(uid(1), oid()).await.unwrap_err();
+    async fn an_uncertain_send_leaves_its_send_open_for_a_void() {
+        // No closing session: the send stays open, so the order is voided if it ends unpaid.
+        let (uow, ended) = paying(payable_work_unpaid(), true, false);
+        let error = pay_order(uow, 10, answering(SendFailure::Uncertain)).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::DataPlatform(_)));
-        assert_eq!(payment_ended.get(), Some(Ended::RolledBack), "the payment left nothing");
-        assert_eq!(record_ended.get(), Some(Ended::Committed), "the record of the uncertain send stays");
+        assert_eq!(ended.get(), Some(Ended::RolledBack), "the payment left nothing");
     }
 
     #[tokio::test]
-    async fn a_failed_send_is_never_committed() {
-        let (uow, ended) = payable_work(15_000).into_uow();
+    async fn a_failed_commit_after_an_accepted_send_leaves_its_send_open() {
+        let mut work = payable_work(15_000);
+        work.commit_fails = true;
+        let (uow, ended) = paying(work, true, false);
         let mut platform = MockDataPlatform::new();
-        platform.expect_send().times(1).returning(|e| {
-            Err(DataPlatformError {
-                order_id: e.order_id(),
-                reason: "answered 500".into(),
-                failure: SendFailure::Refused,
-            })
-        });
+        platform.expect_send().times(1).returning(|_| Ok(()));
         let error = pay_order(uow, 10, platform).execute(uid(1), oid()).await.unwrap_err();
+        assert!(matches!(error, PayOrderError::Store(_)));
+        assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_refused_send_is_never_committed_and_closes_its_send() {
+        let (uow, ended) = paying(payable_work_unpaid(), true, true);
+        let error = pay_order(uow, 10, answering(SendFailure::Refused)).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::DataPlatform(_)));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
+    }
+
+    #[tokio::test]
+    async fn a_payment_holds_its_slot_until_it_ends_and_none_free_is_a_refusal_taking_nothing() {
+        let bulkhead = slots(1);
+        let held = bulkhead.held.clone();
+        let mut platform = MockDataPlatform::new();
+        let during = held.clone();
+        platform.expect_send().times(1).returning(move |_| {
+            assert_eq!(during.load(Ordering::SeqCst), 1, "the slot is held while the payment sends");
+            Ok(())
+        });
+        let (uow, _) = paying(payable_work(15_000), true, false);
+        let pay = PayOrder::new(uow, fixed_clock(at(10)), Arc::new(platform), unbounded_breaker(), bulkhead.clone());
+        assert!(pay.execute(uid(1), oid()).await.is_ok());
+        assert_eq!(held.load(Ordering::SeqCst), 0, "freed once the payment ended");
+
+        let full = slots(0);
+        let refused = PayOrder::new(
+            Arc::new(MockUnitOfWork::new()),
+            fixed_clock(at(10)),
+            Arc::new(MockDataPlatform::new()),
+            unbounded_breaker(),
+            full,
+        );
+        assert!(matches!(refused.execute(uid(1), oid()).await, Err(PayOrderError::NoSlot)));
+    }
+
+    #[tokio::test]
+    async fn a_keyed_payment_refused_for_capacity_still_replays_what_its_key_did() {
+        use crate::ports::{IdempotencyKey, Reply};
+        let key = || {
+            let key = IdempotencyKey { scope: "user:1".into(), key: "pay-1".into(), fingerprint: vec![1] };
+            Some(Key::new(key, |_: &Paid| Reply(b"paid".to_vec())))
+        };
+        for stored in [Some(Reply(b"paid".to_vec())), None] {
+            let mut session = FakeWork::default();
+            let found = stored.clone();
+            session.idempotency.expect_stored().times(1).return_once(move |_| Ok(found));
+            let (uow, _) = session.into_reader();
+            // No slot free, and no payment work: only the stored reply may be read.
+            let pay = PayOrder::new(
+                uow,
+                fixed_clock(at(10)),
+                Arc::new(MockDataPlatform::new()),
+                unbounded_breaker(),
+                slots(0),
+            );
+            let answer = pay.execute_keyed(uid(1), oid(), key()).await;
+            match stored {
+                Some(reply) => assert!(matches!(answer, Ok(Answer::Replayed(r)) if r == reply)),
+                None => assert!(matches!(answer, Err(KeyedError::Failed(PayOrderError::NoSlot)))),
+            }
+        }
     }
 
     #[tokio::test]
@@ -474,7 +689,7 @@ mod tests {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1_800))));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000_000).unwrap())));
-        let (uow, ended) = work.into_uow();
+        let (uow, ended) = paying(work, true, true);
         let error = pay_order(uow, 300, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
         assert_eq!(ended.get(), Some(Ended::RolledBack));
@@ -483,21 +698,24 @@ mod tests {
     #[tokio::test]
     async fn the_deadline_is_judged_once_the_order_is_locked_and_before_any_debit() {
         let mut sequence = mockall::Sequence::new();
+        let mut clock = crate::ports::MockClock::new();
+        // The send is opened first (its record's instant), then the order is locked,
+        // and only then is the deadline's instant read.
+        clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(0));
         let mut work = FakeWork::default();
         work.orders
             .expect_lock()
             .times(1)
             .in_sequence(&mut sequence)
             .returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
-        let mut clock = crate::ports::MockClock::new();
-        // Reading the clock before the order lock would break the sequence; no debit
-        // expectation: an expired order must not reach the balance.
+        // No debit expectation: an expired order must not reach the balance.
         clock.expect_now().times(1).in_sequence(&mut sequence).return_const(at(300));
-        let (uow, _) = work.into_uow();
-        let error = PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_breaker())
-            .execute(uid(1), oid())
-            .await
-            .unwrap_err();
+        let (uow, _) = paying(work, true, true);
+        let error =
+            PayOrder::new(uow, Arc::new(clock), Arc::new(MockDataPlatform::new()), unbounded_breaker(), slots(1))
+                .execute(uid(1), oid())
+                .await
+                .unwrap_err();
         assert!(matches!(error, PayOrderError::NotPayable(NotPayable::Expired(_))));
     }
 
@@ -506,7 +724,8 @@ mod tests {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::Paid, 1_800))));
         work.users.expect_lock_balance().returning(|_| Ok(Some(Balance::new(1_000_000).unwrap())));
-        let (uow, _) = work.into_uow();
+        // Not payable: no send was opened, none is closed.
+        let (uow, _) = paying(work, false, false);
         let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::NotPayable(NotPayable::AlreadyPaid(_))));
     }
@@ -516,18 +735,23 @@ mod tests {
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(None));
         work.users.expect_exists().returning(|_| Ok(false));
-        let (uow, _) = work.into_uow();
+        let (uow, _) = paying(work, false, false);
         let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(1), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::UserNotFound(_)));
     }
 
     #[tokio::test]
     async fn another_users_order_is_not_found() {
+        let mut session = FakeWork::default();
+        // Not this user's order: no send is opened.
+        session.outbox.expect_open_send().withf(|_, user, _| *user == uid(2)).times(1).returning(|_, _, _| Ok(false));
         let mut work = FakeWork::default();
         work.orders.expect_lock().returning(|_| Ok(Some(order(OrderStatus::NotPaid, 1))));
         work.users.expect_exists().returning(|_| Ok(true));
-        let (uow, _) = work.into_uow();
-        let error = pay_order(uow, 10, MockDataPlatform::new()).execute(uid(2), oid()).await.unwrap_err();
+        let mut uow = MockUnitOfWork::new();
+        uow.expect_autocommit().times(1).return_once(move || Ok(Box::new(session)));
+        uow.expect_begin().times(1).return_once(move || Ok(Box::new(work)));
+        let error = pay_order(Arc::new(uow), 10, MockDataPlatform::new()).execute(uid(2), oid()).await.unwrap_err();
         assert!(matches!(error, PayOrderError::OrderNotFound(_)));
     }
 

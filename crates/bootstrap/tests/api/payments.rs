@@ -198,3 +198,35 @@ async fn payments_racing_the_expiry_sweep_end_paid_or_failed_never_both() {
     }
     assert_eq!(app.stock(product).await, 1_000 - paid_units, "stock returned for exactly the failed orders");
 }
+
+#[tokio::test]
+async fn with_the_breaker_open_a_committed_keyed_payment_still_replays() {
+    let server = MockServer::start().await;
+    // The first payment is accepted; every send after it fails.
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(400)).mount(&server).await;
+    let app = app_with_platform(
+        &server,
+        &[("DATA_PLATFORM_BREAKER_FAILURES", "1"), ("DATA_PLATFORM_BREAKER_COOLDOWN_MS", "60000")],
+    )
+    .await;
+    let user = app.create_user().await;
+    let product = app.create_product(1_000, 10).await;
+    assert_eq!(app.charge(user, 10_000).await.status, 200);
+    let paid = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
+    let other = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
+    let body = json!({"userId": user, "orderId": paid});
+    let first = app.post_keyed("/api/v1/payments", &body, "pay-once").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    // A failed send opens the breaker.
+    app.pay(user, other).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
+    app.post_keyed("/api/v1/payments", &json!({"userId": user, "orderId": other}), "pay-other")
+        .await
+        .assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
+
+    let replay = app.post_keyed("/api/v1/payments", &body, "pay-once").await;
+    assert_eq!((replay.status, replay.replayed), (201, true), "{}", replay.body);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(app.balance(user).await, 9_000, "charged once");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "the replay sent nothing");
+}

@@ -84,9 +84,9 @@ async fn a_late_answer_then_expiry_sends_exactly_one_void_with_its_key_and_body(
 }
 
 #[tokio::test]
-async fn a_clean_error_answer_needs_no_void() {
+async fn a_4xx_refusal_needs_no_void() {
     let platform = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&platform).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(400)).mount(&platform).await;
     let app = spawn(&platform).await;
     let (user, order) = order(&app).await;
     app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
@@ -94,6 +94,22 @@ async fn a_clean_error_answer_needs_no_void() {
     assert!(expired(&app, order).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(received(&platform, VOIDED).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_gateways_502_gets_a_void_once_the_order_fails() {
+    let platform = MockServer::start().await;
+    Mock::given(method("POST")).and(of_type(PAID)).respond_with(ResponseTemplate::new(502)).mount(&platform).await;
+    Mock::given(method("POST")).and(of_type(VOIDED)).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
+    let app = spawn(&platform).await;
+    let (user, order) = order(&app).await;
+    app.pay(user, order).await.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
+    assert!(expired(&app, order).await);
+    let delivered = eventually(Duration::from_secs(10), async || received(&platform, VOIDED).await.len() == 1).await;
+    assert!(delivered, "a 5xx is uncertain: the void follows");
+    let void = &received(&platform, VOIDED).await[0];
+    assert_eq!(void.headers.get("idempotency-key").unwrap(), &format!("order-{order}-void"));
+    assert_eq!(app.balance(user).await, 5_000, "nothing was charged");
 }
 
 #[tokio::test]

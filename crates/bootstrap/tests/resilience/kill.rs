@@ -275,3 +275,91 @@ pub async fn second_signal() {
     paying.abort();
     assert_eq!(db_scalar(db.url(), "SELECT count(*) FROM payments").await, 0, "the abandoned payment left nothing");
 }
+
+/// A payment whose `ORDER_PAID` the platform holds, then `kill -9` of the process while
+/// it waits, then a restart on the same database: the order expires unpaid and the
+/// platform receives exactly one void for it (the send was recorded before it left),
+/// and the balance is untouched.
+pub async fn void_after_a_kill_during_the_send() {
+    use wiremock::matchers::{body_partial_json, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let platform = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"type": "ORDER_PAID"})))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&platform)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
+    let events = |kind: &'static str| {
+        let platform = &platform;
+        async move {
+            let all = platform.received_requests().await.unwrap_or_default();
+            all.into_iter().filter(|r| r.body_json::<Value>().is_ok_and(|b| b["type"] == kind)).collect::<Vec<_>>()
+        }
+    };
+
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = platform.uri();
+    let vars = [
+        ("DATA_PLATFORM_URL", url.as_str()),
+        ("DATA_PLATFORM_TIMEOUT_MS", "30000"),
+        ("ORDER_PAYMENT_TIMEOUT_SECS", "3"),
+        ("ORDER_EXPIRY_SWEEP_MS", "100"),
+    ];
+    let mut server = start_with(db.url(), port, &vars);
+    assert!(ready(&base).await, "the service starts");
+    let client = client();
+    let user =
+        post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "kim"})).await.unwrap()["userId"].clone();
+    let product =
+        post(&client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 700, "stock": 5}))
+            .await
+            .unwrap()["productId"]
+            .clone();
+    let as_user = Some(&user);
+    post_as(&client, as_user, format!("{base}/api/v1/points/{user}"), json!({"amount": 5_000})).await.unwrap();
+    let order = post_as(
+        &client,
+        as_user,
+        format!("{base}/api/v1/orders"),
+        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await
+    .unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+
+    let paying = tokio::spawn({
+        let (client, base, user) = (client.clone(), base.clone(), user.clone());
+        async move {
+            post_as(&client, Some(&user), format!("{base}/api/v1/payments"), json!({"userId": user, "orderId": order}))
+                .await
+        }
+    });
+    let sent = eventually(Duration::from_secs(10), async || !events("ORDER_PAID").await.is_empty()).await;
+    assert!(sent, "the platform holds the payment's ORDER_PAID");
+    server.start_kill().unwrap(); // SIGKILL, while the platform holds the request
+    server.wait().await.unwrap();
+    let _ = paying.await;
+
+    let mut restarted = start_with(db.url(), port, &vars);
+    assert!(ready(&base).await, "the service restarts on the same database");
+    let voided = eventually(Duration::from_secs(20), async || events("ORDER_PAYMENT_VOIDED").await.len() == 1).await;
+    assert!(voided, "the void reaches the platform once the order has expired");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let voids = events("ORDER_PAYMENT_VOIDED").await;
+    assert_eq!(voids.len(), 1, "exactly one void");
+    assert_eq!(voids[0].headers.get("idempotency-key").unwrap(), &format!("order-{order}-void"));
+    assert_eq!(
+        db_scalar(db.url(), &format!("SELECT count(*) FROM orders WHERE id = {order} AND status = 'FAILED'")).await,
+        1
+    );
+    let balance = db_scalar(db.url(), &format!("SELECT balance FROM users WHERE id = {user}")).await;
+    assert_eq!(balance, 5_000, "the balance is untouched");
+    assert_eq!(db_scalar(db.url(), "SELECT count(*) FROM outbox").await, 0, "nothing left to send");
+    restarted.start_kill().unwrap();
+    restarted.wait().await.unwrap();
+}

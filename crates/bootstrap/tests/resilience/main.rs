@@ -291,6 +291,97 @@ async fn kill_9_under_mixed_load_then_a_restart_leaves_every_invariant_intact() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_while_the_platform_holds_a_payment_is_followed_by_exactly_one_void_after_the_restart() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    kill::void_after_a_kill_during_the_send().await;
+}
+
+/// A data platform on loopback that answers every request after `delay`, and counts the
+/// most requests it held at once.
+async fn slow_platform(delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let held = most.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (now, most) = (now.clone(), most.clone());
+            tokio::spawn(async move {
+                // The request: its head, then as many bytes as its Content-Length says.
+                let mut request = Vec::new();
+                let mut buffer = [0; 4096];
+                loop {
+                    let Ok(read) = stream.read(&mut buffer).await else { return };
+                    if read == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let holding = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(holding, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (url, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_give_up_on_slow_payments_never_let_more_than_the_bulkhead_reach_the_platform() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (url, most) = slow_platform(Duration::from_secs(4)).await;
+    let app = TestApp::spawn_with(&[
+        ("DATA_PLATFORM_URL", &url),
+        ("DATA_PLATFORM_TIMEOUT_MS", "6000"),
+        ("DATA_PLATFORM_MAX_IN_FLIGHT", "2"),
+        ("DATABASE_POOL_SIZE", "12"),
+    ])
+    .await;
+    let product = app.create_product(100, 1_000).await;
+    let users = app.bulk_users(12, 10_000).await;
+    let mut orders = Vec::new();
+    for user in &users {
+        orders.push(app.order(*user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap());
+    }
+    // Impatient clients: each gives up after 300 ms and drops its connection.
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    for wave in users.chunks(4).zip(orders.chunks(4)) {
+        let sends = wave.0.iter().zip(wave.1).map(|(user, order)| {
+            impatient
+                .post(app.url("/api/v1/payments"))
+                .bearer_auth(token(*user))
+                .json(&json!({"userId": user, "orderId": order}))
+                .send()
+        });
+        let replies = futures::future::join_all(sends).await;
+        assert!(replies.iter().all(Result::is_err), "every client gave up before its answer");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // Let every payment still running end.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(held >= 1, "payments reached the platform");
+    assert!(held <= 2, "the platform held {held} sends at once; the bulkhead allows 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_under_load_answers_503_with_retry_after_and_the_service_recovers_by_itself() {
     let _one = ONE_AT_A_TIME.lock().await;
     let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();

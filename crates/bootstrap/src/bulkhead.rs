@@ -1,9 +1,12 @@
-//! The bulkhead in front of payments.
+//! The bulkhead in front of payments: the [`PaymentSlots`] the payment use case takes a
+//! slot of, and holds until it has ended (ADR 0006, ADR 0013).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use application::ports::{PaymentSlots, Slot};
+use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The bulkhead in front of payments: at most `slots` run at once, so that payments
@@ -25,7 +28,7 @@ impl Bulkhead {
     }
 
     /// A slot, or `None` when none freed up within the wait.
-    pub(crate) async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+    async fn permit(&self) -> Option<OwnedSemaphorePermit> {
         let slot = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await.ok().and_then(Result::ok);
         if slot.is_none() {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -41,6 +44,13 @@ impl Bulkhead {
     /// Slots taken now.
     pub fn in_use(&self) -> usize {
         self.capacity - self.slots.available_permits()
+    }
+}
+
+#[async_trait]
+impl PaymentSlots for Bulkhead {
+    async fn enter(&self) -> Option<Slot> {
+        self.permit().await.map(Slot::new)
     }
 }
 
