@@ -25,7 +25,7 @@ db="ecommerce_fuzz_$$"
 base="${DATABASE_URL%%\?*}"
 base="${base%/*}"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export DATABASE_URL="$base/$db" HTTP_ADDR="127.0.0.1:$port" ADMIN_TOKEN="fuzz-admin-token"
+export DATABASE_URL="$base/$db" HTTP_ADDR="127.0.0.1:$port" ADMIN_TOKEN="fuzz-admin-token-of-32-characters"
 export AUTH_JWT_SECRET="fuzz-secret-of-at-least-thirty-two-bytes" RUST_LOG=error
 server=""
 cleanup() {

@@ -3,13 +3,8 @@
 -- :users users with room on their balance, a catalog of 1,000 products (product 1 is
 -- the one every order buys), and two large coupons: one the service issues, one the
 -- pgbench reference issues.
--- Each balance with the charge that explains it, as the service would have written it.
-BEGIN;
 INSERT INTO users (name, balance)
 SELECT 'user-' || n, 1000000 FROM generate_series(1, :users) AS n;
-INSERT INTO point_history (user_id, kind, amount, balance_after, created_at)
-SELECT id, 'CHARGE', balance, balance, now() FROM users;
-COMMIT;
 
 INSERT INTO products (name, price, stock)
 SELECT 'Product ' || n, 100 * (1 + n % 500), 100000000 FROM generate_series(1, 1000) AS n;

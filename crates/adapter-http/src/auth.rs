@@ -16,23 +16,28 @@ use chrono::{DateTime, Utc};
 use domain::UserId;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::problem::{ApiError, ProblemCode};
 
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
+
+/// The shortest admin token accepted: one that can be guessed is no credential.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// The configured admin token. Never printed by `Debug`.
 #[derive(Clone)]
 pub struct AdminToken([u8; 32]);
 
 impl AdminToken {
-    /// `None` for an empty token: an empty token would let an empty header in.
+    /// `None` for a token shorter than [`MIN_ADMIN_TOKEN_CHARS`] (an empty one would let
+    /// an empty header in).
     pub fn new(token: &str) -> Option<Self> {
-        (!token.is_empty()).then(|| Self(Sha256::digest(token.as_bytes()).into()))
+        (token.chars().count() >= MIN_ADMIN_TOKEN_CHARS).then(|| Self(Sha256::digest(token.as_bytes()).into()))
     }
 
     /// Compares digests of equal length in constant time, so the time taken reveals
@@ -97,7 +102,15 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
+    aud: Option<Audience>,
+}
+
+/// `aud`: one audience, or several (RFC 7519 allows both).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Where user tokens' keys come from.
@@ -125,6 +138,16 @@ pub enum AuthConfigError {
     SecretTooShort(usize),
     #[error("not an RSA, EC (P-256) or Ed25519 public key in PEM")]
     UnreadableKey,
+    #[error("an EC key must be on the P-256 curve (ES256)")]
+    UnsupportedCurve,
+    #[error(
+        "with a public key, AUTH_JWT_ISSUER is required: tokens the identity provider issued elsewhere must not pass"
+    )]
+    MissingIssuer,
+    #[error(
+        "with a public key, AUTH_JWT_AUDIENCE is required: tokens the identity provider issued for other applications must not pass"
+    )]
+    MissingAudience,
 }
 
 /// Verifies user tokens and, with a shared secret, issues them.
@@ -174,9 +197,22 @@ impl UserTokens {
                 (Algorithm::HS256, DecodingKey::from_secret(&secret), Some(EncodingKey::from_secret(&secret)))
             }
             KeySource::PublicKeyPem(pem) => {
+                // An identity provider issues tokens for many applications: both are
+                // needed to tell this service's apart.
+                if issuer.is_none() {
+                    return Err(AuthConfigError::MissingIssuer);
+                }
+                if audience.is_none() {
+                    return Err(AuthConfigError::MissingAudience);
+                }
                 let (algorithm, key) = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
                     (Algorithm::RS256, key)
                 } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+                    // ES256 is P-256; a key on another curve would fail every request.
+                    let text = std::str::from_utf8(&pem).map_err(|_| AuthConfigError::UnreadableKey)?;
+                    if p256::PublicKey::from_public_key_pem(text).is_err() {
+                        return Err(AuthConfigError::UnsupportedCurve);
+                    }
                     (Algorithm::ES256, key)
                 } else if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
                     (Algorithm::EdDSA, key)
@@ -186,11 +222,13 @@ impl UserTokens {
                 (algorithm, key, None)
             }
         };
-        // Only the configured algorithm; `exp` required; `iss`/`aud` when configured.
+        // Only the configured algorithm; `exp` required, `nbf` checked when present;
+        // `iss`/`aud` when configured (always with a public key).
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         match &issuer {
             Some(issuer) => {
                 validation.set_issuer(&[issuer]);
@@ -223,7 +261,7 @@ impl UserTokens {
             exp: expires_at.timestamp(),
             iat: Some(now.timestamp()),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).ok()?;
         Some(IssuedToken { token, expires_at })
@@ -237,6 +275,7 @@ impl UserTokens {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "the token's signature is invalid",
                 ErrorKind::InvalidAlgorithm => "the token is not signed with the accepted algorithm",
                 ErrorKind::InvalidIssuer => "the token was issued by another issuer",
@@ -244,10 +283,11 @@ impl UserTokens {
                 ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, sub, iss or aud)",
                 _ => "the token is malformed",
             })?;
-        data.claims
-            .sub
-            .parse::<i64>()
+        let sub = data.claims.sub;
+        // The canonical decimal form only: "+5" or "05" is not user 5.
+        sub.parse::<i64>()
             .ok()
+            .filter(|id| id.to_string() == sub)
             .and_then(|id| UserId::new(id).ok())
             .ok_or("the token's subject is not a user id")
     }
@@ -329,8 +369,20 @@ mod tests {
     fn a_short_secret_or_a_key_that_is_not_pem_is_refused() {
         let short = UserTokens::new(KeySource::Secret(vec![b'x'; 31]), None, None, Duration::from_secs(1));
         assert!(matches!(short, Err(AuthConfigError::SecretTooShort(31))));
-        let not_pem = UserTokens::new(KeySource::PublicKeyPem(b"hello".to_vec()), None, None, Duration::from_secs(1));
+        let (issuer, audience) = (Some("https://id.example".to_owned()), Some("shop-api".to_owned()));
+        let not_pem = UserTokens::new(
+            KeySource::PublicKeyPem(b"hello".to_vec()),
+            issuer.clone(),
+            audience.clone(),
+            Duration::from_secs(1),
+        );
         assert!(matches!(not_pem, Err(AuthConfigError::UnreadableKey)));
+        let no_issuer =
+            UserTokens::new(KeySource::PublicKeyPem(b"hello".to_vec()), None, audience, Duration::from_secs(1));
+        assert!(matches!(no_issuer, Err(AuthConfigError::MissingIssuer)));
+        let no_audience =
+            UserTokens::new(KeySource::PublicKeyPem(b"hello".to_vec()), issuer, None, Duration::from_secs(1));
+        assert!(matches!(no_audience, Err(AuthConfigError::MissingAudience)));
     }
 
     #[test]
@@ -376,22 +428,43 @@ mod tests {
     }
 
     #[test]
-    fn a_subject_that_is_not_a_positive_id_is_refused() {
+    fn a_subject_that_is_not_a_positive_id_in_canonical_form_is_refused() {
         let exp = Utc::now().timestamp() + 60;
-        for sub in ["0", "-3", "kim", ""] {
+        for sub in ["0", "-3", "kim", "", "+5", "05", " 5"] {
             let token = sign(&serde_json::json!({"sub": sub, "exp": exp}), Algorithm::HS256, SECRET);
             assert!(tokens().verify(&token).is_err(), "{sub:?}");
         }
     }
 
     #[test]
-    fn the_admin_token_matches_only_itself() {
-        let token = AdminToken::new("s3cret-admin").unwrap();
-        assert!(token.matches("s3cret-admin"));
-        assert!(!token.matches("s3cret-admin "));
+    fn the_admin_token_matches_only_itself_and_has_at_least_32_characters() {
+        let secret = "s3cret-admin-token-of-32-characters";
+        let token = AdminToken::new(secret).unwrap();
+        assert!(token.matches(secret));
+        assert!(!token.matches(&format!("{secret} ")));
         assert!(!token.matches("s3cret"));
         assert!(!token.matches(""));
         assert!(AdminToken::new("").is_none());
+        assert!(AdminToken::new(&"x".repeat(31)).is_none());
+        assert!(AdminToken::new(&"x".repeat(32)).is_some());
+    }
+
+    #[test]
+    fn an_audience_array_that_contains_ours_passes_and_a_future_nbf_does_not() {
+        let strict =
+            UserTokens::new(KeySource::Secret(SECRET.to_vec()), None, Some("api".into()), Duration::from_secs(60))
+                .unwrap();
+        let now = Utc::now().timestamp();
+        let token = |claims: serde_json::Value| sign(&claims, Algorithm::HS256, SECRET);
+        assert_eq!(
+            strict.verify(&token(serde_json::json!({"sub": "7", "exp": now + 60, "aud": ["web", "api"]}))),
+            Ok(user(7))
+        );
+        assert!(strict.verify(&token(serde_json::json!({"sub": "7", "exp": now + 60, "aud": ["web"]}))).is_err());
+        let later = token(serde_json::json!({"sub": "7", "exp": now + 600, "aud": "api", "nbf": now + 120}));
+        assert_eq!(strict.verify(&later), Err("the token is not valid yet (nbf)"));
+        let skewed = token(serde_json::json!({"sub": "7", "exp": now + 600, "aud": "api", "nbf": now + 10}));
+        assert_eq!(strict.verify(&skewed), Ok(user(7)), "30 s of leeway");
     }
 
     fn base64_url(bytes: &[u8]) -> String {

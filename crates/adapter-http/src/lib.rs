@@ -20,7 +20,7 @@ mod run;
 mod server;
 mod state;
 
-pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource, UserTokens};
+pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource, MIN_ADMIN_TOKEN_CHARS, UserTokens};
 pub use metrics::Metrics;
 pub use operations::{document, openapi_json};
 pub use server::{HttpSettings, serve};

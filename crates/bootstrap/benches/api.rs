@@ -37,7 +37,7 @@ async fn start() -> Bench {
     let env: HashMap<&str, String> = [
         ("DATABASE_URL", db.url().to_owned()),
         ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ("ADMIN_TOKEN", "bench".to_owned()),
+        ("ADMIN_TOKEN", "bench-admin-token-of-32-characters".to_owned()),
         ("AUTH_JWT_SECRET", SECRET.to_owned()),
     ]
     .into_iter()

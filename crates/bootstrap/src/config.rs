@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use adapter_http::{KeySource, UserTokens};
+use adapter_http::{AuthConfigError, KeySource, MIN_ADMIN_TOKEN_CHARS, UserTokens};
 use chrono_tz::Tz;
 use domain::order::PaymentTimeout;
 
@@ -173,7 +173,16 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
     Ok(Config {
         database_url,
         http_addr,
-        admin_token: non_empty("ADMIN_TOKEN").map(|t| t.trim().to_owned()),
+        admin_token: non_empty("ADMIN_TOKEN")
+            .map(|t| t.trim().to_owned())
+            .map(|t| {
+                if t.chars().count() >= MIN_ADMIN_TOKEN_CHARS {
+                    Ok(t)
+                } else {
+                    Err(error("ADMIN_TOKEN", format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters")))
+                }
+            })
+            .transpose()?,
         data_platform_url,
         data_platform_timeout: Duration::from_millis(number("DATA_PLATFORM_TIMEOUT_MS", 3_000, 1..=60_000)?),
         payment_timeout,
@@ -237,7 +246,14 @@ pub fn user_tokens(get: &impl Fn(&str) -> Option<String>) -> Result<Option<UserT
         Duration::from_secs(lifetime),
     )
     .map(Some)
-    .map_err(|e| error(variable, e.to_string()))
+    .map_err(|e| {
+        let variable = match e {
+            AuthConfigError::MissingIssuer => "AUTH_JWT_ISSUER",
+            AuthConfigError::MissingAudience => "AUTH_JWT_AUDIENCE",
+            _ => variable,
+        };
+        error(variable, e.to_string())
+    })
 }
 
 impl Config {
@@ -383,6 +399,31 @@ mod tests {
         assert_eq!(ttl.variable, "AUTH_TOKEN_TTL_SECS");
     }
 
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn a_public_key_needs_an_issuer_and_an_audience_and_an_ec_key_must_be_p256() {
+        let key = fixture("es256-public.pem");
+        let public = ("AUTH_JWT_PUBLIC_KEY_FILE", key.as_str());
+        let (issuer, audience) = (("AUTH_JWT_ISSUER", "https://id.example"), ("AUTH_JWT_AUDIENCE", "shop-api"));
+        assert_eq!(config(&[DB, public, audience]).unwrap_err().variable, "AUTH_JWT_ISSUER");
+        assert_eq!(config(&[DB, public, issuer]).unwrap_err().variable, "AUTH_JWT_AUDIENCE");
+        assert!(!config(&[DB, public, issuer, audience]).unwrap().require_user_tokens().unwrap().can_issue());
+        let p384 = fixture("es384-public.pem");
+        let other_curve = config(&[DB, ("AUTH_JWT_PUBLIC_KEY_FILE", p384.as_str()), issuer, audience]).unwrap_err();
+        assert_eq!(other_curve.variable, "AUTH_JWT_PUBLIC_KEY_FILE");
+        assert!(other_curve.to_string().contains("P-256"), "{other_curve}");
+    }
+
+    #[test]
+    fn an_admin_token_has_at_least_32_characters() {
+        let short = config(&[DB, ("ADMIN_TOKEN", "0123456789abcdef0123456789abcde")]).unwrap_err();
+        assert_eq!(short.variable, "ADMIN_TOKEN");
+        assert!(config(&[DB, ("ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")]).unwrap().admin_token.is_some());
+    }
+
     #[test]
     fn a_data_platform_url_is_kept_parsed() {
         let config = config(&[DB, ("DATA_PLATFORM_URL", " https://dp.internal:8443/events ")]).unwrap();
@@ -407,8 +448,13 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let config =
-            config(&[DB, SECRET, ("ADMIN_TOKEN", "s3cret"), ("DATA_PLATFORM_URL", "https://user:pw@dp")]).unwrap();
+        let config = config(&[
+            DB,
+            SECRET,
+            ("ADMIN_TOKEN", "s3cret-s3cret-s3cret-s3cret-s3cret"),
+            ("DATA_PLATFORM_URL", "https://user:pw@dp"),
+        ])
+        .unwrap();
         let printed = format!("{config:?}");
         assert!(!printed.contains("s3cret") && !printed.contains("pw@") && !printed.contains(SECRET.1));
     }

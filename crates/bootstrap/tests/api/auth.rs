@@ -120,6 +120,9 @@ async fn expired_foreign_unsigned_and_exp_less_tokens_are_401_with_an_invalid_to
         ("alg none", unsigned),
         ("without exp", token_with(&json!({"sub": user.to_string()}))),
         ("without sub", token_with(&json!({"exp": now + 600}))),
+        ("a signed subject", token_with(&json!({"sub": format!("+{user}"), "exp": now + 600}))),
+        ("a subject with a leading zero", token_with(&json!({"sub": format!("0{user}"), "exp": now + 600}))),
+        ("not valid yet", token_with(&json!({"sub": user.to_string(), "exp": now + 600, "nbf": now + 120}))),
         ("not a JWT", "garbage".to_owned()),
     ] {
         let response = call(&app, "GET", &format!("/api/v1/points/{user}"), None, Some(&bad)).await;
@@ -210,6 +213,7 @@ async fn a_public_key_configuration_verifies_an_identity_providers_es256_and_rs2
             ("AUTH_JWT_SECRET", ""),
             ("AUTH_JWT_PUBLIC_KEY_FILE", key_file.to_str().unwrap()),
             ("AUTH_JWT_ISSUER", "https://id.example"),
+            ("AUTH_JWT_AUDIENCE", "shop-api"),
         ])
         .await;
         let user = app.create_user().await;
@@ -220,11 +224,32 @@ async fn a_public_key_configuration_verifies_an_identity_providers_es256_and_rs2
         };
         let sign = |claims: Value| jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key).unwrap();
         let exp = chrono::Utc::now().timestamp() + 600;
-        let good = sign(json!({"sub": user.to_string(), "exp": exp, "iss": "https://id.example"}));
+        let claims = |extra: Value| {
+            let mut claims =
+                json!({"sub": user.to_string(), "exp": exp, "iss": "https://id.example", "aud": "shop-api"});
+            for (k, v) in extra.as_object().unwrap() {
+                if v.is_null() {
+                    claims.as_object_mut().unwrap().remove(k);
+                } else {
+                    claims[k] = v.clone();
+                }
+            }
+            sign(claims)
+        };
         let path = format!("/api/v1/points/{user}");
-        assert_eq!(call(&app, "GET", &path, None, Some(&good)).await.status(), 200, "{algorithm:?}");
-        let other_issuer = sign(json!({"sub": user.to_string(), "exp": exp, "iss": "https://evil.example"}));
-        assert_eq!(call(&app, "GET", &path, None, Some(&other_issuer)).await.status(), 401, "{algorithm:?}");
+        let now = chrono::Utc::now().timestamp();
+        for (what, token, status) in [
+            ("good", claims(json!({})), 200),
+            ("aud as an array that contains it", claims(json!({"aud": ["other-app", "shop-api"]})), 200),
+            ("nbf within the leeway", claims(json!({"nbf": now + 20})), 200),
+            ("another issuer", claims(json!({"iss": "https://evil.example"})), 401),
+            ("issued for another application", claims(json!({"aud": "other-app"})), 401),
+            ("an array without it", claims(json!({"aud": ["other-app"]})), 401),
+            ("no audience", claims(json!({"aud": null})), 401),
+            ("not valid yet", claims(json!({"nbf": now + 120})), 401),
+        ] {
+            assert_eq!(call(&app, "GET", &path, None, Some(&token)).await.status(), status, "{algorithm:?}: {what}");
+        }
         // HS256 signed with the public key's bytes (the classic algorithm confusion) is refused.
         let confused = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),

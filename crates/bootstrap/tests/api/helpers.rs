@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::contract;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-32-characters";
 /// The HS256 secret the test instances verify user tokens with.
 pub const USER_TOKEN_SECRET: &str = "a test secret of more than thirty-two bytes";
 
