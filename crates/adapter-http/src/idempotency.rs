@@ -12,7 +12,7 @@ use std::future::{Ready, ready};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{ContentType, HeaderName, HeaderValue};
+use actix_web::http::header::{CONTENT_ENCODING, ContentType, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
@@ -67,6 +67,9 @@ pub async fn fingerprint(
         let found = match valid_key(&raw) {
             None => KeyHeader::Invalid,
             Some(key) => {
+                // Decoded (a `Content-Encoding: gzip` body is inflated here), so the
+                // fingerprint is the same as for the same body sent uncompressed; the
+                // body is put back decoded, and so no longer encoded.
                 let body = req.extract::<web::Bytes>().await?;
                 let mut hash = Sha256::new();
                 hash.update(req.method().as_str());
@@ -74,6 +77,7 @@ pub async fn fingerprint(
                 hash.update(req.uri().path_and_query().map_or("", |p| p.as_str()));
                 hash.update(b"\n");
                 hash.update(&body);
+                req.headers_mut().remove(CONTENT_ENCODING);
                 req.set_payload(Payload::from(body));
                 KeyHeader::Valid { key, fingerprint: hash.finalize().to_vec() }
             }

@@ -217,3 +217,41 @@ async fn the_configured_key_lifetime_is_the_one_keys_live() {
         assert_eq!(app.balance(user).await, if expected == 200 { 50 } else { 0 }, "{vars:?}");
     }
 }
+
+/// `body` compressed with gzip.
+fn gzip(body: &serde_json::Value) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body.to_string().as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_gzip_body_is_taken_like_the_same_body_uncompressed_keyed_or_not_and_replays() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user().await;
+    let charge = |body: &serde_json::Value, key: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url(&format!("/api/v1/points/{user}")))
+            .bearer_auth(crate::helpers::token(user))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(gzip(body));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        app.send(request)
+    };
+    let plain = charge(&json!({"amount": 1_000}), None).await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    let first = charge(&json!({"amount": 500}), Some("gz-1")).await;
+    assert_eq!((first.status, first.replayed), (200, false), "{}", first.body);
+    let replay = charge(&json!({"amount": 500}), Some("gz-1")).await;
+    assert_eq!((replay.status, replay.replayed), (200, true), "{}", replay.body);
+    assert_eq!(replay.body, first.body);
+    // The same body uncompressed has the same fingerprint: a replay, not a reuse.
+    let uncompressed = app.post_keyed(&format!("/api/v1/points/{user}"), &json!({"amount": 500}), "gz-1").await;
+    assert_eq!((uncompressed.status, uncompressed.replayed), (200, true), "{}", uncompressed.body);
+    assert_eq!(app.balance(user).await, 1_500, "charged once per request, never twice");
+}
