@@ -24,7 +24,8 @@ pub struct AppState {
 /// and the client gets 503 `SERVICE_UNAVAILABLE`.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
-    /// Any use case: the pool wait, one statement's limit and a margin.
+    /// Any use case, the wait for a pooled connection included: one statement's limit
+    /// and a margin.
     pub database: Duration,
     /// A payment: that, plus the longest wait on the data platform.
     pub payment: Duration,

@@ -78,11 +78,11 @@ impl Config {
         self.database_pool_wait.min(Duration::from_millis(500))
     }
 
-    /// Client-side bound on a request's database work: the pool wait, one statement's
-    /// limit and a margin. It only matters when the database stops answering without
-    /// closing anything (server-side limits cannot fire then).
+    /// Client-side bound on a request's database work, the wait for a pooled connection
+    /// included: one statement's limit and a second. It only matters when the database
+    /// stops answering without closing anything (server-side limits cannot fire then).
     pub fn database_deadline(&self) -> Duration {
-        self.database_pool_wait + self.database_statement_timeout + Duration::from_secs(1)
+        self.database_statement_timeout + Duration::from_secs(1)
     }
 }
 
