@@ -226,6 +226,14 @@ mod tests {
         Arc::new(uow)
     }
 
+    /// The relay at 50 over `first`, then a work with nothing more due, then a reader of
+    /// `backlog`.
+    fn relay(first: FakeWork, backlog: i64, platform: MockDataPlatform) -> DeliverEvents {
+        let mut second = FakeWork::default();
+        second.outbox.expect_lock_due().return_once(|_| Ok(None));
+        DeliverEvents::new(uow(vec![first, second], backlog), fixed_clock(at(50)), Arc::new(platform))
+    }
+
     #[test]
     fn the_backoff_doubles_from_a_second_up_to_five_minutes() {
         assert_eq!(backoff(0), Duration::from_secs(1));
@@ -244,8 +252,6 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         let first_ended = first.ended.clone();
-        let mut second = FakeWork::default();
-        second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform
             .expect_send()
@@ -256,7 +262,7 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        let relay = DeliverEvents::new(uow(vec![first, second], 0), fixed_clock(at(50)), Arc::new(platform));
+        let relay = relay(first, 0, platform);
         let pass = relay.execute(10).await.unwrap();
         assert_eq!(pass, RelayPass { delivered: 1, dropped: 0, failed: 0, backlog: 0 });
         assert_eq!(first_ended.get(), Some(Ended::Committed));
@@ -268,11 +274,8 @@ mod tests {
             let mut first = FakeWork::default();
             first.outbox.expect_lock_due().return_once(move |_| Ok(Some(due(status, 0))));
             first.outbox.expect_remove().times(1).returning(|_, _| Ok(()));
-            let mut second = FakeWork::default();
-            second.outbox.expect_lock_due().return_once(|_| Ok(None));
             // No expectation on the platform: a send would panic.
-            let relay =
-                DeliverEvents::new(uow(vec![first, second], 0), fixed_clock(at(50)), Arc::new(MockDataPlatform::new()));
+            let relay = relay(first, 0, MockDataPlatform::new());
             assert_eq!(relay.execute(10).await.unwrap().dropped, 1, "{status:?}");
         }
     }
@@ -282,15 +285,13 @@ mod tests {
         let mut first = FakeWork::default();
         first.outbox.expect_lock_due().return_once(|_| Ok(Some(due(OrderStatus::Cancelled, 0))));
         first.outbox.expect_remove().times(1).returning(|_, _| Ok(()));
-        let mut second = FakeWork::default();
-        second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform
             .expect_send()
             .withf(|e| matches!(e, PlatformEvent::PaymentVoided(void) if void.order_id == oid(11)))
             .times(1)
             .returning(|_| Ok(()));
-        let relay = DeliverEvents::new(uow(vec![first, second], 0), fixed_clock(at(50)), Arc::new(platform));
+        let relay = relay(first, 0, platform);
         assert_eq!(relay.execute(10).await.unwrap().delivered, 1);
     }
 
@@ -304,8 +305,6 @@ mod tests {
             .withf(|e, o| *e == OutboxEvent::OrderRefunded && *o == oid(11))
             .times(1)
             .returning(|_, _| Ok(()));
-        let mut second = FakeWork::default();
-        second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform
             .expect_send()
@@ -319,7 +318,7 @@ mod tests {
             })
             .times(1)
             .returning(|_| Ok(()));
-        let relay = DeliverEvents::new(uow(vec![first, second], 0), fixed_clock(at(50)), Arc::new(platform));
+        let relay = relay(first, 0, platform);
         assert_eq!(relay.execute(10).await.unwrap(), RelayPass { delivered: 1, dropped: 0, failed: 0, backlog: 0 });
     }
 
@@ -333,13 +332,11 @@ mod tests {
             .withf(|e, o, next| *e == OutboxEvent::OrderRefunded && *o == oid(11) && *next == at(51))
             .times(1)
             .returning(|_, _, _| Ok(()));
-        let mut second = FakeWork::default();
-        second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError { order_id: e.order_id(), reason: "down".into(), failure: SendFailure::Refused })
         });
-        let relay = DeliverEvents::new(uow(vec![first, second], 1), fixed_clock(at(50)), Arc::new(platform));
+        let relay = relay(first, 1, platform);
         assert_eq!(relay.execute(10).await.unwrap().failed, 1);
     }
 
@@ -354,8 +351,6 @@ mod tests {
             .times(1)
             .returning(|_, _, _| Ok(()));
         let first_ended = first.ended.clone();
-        let mut second = FakeWork::default();
-        second.outbox.expect_lock_due().return_once(|_| Ok(None));
         let mut platform = MockDataPlatform::new();
         platform.expect_send().times(1).returning(|e| {
             Err(DataPlatformError {
@@ -364,7 +359,7 @@ mod tests {
                 failure: SendFailure::Refused,
             })
         });
-        let relay = DeliverEvents::new(uow(vec![first, second], 1), fixed_clock(at(50)), Arc::new(platform));
+        let relay = relay(first, 1, platform);
         let pass = relay.execute(10).await.unwrap();
         assert_eq!(pass, RelayPass { delivered: 0, dropped: 0, failed: 1, backlog: 1 });
         assert_eq!(first_ended.get(), Some(Ended::Committed), "the postponement is kept");
