@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the developer tools the checks of `make test` use, once: the diesel CLI
 # (PostgreSQL only) for the schema-drift check and cargo-machete for the
-# unused-dependency check. Idempotent: a tool already at its pinned version is kept.
+# unused-dependency check; and, as root, the German locale a fault test gives the
+# database server (its messages must not decide anything). Idempotent: a tool already
+# at its pinned version is kept.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +32,24 @@ fi
 if ! has_version cargo-machete "$CARGO_MACHETE_VERSION"; then
     echo "setup: installing cargo-machete $CARGO_MACHETE_VERSION"
     cargo install cargo-machete --version "$CARGO_MACHETE_VERSION" --locked
+fi
+
+# The test server speaks German in one fault test; without the locale the test says it
+# skipped. Only installed as root (CI), never with sudo behind a developer's back.
+TEST_LOCALE=de_DE.UTF-8
+if ! locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then
+    if [[ "$(id -u)" -eq 0 ]]; then
+        echo "setup: generating the locale $TEST_LOCALE"
+        if [[ ! -e /etc/locale.gen ]] || ! command -v locale-gen >/dev/null 2>&1; then
+            apt-get update
+            DEBIAN_FRONTEND=noninteractive apt-get install -y locales
+        fi
+        sed -i "s/^# *\($TEST_LOCALE UTF-8\)/\1/" /etc/locale.gen
+        grep -qx "$TEST_LOCALE UTF-8" /etc/locale.gen || echo "$TEST_LOCALE UTF-8" >>/etc/locale.gen
+        locale-gen >/dev/null
+    else
+        echo "setup: no $TEST_LOCALE locale (run as root to generate it); the localized-server test will skip"
+    fi
 fi
 
 echo "setup: diesel $(diesel --version | head -n1 | awk '{print $2}'), cargo-machete $CARGO_MACHETE_VERSION"

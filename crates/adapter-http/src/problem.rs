@@ -110,6 +110,9 @@ problem_codes! {
     Internal => (INTERNAL_SERVER_ERROR, "INTERNAL", "Internal error"),
     /// The database does not answer; nothing was changed.
     ServiceUnavailable => (SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", "Service unavailable"),
+    /// The deadline passed while a write or its commit was in flight: it may or may not
+    /// have been applied. Read the state, or retry with the same `Idempotency-Key`.
+    OutcomeUnknown => (SERVICE_UNAVAILABLE, "OUTCOME_UNKNOWN", "Outcome unknown"),
     /// The data platform did not accept a paid order; the payment was rolled back.
     DataPlatformUnavailable => (SERVICE_UNAVAILABLE, "DATA_PLATFORM_UNAVAILABLE", "Data platform unavailable"),
 }
@@ -120,9 +123,10 @@ impl ProblemCode {
     /// `WWW-Authenticate` (RFC 6750) on a missing or invalid user token.
     pub const fn header(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Self::ServiceUnavailable | Self::DataPlatformUnavailable | Self::IdempotencyKeyInFlight => {
-                Some(("Retry-After", "Seconds to wait before retrying."))
-            }
+            Self::ServiceUnavailable
+            | Self::OutcomeUnknown
+            | Self::DataPlatformUnavailable
+            | Self::IdempotencyKeyInFlight => Some(("Retry-After", "Seconds to wait before retrying.")),
             Self::Unauthenticated => Some((
                 "WWW-Authenticate",
                 "`Bearer realm=\"ecommerce\"`, with `error=\"invalid_token\"` and an `error_description` when a token was sent.",

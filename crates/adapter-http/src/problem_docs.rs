@@ -21,7 +21,7 @@ macro_rules! problems {
     // operation shares, then its own.
     (keyed_post $name:ident: $($code:ident),+ $(,)?) => {
         $crate::problem_docs::problems!($name: InvalidIdempotencyKey, IdempotencyKeyReused, IdempotencyKeyInFlight,
-            UnsupportedMediaType, PayloadTooLarge, ServiceUnavailable, $($code),+);
+            UnsupportedMediaType, PayloadTooLarge, ServiceUnavailable, OutcomeUnknown, $($code),+);
     };
     ($name:ident: $($code:ident),+ $(,)?) => {
         #[doc = concat!("The problem responses of one operation: ", $("`", stringify!($code), "` "),+)]

@@ -8,12 +8,21 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use application::Shop;
 use application::idempotency::{Answer, Key};
+use application::outcome;
 use application::ports::IdempotencyKey;
 use serde::Serialize;
 
 use crate::idempotency::{encode, respond};
 use crate::problem::{ApiError, ProblemCode};
 use crate::state::AppState;
+
+/// Whether a use case changes anything: only then can its deadline leave an outcome in
+/// doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Reads,
+    Writes,
+}
 
 impl AppState {
     /// Runs a use case on the service's main runtime instead of the actix worker that
@@ -28,6 +37,7 @@ impl AppState {
     /// runs to its commit or rollback.
     ///
     /// The use case is bounded by [`Deadlines::database`](crate::state::Deadlines::database).
+    /// It only reads: past its deadline the answer is 503 `SERVICE_UNAVAILABLE`.
     pub(crate) async fn run<T, E, F, Fut>(&self, use_case: F) -> Result<T, ApiError>
     where
         F: FnOnce(Arc<Shop>) -> Fut,
@@ -35,31 +45,55 @@ impl AppState {
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
     {
-        self.run_within(self.deadlines.database, use_case).await
+        self.run_within(self.deadlines.database, Effect::Reads, use_case).await
     }
 
-    /// [`AppState::run`] with another deadline.
-    pub(crate) async fn run_within<T, E, F, Fut>(&self, deadline: Duration, use_case: F) -> Result<T, ApiError>
+    /// [`AppState::run`] for a use case that writes: past its deadline with a write in
+    /// doubt, the answer is 503 `OUTCOME_UNKNOWN`.
+    pub(crate) async fn write<T, E, F, Fut>(&self, use_case: F) -> Result<T, ApiError>
     where
         F: FnOnce(Arc<Shop>) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
     {
-        let mut task = self.runtime.spawn(use_case(self.shop.clone()));
-        match tokio::time::timeout(deadline, &mut task).await {
-            Ok(Ok(outcome)) => outcome.map_err(Into::into),
-            Ok(Err(failed)) => Err(ApiError::internal(&failed)),
-            Err(_) => {
-                task.abort();
+        self.run_within(self.deadlines.database, Effect::Writes, use_case).await
+    }
+
+    /// Runs `use_case` on the main runtime, bounded by `deadline`. Past it the use case
+    /// is dropped where it waits (its database adapter closes a connection with anything
+    /// in flight, which rolls back what was not committed) and the answer is 503:
+    /// `OUTCOME_UNKNOWN` when a write of it may have been applied (its autocommitted
+    /// statement or its `COMMIT` had been sent and not answered, see
+    /// [`application::outcome`]), `SERVICE_UNAVAILABLE` — nothing was changed — otherwise.
+    async fn run_within<T, E, F, Fut>(&self, deadline: Duration, effect: Effect, use_case: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(Arc<Shop>) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let bounded = tokio::time::timeout(deadline, use_case(self.shop.clone()));
+        match self.runtime.spawn(outcome::watch(bounded)).await {
+            Ok((Ok(outcome), _)) => outcome.map_err(Into::into),
+            Ok((Err(_), in_doubt)) if in_doubt && effect == Effect::Writes => {
+                tracing::warn!(?deadline, "a request's write passed its deadline before its outcome was known");
+                Err(ApiError::new(
+                    ProblemCode::OutcomeUnknown,
+                    "the database did not answer in time and the change may or may not have been applied; \
+                     read the state, or retry with the same Idempotency-Key",
+                ))
+            }
+            Ok((Err(_), _)) => {
                 tracing::warn!(?deadline, "a request's database work passed its deadline; abandoned");
                 Err(ApiError::new(ProblemCode::ServiceUnavailable, "the database did not answer in time; retry later"))
             }
+            Err(failed) => Err(ApiError::internal(&failed)),
         }
     }
 
     /// A POST that may carry an idempotency key: runs `use_case` with the key (scoped to
-    /// the caller) on the main runtime within `deadline` (see [`AppState::run_within`]),
+    /// the caller) on the main runtime within `deadline` (see [`AppState::run_within`]; it writes),
     /// and answers `status` with `dto` of the value as JSON. With a key the body is
     /// encoded once, stored with the key and sent as stored; a replay sends the stored
     /// body again.
@@ -79,7 +113,7 @@ impl AppState {
         E: Into<ApiError> + Send + 'static,
     {
         let key = key.map(|key| Key::new(key, move |value: &T| encode(&dto(value))));
-        let answer = self.run_within(deadline, move |shop| use_case(shop, key)).await?;
+        let answer = self.run_within(deadline, Effect::Writes, move |shop| use_case(shop, key)).await?;
         Ok(respond(status, answer, dto))
     }
 }

@@ -20,8 +20,9 @@ pub struct AppState {
 
 /// Client-side bounds on a use case, for a database that stops answering without
 /// closing its connections (then no server-side limit fires). Past its deadline a use
-/// case is abandoned: its connection is discarded, which rolls its transaction back,
-/// and the client gets 503 `SERVICE_UNAVAILABLE`.
+/// case is abandoned: a connection with anything in flight is closed, which rolls back
+/// what was not committed, and the client gets 503 — `OUTCOME_UNKNOWN` when a write's
+/// statement or `COMMIT` was in flight, `SERVICE_UNAVAILABLE` otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
     /// Any use case, the wait for a pooled connection included: one statement's limit

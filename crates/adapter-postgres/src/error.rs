@@ -1,23 +1,51 @@
 use application::StoreError;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::pg::sql_state;
+use diesel::result::{DatabaseErrorKind, Error as DieselError, SqlState, SqlStateClass};
 use diesel_async::pooled_connection::deadpool::PoolError;
 
-/// Whether a diesel error means the connection (or the server) is gone.
+/// The SQLSTATE of a database error, if the server sent one. Errors are told apart by
+/// their code, never by their message, which follows the server's `lc_messages`.
+fn sqlstate(error: &DieselError) -> Option<SqlState> {
+    match error {
+        DieselError::DatabaseError(_, info) => info.sqlstate(),
+        _ => None,
+    }
+}
+
+/// Whether `code` says the server ended (or refuses) the session: class 08
+/// (connection exception), an administrator's or a crash's shutdown, a server not yet
+/// accepting connections, or a transaction left idle too long.
+fn ends_the_session(code: SqlState) -> bool {
+    code.class() == SqlStateClass::CONNECTION_EXCEPTION
+        || matches!(
+            code,
+            sql_state::ADMIN_SHUTDOWN
+                | sql_state::CRASH_SHUTDOWN
+                | sql_state::CANNOT_CONNECT_NOW
+                | sql_state::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
+        )
+}
+
+/// Whether a diesel error means the database cannot serve the request now: the
+/// connection (or the server) is gone, or a statement gave up — on a lock
+/// (`lock_timeout`), on its time limit (`statement_timeout`), or to a deadlock or a
+/// serialization failure — and its transaction rolled back. Retrying later is safe.
 pub(crate) fn is_unavailable(error: &DieselError) -> bool {
     match error {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
         | DieselError::BrokenTransactionManager => true,
-        // admin_shutdown and friends: the server is going away; or a statement gave up
-        // on a lock or on its time limit (`lock_timeout`, `statement_timeout`): the
-        // database is too busy to answer now, and the transaction rolls back.
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            let message = info.message();
-            message.contains("terminating connection")
-                || message.contains("shutting down")
-                || message.contains("canceling statement due to lock timeout")
-                || message.contains("canceling statement due to statement timeout")
-        }
-        _ => false,
+        _ => sqlstate(error).is_some_and(|code| {
+            ends_the_session(code)
+                // class 53: insufficient resources (too many connections, out of memory)
+                || code.class().as_str() == "53"
+                || matches!(
+                    code,
+                    sql_state::LOCK_NOT_AVAILABLE
+                        | sql_state::QUERY_CANCELED
+                        | sql_state::T_R_DEADLOCK_DETECTED
+                        | sql_state::T_R_SERIALIZATION_FAILURE
+                )
+        }),
     }
 }
 
@@ -28,17 +56,13 @@ pub(crate) fn is_connection_lost(error: &DieselError) -> bool {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
             true
         }
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            info.message().contains("terminating connection")
-        }
-        _ => false,
+        _ => sqlstate(error).is_some_and(ends_the_session),
     }
 }
 
 /// Whether a statement gave up waiting for a lock (`lock_timeout`).
 pub(crate) fn is_lock_timeout(error: &DieselError) -> bool {
-    matches!(error, DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
-        if info.message().contains("canceling statement due to lock timeout"))
+    sqlstate(error) == Some(sql_state::LOCK_NOT_AVAILABLE)
 }
 
 /// Adds what the adapter was doing to a diesel error and classifies it.

@@ -10,6 +10,7 @@
 mod error;
 #[cfg(test)]
 mod fixtures;
+mod flight;
 mod functions;
 mod migrations;
 mod pool;

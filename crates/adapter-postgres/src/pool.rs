@@ -5,11 +5,12 @@ use anyhow::Context;
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::error::pool_error;
+use crate::flight::Flight;
 
 /// The shared pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
@@ -100,7 +101,8 @@ pub fn connect(database_url: &str, settings: PoolSettings) -> anyhow::Result<PgP
 }
 
 /// Opens one connection with the session limits of `settings` sent in the start-up
-/// packet (no extra round trip) and TCP keepalives on its socket.
+/// packet (no extra round trip) and TCP keepalives on its socket, carrying a
+/// [`Flight`] that tracks what it has in flight.
 fn establish(url: &str, settings: PoolSettings) -> BoxFuture<'static, diesel::ConnectionResult<AsyncPgConnection>> {
     let config = tokio_postgres::Config::from_str(url).map(|mut config| {
         let limits = format!(
@@ -127,7 +129,9 @@ fn establish(url: &str, settings: PoolSettings) -> BoxFuture<'static, diesel::Co
         let config = config.map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
         let (client, connection) =
             config.connect(tokio_postgres::NoTls).await.map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+        conn.set_instrumentation(Flight::default());
+        Ok(conn)
     }
     .boxed()
 }

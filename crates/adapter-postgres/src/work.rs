@@ -10,6 +10,7 @@ use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
 use crate::error::{StoreContext, is_connection_lost, pool_error};
+use crate::flight::{FlightWatch, InFlight};
 use crate::pool::PgPool;
 
 /// Units of work over pooled PostgreSQL connections.
@@ -62,8 +63,8 @@ impl PgUnitOfWork {
         self.pool.get().await.map_err(pool_error)
     }
 
-    fn work(&self, conn: Object<AsyncPgConnection>, in_transaction: bool) -> Box<dyn Work> {
-        Box::new(PgWork { conn: Some(conn), in_transaction, key_ttl: self.key_ttl })
+    fn work(&self, conn: Object<AsyncPgConnection>, in_transaction: bool) -> PgWork {
+        PgWork::new(conn, in_transaction, self.key_ttl)
     }
 }
 
@@ -76,25 +77,27 @@ impl UnitOfWork for PgUnitOfWork {
         // server restart every pooled connection may be such a one, so the bound is
         // the pool's size, plus one for a connection opened fresh.
         let attempts = self.pool.status().max_size + 1;
-        for _ in 1..attempts {
-            let mut conn = self.connection().await?;
-            match AnsiTransactionManager::begin_transaction(&mut *conn).await {
-                Ok(()) => return Ok(self.work(conn, true)),
-                Err(error) if is_connection_lost(&error) => {
+        let mut attempt = 1;
+        loop {
+            let mut work = self.work(self.connection().await?, true);
+            match AnsiTransactionManager::begin_transaction(work.conn()).await {
+                Ok(()) => return Ok(Box::new(work)),
+                Err(error) if attempt < attempts && is_connection_lost(&error) => {
                     tracing::debug!(%error, "a pooled connection was lost; beginning on another");
-                    drop(Object::take(conn));
+                    work.discard();
+                    attempt += 1;
                 }
-                Err(error) => return Err(error).store_context("beginning a transaction"),
+                Err(error) => {
+                    work.discard();
+                    return Err(error).store_context("beginning a transaction");
+                }
             }
         }
-        let mut conn = self.connection().await?;
-        AnsiTransactionManager::begin_transaction(&mut *conn).await.store_context("beginning a transaction")?;
-        Ok(self.work(conn, true))
     }
 
     async fn autocommit(&self) -> Result<Box<dyn Work>, StoreError> {
         let conn = self.connection().await?;
-        Ok(self.work(conn, false))
+        Ok(Box::new(self.work(conn, false)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -110,16 +113,31 @@ impl UnitOfWork for PgUnitOfWork {
 
 /// One pooled connection, inside a transaction or in autocommit mode. Every repository
 /// is implemented on it, so all of a work's statements share its transaction.
+///
+/// A work can be dropped anywhere — its request passed its deadline — even while a
+/// statement or its `COMMIT` is in flight. Then its connection is closed, never given
+/// back to the pool (it would answer the abandoned statement to the next user, or hold
+/// its locks), and a write that may have been applied is reported with
+/// [`application::outcome::write_in_doubt`].
 pub(crate) struct PgWork {
-    /// Always `Some` until the work ends or is dropped.
+    /// Always `Some` until the work is discarded or dropped.
     conn: Option<Object<AsyncPgConnection>>,
+    /// What the connection has in flight.
+    flight: FlightWatch,
+    /// A transaction is open on the connection (from `BEGIN` until its `COMMIT` or
+    /// `ROLLBACK` has been answered).
     in_transaction: bool,
     pub(crate) key_ttl: Duration,
 }
 
 impl PgWork {
-    /// The connection. Only `commit`, `rollback` and `drop` take it out, and they
-    /// consume the work, so it is always there for a repository call.
+    fn new(mut conn: Object<AsyncPgConnection>, in_transaction: bool, key_ttl: Duration) -> Self {
+        let flight = FlightWatch::of(&mut conn);
+        Self { conn: Some(conn), flight, in_transaction, key_ttl }
+    }
+
+    /// The connection. Only `discard` and `drop` take it out, and nothing uses a work
+    /// after either, so it is always there for a repository call.
     pub(crate) fn conn(&mut self) -> &mut AsyncPgConnection {
         match self.conn.as_mut() {
             Some(conn) => conn,
@@ -127,22 +145,28 @@ impl PgWork {
         }
     }
 
+    /// Closes the connection instead of giving it back to the pool.
+    fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
+    }
+
     async fn end(mut self: Box<Self>, commit: bool) -> Result<(), StoreError> {
         if !self.in_transaction {
             return Ok(());
         }
-        self.in_transaction = false;
-        let Some(mut conn) = self.conn.take() else {
-            return Ok(());
-        };
+        // The connection stays in the work while its COMMIT is in flight: if the work
+        // is dropped now, `drop` sees it.
         let ended = if commit {
-            AnsiTransactionManager::commit_transaction(&mut *conn).await.store_context("committing")
+            AnsiTransactionManager::commit_transaction(self.conn()).await.store_context("committing")
         } else {
-            AnsiTransactionManager::rollback_transaction(&mut *conn).await.store_context("rolling back")
+            AnsiTransactionManager::rollback_transaction(self.conn()).await.store_context("rolling back")
         };
+        self.in_transaction = false;
         if ended.is_err() {
             // Whatever state the connection is in, it must not serve anyone else.
-            drop(Object::take(conn));
+            self.discard();
         }
         ended
     }
@@ -150,13 +174,16 @@ impl PgWork {
 
 impl Drop for PgWork {
     fn drop(&mut self) {
-        // A work dropped mid-transaction (its request was cancelled) must not hand its
-        // locks to the pool: detach the connection and close it; PostgreSQL rolls back.
-        if self.in_transaction
-            && let Some(conn) = self.conn.take()
-        {
-            tracing::debug!("discarding a connection whose transaction was abandoned");
-            drop(Object::take(conn));
+        let in_flight = self.flight.now();
+        if in_flight == InFlight::MayApply {
+            application::outcome::write_in_doubt();
+        }
+        // A transaction left open would hand its locks to the pool, a statement in
+        // flight its answer: close the connection; PostgreSQL rolls back what was not
+        // committed.
+        if self.in_transaction || in_flight != InFlight::Nothing {
+            tracing::debug!(?in_flight, in_transaction = self.in_transaction, "discarding an abandoned connection");
+            self.discard();
         }
     }
 }
@@ -202,6 +229,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines, clippy::many_single_char_names)]
 
     use application::UnitOfWork;
+    use diesel_async::SimpleAsyncConnection;
     use domain::points::Balance;
 
     use crate::PgPool;
@@ -256,6 +284,75 @@ mod tests {
         }))
         .await;
         assert!(reads.iter().all(|r| matches!(r, Ok(Some(_)))), "{reads:?}");
+    }
+
+    /// Runs `write` (which waits on a row lock) inside an outcome watch, gives it up
+    /// after 300 ms, and returns whether a write was reported in doubt and how many
+    /// connections the pool has afterwards, against what it would have if the work's
+    /// connection had been given back.
+    async fn give_up_on(
+        pool: &PgPool,
+        write: impl Future<Output = Result<(), application::StoreError>>,
+    ) -> (bool, usize, usize) {
+        let before = pool.status();
+        let kept = before.size + usize::from(before.available == 0);
+        let (outcome, in_doubt) =
+            application::outcome::watch(tokio::time::timeout(std::time::Duration::from_millis(300), write)).await;
+        assert!(outcome.is_err(), "the write waited on the lock: {outcome:?}");
+        (in_doubt, pool.status().size, kept)
+    }
+
+    #[tokio::test]
+    async fn a_work_given_up_mid_statement_closes_its_connection_and_says_whether_the_write_may_apply() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        // Another session holds the user's row, so that every write of it waits.
+        let mut holder = f.pool.get().await.unwrap();
+        holder.batch_execute(&format!("BEGIN; SELECT * FROM users WHERE id = {id} FOR UPDATE")).await.unwrap();
+
+        // In autocommit mode the statement may still apply once the lock is released.
+        let (in_doubt, size, kept) = give_up_on(&f.pool, async {
+            let mut work = f.uow.autocommit().await?;
+            work.users().set_balance(id, Balance::new(500).unwrap()).await
+        })
+        .await;
+        assert!(in_doubt, "an autocommitted write in flight is in doubt");
+        assert_eq!(size, kept - 1, "its connection was closed, not given back");
+
+        // Inside a transaction, closing the connection rolls the statement back.
+        let (in_doubt, size, kept) = give_up_on(&f.pool, async {
+            let mut work = f.uow.begin().await?;
+            work.users().set_balance(id, Balance::new(700).unwrap()).await
+        })
+        .await;
+        assert!(!in_doubt, "a statement inside a transaction is rolled back with its connection");
+        assert_eq!(size, kept - 1, "its connection was closed, not given back");
+
+        holder.batch_execute("ROLLBACK").await.unwrap();
+        drop(holder);
+        // The abandoned autocommitted write applied after all (it is why the outcome
+        // was unknown); the abandoned transaction's did not.
+        let applied = async || f.uow.autocommit().await.unwrap().users().find(id).await.unwrap().unwrap().balance;
+        let mut balance = applied().await;
+        for _ in 0..50 {
+            if balance != Balance::ZERO {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            balance = applied().await;
+        }
+        assert_eq!(balance, Balance::new(500).unwrap());
+
+        // A work that ends normally gives its connection back and leaves nothing in doubt.
+        let before = f.pool.status();
+        let ((), in_doubt) = application::outcome::watch(async {
+            let mut work = f.uow.begin().await.unwrap();
+            work.users().set_balance(id, Balance::new(900).unwrap()).await.unwrap();
+            work.commit().await.unwrap();
+        })
+        .await;
+        assert!(!in_doubt);
+        assert_eq!(f.pool.status().size, before.size + usize::from(before.available == 0));
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 
 pub mod idempotency;
 mod opaque_debug;
+pub mod outcome;
 mod paging;
 pub mod ports;
 pub mod resilience;

@@ -307,6 +307,59 @@ mod tests {
 
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/shop");
 
+    /// Whether `source` reads `config.{field}` (and not a longer name starting so).
+    fn reads_field(source: &str, field: &str) -> bool {
+        let needle = format!("config.{field}");
+        source
+            .match_indices(&needle)
+            .any(|(at, _)| !source[at + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    }
+
+    /// The crate's sources other than this file, as one text.
+    fn the_other_sources() -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut sources = String::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("config.rs") {
+                sources.push_str(&std::fs::read_to_string(path).unwrap());
+            }
+        }
+        sources
+    }
+
+    #[test]
+    fn every_parsed_setting_is_used_and_every_documented_variable_is_read() {
+        let this = include_str!("config.rs");
+        let start = this.find("pub struct Config {").unwrap();
+        let fields: Vec<&str> = this[start..]
+            .lines()
+            .skip(1)
+            .take_while(|line| *line != "}")
+            .filter_map(|line| line.trim().strip_prefix("pub ")?.split(':').next())
+            .collect();
+        assert!(fields.len() >= 20, "read the fields of Config: {fields:?}");
+        let others = the_other_sources();
+        let unused: Vec<&&str> = fields.iter().filter(|field| !reads_field(&others, field)).collect();
+        assert!(unused.is_empty(), "Config fields parsed but never used: {unused:?}");
+
+        // The README's table of variables: each is read by the configuration (or, for
+        // the log filter, by `main` before it).
+        let readme = include_str!("../../../README.md");
+        let table = &readme[readme.find("| `DATABASE_URL`").unwrap()..];
+        let documented: Vec<&str> = table
+            .lines()
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert!(documented.len() >= 20, "read the README's variables: {documented:?}");
+        let unread: Vec<&&str> = documented
+            .iter()
+            .filter(|name| !this.contains(&format!("\"{name}\"")) && !others.contains(&format!("\"{name}\"")))
+            .collect();
+        assert!(unread.is_empty(), "variables the README lists but nothing reads: {unread:?}");
+    }
+
     #[test]
     fn defaults_follow_the_contract() {
         let config = config(&[DB]).unwrap();

@@ -1,5 +1,7 @@
 //! `ecommerce`: serve the shop, migrate its database, or load the demo catalog.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use bootstrap::{Application, config};
 use clap::{Parser, Subcommand};
@@ -37,14 +39,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match config::log_format(std::env::var("LOG_FORMAT").ok().as_deref()) {
-        Ok(config::LogFormat::Text) => tracing_subscriber::fmt().with_env_filter(log_filter).init(),
-        Ok(config::LogFormat::Json) => tracing_subscriber::fmt().json().with_env_filter(log_filter).init(),
-        Err(error) => {
-            eprintln!("ecommerce: {error}");
-            return std::process::ExitCode::from(2);
-        }
-    }
     if let Command::Token { user_id } = cli.command {
         return print_token(user_id);
     }
@@ -55,6 +49,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // Colour codes only for a person at a terminal: a file or the journal gets plain text.
+    let logs = tracing_subscriber::fmt().with_env_filter(log_filter).with_ansi(std::io::stdout().is_terminal());
+    match config.log_format {
+        config::LogFormat::Text => logs.init(),
+        config::LogFormat::Json => logs.json().init(),
+    }
     if let (Command::Serve, Err(error)) = (&cli.command, config.require_user_tokens()) {
         eprintln!("ecommerce: {error}");
         return std::process::ExitCode::from(2);

@@ -336,7 +336,7 @@ pub struct RefreshQuery {
     pub date: Option<String>,
 }
 
-problems!(RefreshProblems: InvalidRequest, InvalidIdempotencyKey, Unauthorized, ServiceUnavailable);
+problems!(RefreshProblems: InvalidRequest, InvalidIdempotencyKey, Unauthorized, ServiceUnavailable, OutcomeUnknown);
 
 /// Recompute the best products now and store the snapshot.
 #[utoipa::path(
@@ -364,7 +364,7 @@ pub async fn refresh_best_products(
             })
         })
         .transpose()?;
-    let best = state.run(move |shop| async move { shop.best_products.refresh.execute(date).await }).await?;
+    let best = state.write(move |shop| async move { shop.best_products.refresh.execute(date).await }).await?;
     Ok(HttpResponse::Ok().json(BestProductsResponse::from(Some(&best))))
 }
 

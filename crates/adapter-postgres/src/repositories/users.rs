@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_dsl::RunQueryDslSupport;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use domain::points::{Balance, ChargeAmount, PointEntry, PointEntryKind};
@@ -72,6 +73,8 @@ impl QueryId for BalanceChange {
 impl Query for BalanceChange {
     type SqlType = BigInt;
 }
+
+impl RunQueryDslSupport for BalanceChange {}
 
 #[async_trait]
 impl UserRepository for PgWork {

@@ -89,9 +89,12 @@ impl TestApp {
 
     /// Starts the application on a new database; `vars` override the environment.
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::new().await.unwrap();
-        let app = Self::start_on(db.url(), vars).await;
-        let (address, handle, stopped) = app;
+        Self::spawn_on(TestDatabase::new().await.unwrap(), vars).await
+    }
+
+    /// Starts the application on `db`, prepared beforehand; `vars` override the environment.
+    pub async fn spawn_on(db: TestDatabase, vars: &[(&str, &str)]) -> Self {
+        let (address, handle, stopped) = Self::start_on(db.url(), vars).await;
         Self { address, client: client(), db, handle, stopped }
     }
 

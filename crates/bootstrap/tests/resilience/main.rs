@@ -18,6 +18,7 @@ mod proxy;
 
 use std::time::{Duration, Instant};
 
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -146,20 +147,47 @@ async fn a_hanging_data_platform_costs_payments_only_and_payments_recover_withou
 async fn a_row_locked_from_outside_answers_503_within_the_lock_timeout_and_writes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn_with(&[("DATABASE_LOCK_TIMEOUT_MS", "500")]).await;
+    a_locked_row_answers_503_and_writes_nothing(&app).await;
+}
+
+/// The locale the localized server speaks; `make setup` generates it as root.
+const FOREIGN_LOCALE: &str = "de_DE.UTF-8";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_whose_messages_are_in_german_gives_the_same_answers() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let localized =
+        admin.batch_execute(&format!("ALTER DATABASE {} SET lc_messages = '{FOREIGN_LOCALE}'", db.name())).await;
+    if let Err(error) = localized {
+        eprintln!(
+            "SKIPPED a_server_whose_messages_are_in_german_gives_the_same_answers: the server cannot use \
+             {FOREIGN_LOCALE} ({error}); `make setup` run as root generates it"
+        );
+        return;
+    }
+    // Sessions opened from now on read German; check that the server really speaks it.
+    let mut session = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let message = session.batch_execute("SELECT 1/0").await.unwrap_err().to_string();
+    assert!(message.to_lowercase().contains("division durch null"), "the server answers in German: {message}");
+
+    let app = TestApp::spawn_on(db, &[("DATABASE_LOCK_TIMEOUT_MS", "500")]).await;
+    a_locked_row_answers_503_and_writes_nothing(&app).await;
+}
+
+/// A product row locked by another session: an order of it answers 503
+/// `SERVICE_UNAVAILABLE` within the lock timeout (500 ms here) and writes nothing,
+/// while the rest of the service works.
+async fn a_locked_row_answers_503_and_writes_nothing(app: &TestApp) {
     let user = app.create_user().await;
     let locked = app.create_product(100, 10).await;
     let free = app.create_product(100, 10).await;
     assert_eq!(app.charge(user, 1_000).await.status, 200);
 
     // Another session holds the product's row.
-    let mut holder =
-        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(app.db.url()).await.unwrap();
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut holder,
-        &format!("BEGIN; SELECT * FROM products WHERE id = {locked} FOR UPDATE;"),
-    )
-    .await
-    .unwrap();
+    let mut holder = AsyncPgConnection::establish(app.db.url()).await.unwrap();
+    holder.batch_execute(&format!("BEGIN; SELECT * FROM products WHERE id = {locked} FOR UPDATE;")).await.unwrap();
 
     let at = Instant::now();
     let refused = app.order(user, None, &[(locked, 1)]).await;
@@ -173,7 +201,7 @@ async fn a_row_locked_from_outside_answers_503_within_the_lock_timeout_and_write
     assert_eq!(app.order(user, None, &[(free, 1)]).await.status, 201);
     assert_eq!(app.charge(user, 1).await.status, 200);
     assert_eq!(app.get("/api/v1/products").await.status, 200);
-    diesel_async::SimpleAsyncConnection::batch_execute(&mut holder, "ROLLBACK").await.unwrap();
+    holder.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(app.order(user, None, &[(locked, 1)]).await.status, 201, "the product is orderable once released");
 }
 
@@ -246,12 +274,12 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
             .send()
             .await
             .unwrap();
-        (response.status().as_u16(), response.headers().contains_key("retry-after"), at.elapsed())
+        answer(response, at).await
     };
     let get = async |path: &str| {
         let at = Instant::now();
         let response = client.get(format!("{address}{path}")).bearer_auth(token(user)).send().await.unwrap();
-        (response.status().as_u16(), response.headers().contains_key("retry-after"), at.elapsed())
+        answer(response, at).await
     };
     assert_eq!(charge().await.0, 200);
 
@@ -260,12 +288,17 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
     // answered within 3.5 s.
     let bound = Duration::from_millis(3_500);
     let replies = [charge().await, get("/api/v1/products").await, get(&format!("/api/v1/points/{user}")).await];
-    for (status, retry_after, took) in replies {
+    for (i, (status, code, retry_after, took)) in replies.into_iter().enumerate() {
         assert_eq!(status, 503);
+        // A read changes nothing; the charge's statement may have been sent before the
+        // silence (then its outcome is unknown) or not (then nothing changed).
+        let codes: &[&str] =
+            if i == 0 { &["OUTCOME_UNKNOWN", "SERVICE_UNAVAILABLE"] } else { &["SERVICE_UNAVAILABLE"] };
+        assert!(codes.contains(&code.as_str()), "reply {i}: {code}");
         assert!(retry_after, "a 503 says when to retry");
         assert!(took < bound, "answered after {took:?}");
     }
-    let (status, _, took) = get("/health/ready").await;
+    let (status, _, _, took) = get("/health/ready").await;
     assert_eq!(status, 503);
     assert!(took < Duration::from_secs(1), "readiness answered after {took:?}");
 
@@ -273,6 +306,82 @@ async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it
     let recovered = eventually(Duration::from_secs(10), async || charge().await.0 == 200).await;
     assert!(recovered, "charges succeed again without a restart");
     assert_eq!(get("/health/ready").await.0, 200);
+    handle.stop(true).await;
+    stopped.await.unwrap().unwrap();
+}
+
+/// A response's status, problem code (empty if none), whether it says when to retry,
+/// and how long it took since `at`.
+async fn answer(response: reqwest::Response, at: Instant) -> (u16, String, bool, Duration) {
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["code"].as_str().unwrap_or_default().to_owned(), retry_after, at.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deadline_while_a_write_or_its_commit_is_in_flight_answers_outcome_unknown_and_closes_that_connection() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
+    let url = url::Url::parse(db.url()).unwrap();
+    let proxy = Proxy::start(url.port().unwrap_or(5432)).await;
+    let mut via_proxy = url.clone();
+    via_proxy.set_port(Some(proxy.port)).unwrap();
+    // The request's deadline: 1 s statement timeout + 1 s.
+    let (address, handle, stopped) =
+        TestApp::start_on(via_proxy.as_str(), &[("DATABASE_STATEMENT_TIMEOUT_MS", "1000")]).await;
+    let client = crate::helpers::client();
+    let user = new_user(&client, &address).await;
+    let charge = async |amount: i64, key: Option<&str>| {
+        let at = Instant::now();
+        let mut request = client
+            .post(format!("{address}/api/v1/points/{user}"))
+            .bearer_auth(token(user))
+            .json(&json!({"amount": amount}));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        (answer(response, at).await, replayed)
+    };
+    let balance = async || {
+        let response =
+            client.get(format!("{address}/api/v1/points/{user}")).bearer_auth(token(user)).send().await.unwrap();
+        response.json::<serde_json::Value>().await.unwrap()["balance"].as_i64().unwrap()
+    };
+    let closed_by_the_service =
+        async |held: usize| eventually(Duration::from_secs(5), async || proxy.held() == (held, held)).await;
+
+    // The one-statement charge runs in autocommit mode: the server applies it, its
+    // answer never comes back. (Its amount's eight bytes mark it.)
+    proxy.hold_answers_to(&[&123_457_i64.to_be_bytes()]);
+    let ((status, code, retry_after, took), _) = charge(123_457, None).await;
+    assert_eq!((status, code.as_str()), (503, "OUTCOME_UNKNOWN"));
+    assert!(retry_after, "says when to retry");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert!(closed_by_the_service(1).await, "the connection is closed, not reused: {:?}", proxy.held());
+    assert_eq!(balance().await, 123_457, "applied after all: the outcome was unknown, not nothing");
+
+    // A keyed charge whose COMMIT's answer is held: unknown too; the retry with its key
+    // answers what was committed, without applying it again.
+    proxy.hold_answers_to(&[b"held-commit", b"COMMIT"]);
+    let ((status, code, _, _), _) = charge(50, Some("held-commit")).await;
+    assert_eq!((status, code.as_str()), (503, "OUTCOME_UNKNOWN"));
+    assert!(closed_by_the_service(2).await, "the connection is closed, not reused: {:?}", proxy.held());
+    let ((status, _, _, _), replayed) = charge(50, Some("held-commit")).await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(balance().await, 123_507, "applied exactly once");
+
+    // A statement inside a transaction whose answer is held: the connection's close
+    // rolls it back, so nothing was changed, and the answer says so.
+    proxy.hold_answers_to(&[b"held-claim"]);
+    let ((status, code, _, _), _) = charge(70, Some("held-claim")).await;
+    assert_eq!((status, code.as_str()), (503, "SERVICE_UNAVAILABLE"));
+    assert!(closed_by_the_service(3).await, "the connection is closed, not reused: {:?}", proxy.held());
+    assert_eq!(balance().await, 123_507, "nothing was changed");
+    assert_eq!(charge(70, Some("held-claim")).await.0.0, 200, "the key is free: the retry runs");
+    assert_eq!(balance().await, 123_577);
     handle.stop(true).await;
     stopped.await.unwrap().unwrap();
 }
