@@ -98,3 +98,54 @@ pub(crate) fn violated_constraint(error: &DieselError) -> Option<(DatabaseErrorK
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("stored {what} is invalid: {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel_async::SimpleAsyncConnection;
+
+    use super::*;
+    use crate::fixtures::{fixture, user};
+
+    #[tokio::test]
+    async fn errors_are_told_apart_by_their_code() {
+        let f = fixture().await;
+        let id = user(&f.uow).await;
+        let mut a = f.pool.get().await.unwrap();
+        let mut b = f.pool.get().await.unwrap();
+        // Whatever the server's language: these settings make it speak another one where
+        // it can; the codes do not change.
+        for conn in [&mut a, &mut b] {
+            let _ = conn.batch_execute("SET lc_messages = 'de_DE.UTF-8'").await;
+            conn.batch_execute("SET deadlock_timeout = '100ms'").await.unwrap();
+        }
+
+        let broken = a.batch_execute("SELECT 1/0").await.unwrap_err();
+        assert!(!is_unavailable(&broken), "a division by zero is a bug: {broken}");
+
+        let cancelled = a.batch_execute("SET statement_timeout = '50ms'; SELECT pg_sleep(1)").await.unwrap_err();
+        assert!(is_unavailable(&cancelled) && !is_lock_timeout(&cancelled), "{cancelled}");
+        a.batch_execute("SET statement_timeout = 0").await.unwrap();
+
+        a.batch_execute(&format!("BEGIN; SELECT * FROM users WHERE id = {id} FOR UPDATE")).await.unwrap();
+        let waited = b
+            .batch_execute(&format!("SET lock_timeout = '50ms'; SELECT * FROM users WHERE id = {id} FOR UPDATE"))
+            .await
+            .unwrap_err();
+        assert!(is_unavailable(&waited) && is_lock_timeout(&waited), "{waited}");
+        b.batch_execute("SET lock_timeout = 0").await.unwrap();
+
+        // Each session holds one row and wants the other's: the server breaks the deadlock.
+        let other = user(&f.uow).await;
+        b.batch_execute(&format!("BEGIN; SELECT * FROM users WHERE id = {other} FOR UPDATE")).await.unwrap();
+        let (wants_other, wants_first) = (
+            format!("SELECT * FROM users WHERE id = {other} FOR UPDATE"),
+            format!("SELECT * FROM users WHERE id = {id} FOR UPDATE"),
+        );
+        let (first, second) = tokio::join!(a.batch_execute(&wants_other), b.batch_execute(&wants_first));
+        let deadlocked = first.err().or(second.err()).unwrap();
+        assert!(is_unavailable(&deadlocked) && !is_connection_lost(&deadlocked), "{deadlocked}");
+        drop((a, b));
+    }
+}
