@@ -24,4 +24,4 @@ pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource,
 pub use metrics::Metrics;
 pub use operations::{document, openapi_json};
 pub use server::{HttpSettings, serve};
-pub use state::{AppState, Deadlines};
+pub use state::{AppState, Deadlines, Draining};

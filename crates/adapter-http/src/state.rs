@@ -1,6 +1,7 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use application::Shop;
@@ -16,6 +17,25 @@ pub struct AppState {
     /// The service's main runtime, on which every use case runs (see `AppState::run`).
     pub runtime: tokio::runtime::Handle,
     pub deadlines: Deadlines,
+    /// Set when the instance is about to stop: readiness answers 503 from then on.
+    pub draining: Draining,
+}
+
+/// Whether the instance is draining: told to stop, it keeps serving while readiness
+/// answers 503, so that a load balancer takes it out of rotation before it stops
+/// accepting connections.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Starts draining (for good: an instance that drains is stopping).
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// Client-side bounds on a use case, for a database that stops answering without

@@ -50,6 +50,8 @@ pub struct Config {
     pub idempotency_key_ttl: Duration,
     /// How many of a user's orders may wait for payment at once.
     pub max_unpaid_orders_per_user: u32,
+    /// After SIGTERM: how long readiness answers 503 before the listener closes.
+    pub shutdown_drain: Duration,
 }
 
 /// How log lines are written.
@@ -109,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("user_tokens", &self.user_tokens)
             .field("idempotency_key_ttl", &self.idempotency_key_ttl)
             .field("max_unpaid_orders_per_user", &self.max_unpaid_orders_per_user)
+            .field("shutdown_drain", &self.shutdown_drain)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +212,7 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         user_tokens,
         idempotency_key_ttl: Duration::from_secs(number("IDEMPOTENCY_KEY_TTL_SECS", 86_400, 60..=2_592_000)?),
         max_unpaid_orders_per_user: u32::try_from(number("MAX_UNPAID_ORDERS_PER_USER", 5, 1..=1_000)?).unwrap_or(5),
+        shutdown_drain: Duration::from_millis(number("SHUTDOWN_DRAIN_MS", 3_000, 0..=300_000)?),
     })
 }
 
@@ -380,6 +384,7 @@ mod tests {
         assert_eq!(config.idle_in_transaction_timeout(), Duration::from_secs(8));
         assert_eq!(config.idempotency_key_ttl, Duration::from_secs(86_400));
         assert_eq!(config.max_unpaid_orders_per_user, 5);
+        assert_eq!(config.shutdown_drain, Duration::from_secs(3));
     }
 
     #[test]
@@ -414,6 +419,7 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("IDEMPOTENCY_KEY_TTL_SECS", "59"),
             ("MAX_UNPAID_ORDERS_PER_USER", "0"),
+            ("SHUTDOWN_DRAIN_MS", "300001"),
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_data_platform::{HttpDataPlatform, LoggingDataPlatform};
-use adapter_http::{AdminToken, AppState, Credentials, Deadlines, HttpSettings, Metrics};
+use adapter_http::{AdminToken, AppState, Credentials, Deadlines, Draining, HttpSettings, Metrics};
 use adapter_postgres::{PgUnitOfWork, PoolSettings};
 use anyhow::Context;
 use application::Shop;
@@ -30,6 +30,7 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     jobs: jobs::Jobs,
+    draining: Draining,
 }
 
 impl std::fmt::Debug for Application {
@@ -125,21 +126,29 @@ impl Application {
                 database: config.database_deadline(),
                 payment: config.database_deadline() + config.data_platform_timeout,
             },
+            draining: Draining::default(),
         };
+        let draining = state.draining.clone();
         let job_metrics =
             observability::register(metrics.registry(), pool, shop.data_platform_breaker.clone(), bulkhead)
                 .context("registering the dependency metrics")?;
         let settings = HttpSettings { workers: config.http_workers, ..HttpSettings::default() };
         let server = adapter_http::serve(listener, state, metrics, settings).context("starting the HTTP server")?;
         let jobs = jobs::Jobs::start(&shop, config, job_metrics, CancellationToken::new());
-        Ok(Self { port, server, jobs })
+        Ok(Self { port, server, jobs, draining })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// A handle that stops the server gracefully (as SIGTERM would).
+    /// Makes readiness answer 503 from now on, while everything else is served as
+    /// before: the first step of a stop behind a load balancer.
+    pub fn draining(&self) -> Draining {
+        self.draining.clone()
+    }
+
+    /// A handle that stops the server gracefully (as SIGTERM does after the drain).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }

@@ -121,12 +121,22 @@ impl StopSignals {
     }
 }
 
+/// A second stop signal: the operator insists.
+fn exit_at_once(signal: &'static str) -> ! {
+    tracing::warn!(
+        signal,
+        "second stop signal: exiting at once; requests still in flight are abandoned (their transactions roll back \
+         with their connections)"
+    );
+    std::process::exit(130);
+}
+
 async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::start(config).await?;
             tracing::info!(addr = %config.http_addr, port = app.port(), "serving; Swagger UI at /swagger-ui/");
-            let handle = app.handle();
+            let (handle, draining, drain) = (app.handle(), app.draining(), config.shutdown_drain);
             tokio::spawn(async move {
                 let mut signals = match StopSignals::watch() {
                     Ok(signals) => signals,
@@ -137,16 +147,26 @@ async fn run(command: Command, config: &config::Config) -> anyhow::Result<()> {
                     }
                 };
                 let signal = signals.next().await;
-                tracing::info!(signal, "stopping gracefully: finishing requests in flight");
+                // SIGTERM comes from a supervisor with a load balancer in front: readiness
+                // turns 503 and everything is served for the drain, so that the balancer
+                // takes the instance out before it stops accepting. SIGINT is a person at
+                // a terminal: no drain.
+                if signal == "SIGTERM" && !drain.is_zero() {
+                    draining.start();
+                    tracing::info!(
+                        signal,
+                        drain_ms = drain.as_millis(),
+                        "draining: readiness answers 503, then stopping"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(drain) => {}
+                        signal = signals.next() => exit_at_once(signal),
+                    }
+                }
+                tracing::info!(signal, "stopping gracefully: no new connections, finishing requests in flight");
                 tokio::spawn(async move { handle.stop(true).await });
                 // A second signal is the operator insisting: exit now.
-                let signal = signals.next().await;
-                tracing::warn!(
-                    signal,
-                    "second stop signal: exiting at once; requests still in flight are abandoned (their \
-                     transactions roll back with their connections)"
-                );
-                std::process::exit(130);
+                exit_at_once(signals.next().await);
             });
             app.run_until_stopped().await?;
             tracing::info!("stopped");

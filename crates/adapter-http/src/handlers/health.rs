@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::metrics::Metrics;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemCode};
 use crate::problem_docs::problems;
 use crate::state::AppState;
 
@@ -44,13 +44,20 @@ pub struct ReadinessResponse {
     pub data_platform: DataPlatformHealth,
 }
 
-/// Readiness: 200 when the database answers, 503 (`SERVICE_UNAVAILABLE`) otherwise.
+/// Readiness: 200 when the database answers, 503 (`SERVICE_UNAVAILABLE`) otherwise —
+/// and from the moment the instance is told to stop (SIGTERM), while it drains.
 ///
 /// Answers within a second whatever the load: the ping has a connection of its own,
 /// so it never queues behind requests, and is bounded in time.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Ready", body = ReadinessResponse), ReadyProblems))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.is_on() {
+        return Err(ApiError::new(
+            ProblemCode::ServiceUnavailable,
+            "this instance is stopping: it finishes what it has and takes no more work",
+        ));
+    }
     let readiness = state.run(move |shop| async move { shop.health.readiness.execute().await }).await?;
     Ok(HttpResponse::Ok().json(ReadinessResponse {
         status: "ready",

@@ -363,3 +363,37 @@ pub async fn void_after_a_kill_during_the_send() {
     restarted.start_kill().unwrap();
     restarted.wait().await.unwrap();
 }
+
+/// SIGTERM with a drain: for the drain, readiness answers 503 while every other request
+/// is served on new connections as before; then the listener closes and the process
+/// exits cleanly. The drain's end is what a load balancer waits for.
+pub async fn drain_on_sigterm() {
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_with(db.url(), port, &[("SHUTDOWN_DRAIN_MS", "1500")]);
+    assert!(ready(&base).await);
+    // A fresh connection per request: what matters is whether the listener accepts.
+    let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let status = async |path: &str| fresh().get(format!("{base}{path}")).send().await.ok().map(|r| r.status().as_u16());
+
+    let pid = server.id().unwrap().to_string();
+    let signalled = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let unready = eventually(Duration::from_millis(500), async || status("/health/ready").await == Some(503)).await;
+    assert!(unready, "readiness answers 503 at once");
+    let mut served = 0;
+    while signalled.elapsed() < Duration::from_millis(1_200) {
+        assert_eq!(status("/api/v1/products").await, Some(200), "served during the drain");
+        assert_eq!(status("/health/live").await, Some(200));
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served >= 5, "{served} rounds of requests in the drain");
+    assert!(server.try_wait().unwrap().is_none(), "still running within the drain");
+
+    let exit = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("stops after the drain");
+    assert!(exit.unwrap().success(), "a drained stop is a clean one");
+    assert!(signalled.elapsed() >= Duration::from_millis(1_500), "not before the drain ended");
+    assert!(status("/health/live").await.is_none(), "the listener is closed");
+}

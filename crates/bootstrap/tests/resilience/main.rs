@@ -387,6 +387,12 @@ async fn a_deadline_while_a_write_or_its_commit_is_in_flight_answers_outcome_unk
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_readiness_first_serving_everything_else_then_stops_cleanly() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    kill::drain_on_sigterm().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_stop_signal_exits_at_once_abandoning_what_is_in_flight() {
     let _one = ONE_AT_A_TIME.lock().await;
     kill::second_signal().await;
