@@ -382,14 +382,14 @@ pub async fn drain_on_sigterm() {
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let unready = eventually(Duration::from_millis(500), async || status("/health/ready").await == Some(503)).await;
     assert!(unready, "readiness answers 503 at once");
-    let mut served = 0;
+    let mut rounds = 0;
     while signalled.elapsed() < Duration::from_millis(1_200) {
         assert_eq!(status("/api/v1/products").await, Some(200), "served during the drain");
         assert_eq!(status("/health/live").await, Some(200));
-        served += 1;
+        rounds += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(served >= 5, "{served} rounds of requests in the drain");
+    assert!(rounds >= 5, "{rounds} rounds of requests in the drain");
     assert!(server.try_wait().unwrap().is_none(), "still running within the drain");
 
     let exit = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("stops after the drain");
