@@ -17,7 +17,7 @@ PG        := scripts/pg.sh
 DB_NAME   ?= ecommerce
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: help setup run test browser-test fuzz-api lint fmt bench loadtest db db-stop openapi clean-db
+.PHONY: help setup run test browser-test fuzz-api lint fmt bench loadtest drill db db-stop openapi clean-db
 
 help: ## List the targets
 	@echo "Targets:"
@@ -104,6 +104,9 @@ bench: ## Run the benchmarks against the DB
 
 loadtest: ## Load the release server with wrk beside pgbench's ceiling (~3 min; docs/PERFORMANCE.md)
 	@scripts/loadtest.sh
+
+drill: ## Three release instances behind HAProxy (deploy/), rolled and killed under load (~2 min; deploy/README.md)
+	@scripts/drill.sh
 
 db: ## Start the local PostgreSQL (if needed) and print its admin URL
 	@$(PG)
