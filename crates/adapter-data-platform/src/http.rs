@@ -110,14 +110,12 @@ impl HttpDataPlatform {
             tracing::warn!(%reason, ?failure, "the data platform did not accept the event");
             DataPlatformError { order_id, reason, failure }
         };
-        let response = self
-            .client
-            .post(self.url.clone())
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await
-            .map_err(|err| fail(self.describe(&err), classify(&err)))?;
+        let mut request = self.client.post(self.url.clone()).header("Idempotency-Key", key);
+        // The trace of the request that caused the event (W3C Trace Context).
+        if let Some(trace) = application::scope::traceparent() {
+            request = request.header("traceparent", trace.to_string());
+        }
+        let response = request.json(body).send().await.map_err(|err| fail(self.describe(&err), classify(&err)))?;
         let status = response.status();
         if status.is_success() {
             tracing::debug!(%status, "the data platform accepted the event");

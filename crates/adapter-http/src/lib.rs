@@ -19,6 +19,7 @@ mod routing;
 mod run;
 mod server;
 mod state;
+mod trace;
 
 pub use auth::{AdminToken, AuthConfigError, Credentials, IssuedToken, KeySource, MIN_ADMIN_TOKEN_CHARS, UserTokens};
 pub use metrics::Metrics;

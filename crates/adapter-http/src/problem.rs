@@ -155,6 +155,11 @@ pub struct Problem {
     /// Stable machine-readable code.
     pub code: &'static str,
     pub detail: String,
+    /// The W3C trace id of the request (the caller's `traceparent` continued, or a new
+    /// trace): quote it when reporting a problem.
+    #[serde(rename = "traceId", skip_serializing_if = "Option::is_none")]
+    #[schema(example = "4bf92f3577b34da6a3ce929d0e0e4736", pattern = "^[0-9a-f]{32}$")]
+    pub trace_id: Option<String>,
 }
 
 /// An error on its way to becoming a problem response.
@@ -212,6 +217,7 @@ impl ApiError {
             status: self.code.status().as_u16(),
             code: self.code.as_str(),
             detail: self.detail.clone(),
+            trace_id: crate::trace::current().map(|trace| trace.trace_id()),
         }
     }
 }

@@ -8,9 +8,10 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use application::Shop;
 use application::idempotency::{Answer, Key};
-use application::outcome;
 use application::ports::IdempotencyKey;
+use application::scope;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::idempotency::{encode, respond};
 use crate::problem::{ApiError, ProblemCode};
@@ -65,7 +66,7 @@ impl AppState {
     /// in flight, which rolls back what was not committed) and the answer is 503:
     /// `OUTCOME_UNKNOWN` when a write of it may have been applied (its autocommitted
     /// statement or its `COMMIT` had been sent and not answered, see
-    /// [`application::outcome`]), `SERVICE_UNAVAILABLE` — nothing was changed — otherwise.
+    /// [`application::scope`]), `SERVICE_UNAVAILABLE` — nothing was changed — otherwise.
     async fn run_within<T, E, F, Fut>(&self, deadline: Duration, effect: Effect, use_case: F) -> Result<T, ApiError>
     where
         F: FnOnce(Arc<Shop>) -> Fut,
@@ -74,7 +75,9 @@ impl AppState {
         E: Into<ApiError> + Send + 'static,
     {
         let bounded = tokio::time::timeout(deadline, use_case(self.shop.clone()));
-        match self.runtime.spawn(outcome::watch(bounded)).await {
+        // The use case runs in the request's trace context and log span.
+        let scoped = scope::run(crate::trace::current(), bounded).instrument(tracing::Span::current());
+        match self.runtime.spawn(scoped).await {
             Ok((Ok(outcome), _)) => outcome.map_err(Into::into),
             Ok((Err(_), in_doubt)) if in_doubt && effect == Effect::Writes => {
                 tracing::warn!(?deadline, "a request's write passed its deadline before its outcome was known");

@@ -11,6 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::extract::{json_config, path_config, problem_for_every_error, query_config};
 use crate::idempotency;
 use crate::metrics::{Metrics, track};
+use crate::trace;
 
 use crate::operations::{self, operations};
 use crate::routing::{RouteTable, head_as_get, unmatched};
@@ -64,7 +65,8 @@ pub fn serve(
             .wrap(from_fn(idempotency::fingerprint))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<trace::TracedRootSpan>::new())
+            .wrap(from_fn(trace::trace_context))
     })
     .listen(listener)?
     .disable_signals()

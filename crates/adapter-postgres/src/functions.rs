@@ -14,7 +14,8 @@ use diesel::pg::sql_types::Record;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, SmallInt, Text, Timestamptz};
 
 /// The row `lock_due_event` returns.
-pub(crate) type DueEventRecord = Record<(Text, BigInt, BigInt, Text, BigInt, Nullable<Timestamptz>, Integer)>;
+pub(crate) type DueEventRecord =
+    Record<(Text, BigInt, BigInt, Text, BigInt, Nullable<Timestamptz>, Integer, Nullable<Text>)>;
 
 /// The row `issue_coupon` returns.
 pub(crate) type IssueRecord = Record<(
@@ -86,13 +87,14 @@ extern "SQL" {
     fn delete_expired_idempotency_keys(ttl_secs: BigInt, batch: BigInt) -> BigInt;
 
     /// The oldest due outbox event that can be acted on, locked (migration
-    /// `order_lifecycle`): kind, order, user, status, payment amount, refund instant,
-    /// attempts.
+    /// `outbox_traceparent`): kind, order, user, status, payment amount, refund
+    /// instant, attempts, the trace of the request that caused it.
     fn lock_due_event(due_by: Timestamptz) -> DueEventRecord;
 
     /// Opens a send of a payment of the order by its user, if it is `NOT_PAID`
-    /// (migration `void_recorded_before_the_send`): whether it did.
-    fn open_payment_send(placed: BigInt, buyer: BigInt, moment: Timestamptz) -> Bool;
+    /// (migrations `void_recorded_before_the_send`, `outbox_traceparent`: with the
+    /// payment's trace): whether it did.
+    fn open_payment_send(placed: BigInt, buyer: BigInt, moment: Timestamptz, trace: Nullable<Text>) -> Bool;
 
     /// Closes one send of a payment of the order that certainly did not reach the
     /// platform.

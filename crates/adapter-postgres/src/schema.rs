@@ -91,6 +91,7 @@ diesel::table! {
         attempts -> Int4,
         next_attempt_at -> Timestamptz,
         sends_in_doubt -> Int4,
+        traceparent -> Nullable<Text>,
     }
 }
 

@@ -118,7 +118,7 @@ impl UnitOfWork for PgUnitOfWork {
 /// statement or its `COMMIT` is in flight. Then its connection is closed, never given
 /// back to the pool (it would answer the abandoned statement to the next user, or hold
 /// its locks), and a write that may have been applied is reported with
-/// [`application::outcome::write_in_doubt`].
+/// [`application::scope::write_in_doubt`].
 pub(crate) struct PgWork {
     /// Always `Some` until the work is discarded or dropped.
     conn: Option<Object<AsyncPgConnection>>,
@@ -176,7 +176,7 @@ impl Drop for PgWork {
     fn drop(&mut self) {
         let in_flight = self.flight.now();
         if in_flight == InFlight::MayApply {
-            application::outcome::write_in_doubt();
+            application::scope::write_in_doubt();
         }
         // A transaction left open would hand its locks to the pool, a statement in
         // flight its answer: close the connection; PostgreSQL rolls back what was not
@@ -297,7 +297,7 @@ mod tests {
         let before = pool.status();
         let kept = before.size + usize::from(before.available == 0);
         let (outcome, in_doubt) =
-            application::outcome::watch(tokio::time::timeout(std::time::Duration::from_millis(300), write)).await;
+            application::scope::run(None, tokio::time::timeout(std::time::Duration::from_millis(300), write)).await;
         assert!(outcome.is_err(), "the write waited on the lock: {outcome:?}");
         (in_doubt, pool.status().size, kept)
     }
@@ -345,7 +345,7 @@ mod tests {
 
         // A work that ends normally gives its connection back and leaves nothing in doubt.
         let before = f.pool.status();
-        let ((), in_doubt) = application::outcome::watch(async {
+        let ((), in_doubt) = application::scope::run(None, async {
             let mut work = f.uow.begin().await.unwrap();
             work.users().set_balance(id, Balance::new(900).unwrap()).await.unwrap();
             work.commit().await.unwrap();

@@ -11,12 +11,13 @@
 
 pub mod idempotency;
 mod opaque_debug;
-pub mod outcome;
 mod paging;
 pub mod ports;
 pub mod resilience;
+pub mod scope;
 pub mod settings;
 pub mod shop;
+pub mod trace;
 pub mod usecases;
 
 pub use ports::Ports;

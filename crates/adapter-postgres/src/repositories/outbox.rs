@@ -1,5 +1,6 @@
 use application::StoreError;
 use application::ports::{DueEvent, OutboxEvent, OutboxRepository};
+use application::trace::TraceParent;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -24,10 +25,15 @@ fn event_from_text(text: &str) -> Result<OutboxEvent, StoreError> {
 }
 
 /// The row `lock_due_event` returns.
-type DueColumns = (String, i64, i64, String, i64, Option<DateTime<Utc>>, i32);
+type DueColumns = (String, i64, i64, String, i64, Option<DateTime<Utc>>, i32, Option<String>);
+
+/// The trace context of the current request, as stored with the events it causes.
+fn current_trace() -> Option<String> {
+    application::scope::traceparent().map(|trace| trace.to_string())
+}
 
 fn due_event(
-    (kind, order_id, user_id, status, payment_amount, refunded_at, attempts): DueColumns,
+    (kind, order_id, user_id, status, payment_amount, refunded_at, attempts, trace): DueColumns,
 ) -> Result<DueEvent, StoreError> {
     Ok(DueEvent {
         event: event_from_text(&kind)?,
@@ -37,6 +43,8 @@ fn due_event(
         payment_amount: money(payment_amount)?,
         refunded_at,
         attempts: u32::try_from(attempts).map_err(|e| corrupt("outbox attempts", e))?,
+        // A trace that does not read is only lost, not worth refusing the event for.
+        trace: trace.as_deref().and_then(TraceParent::parse),
     })
 }
 
@@ -51,6 +59,7 @@ impl OutboxRepository for PgWork {
                 outbox::next_attempt_at.eq(at),
                 // A void recorded as such stands for one send in doubt.
                 outbox::sends_in_doubt.eq(i32::from(event == OutboxEvent::PaymentVoided)),
+                outbox::traceparent.eq(current_trace()),
             ))
             .on_conflict_do_nothing()
             .execute(self.conn())
@@ -69,7 +78,7 @@ impl OutboxRepository for PgWork {
     }
 
     async fn open_send(&mut self, order: OrderId, user: UserId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        diesel::select(open_payment_send(order.get(), user.get(), at))
+        diesel::select(open_payment_send(order.get(), user.get(), at, current_trace()))
             .get_result(self.conn())
             .await
             .store_context("opening a payment's send")

@@ -11,6 +11,7 @@ use domain::user::{User, UserName};
 use domain::{CouponId, Money, OrderId, PaymentId, ProductId, UserId};
 
 use super::error::StoreError;
+use crate::trace::TraceParent;
 
 /// A ledger line to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,10 +326,13 @@ pub struct DueEvent {
     pub refunded_at: Option<DateTime<Utc>>,
     /// Deliveries tried so far.
     pub attempts: u32,
+    /// The trace of the request that caused the event, sent on with it.
+    pub trace: Option<TraceParent>,
 }
 
 /// The outbox: events recorded in a transaction and delivered after it committed, at
-/// least once. One row per event of an order: recording one twice keeps one.
+/// least once. One row per event of an order: recording one twice keeps one. An event
+/// keeps the trace context of the scope it was recorded in ([`crate::scope`]).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OutboxRepository: Send {

@@ -139,7 +139,10 @@ impl DeliverEvents {
                 pass.dropped += 1;
                 return outbox.remove(due.event, due.order_id).await;
             }
-            Action::Send(event) => self.data_platform.send(&event).await,
+            // In the trace of the request that caused the event, for the platform to see.
+            Action::Send(event) => {
+                crate::scope::run(due.trace, async { self.data_platform.send(&event).await }).await.0
+            }
         };
         self.settle(outbox, due, sent, now, pass).await
     }
@@ -201,6 +204,7 @@ mod tests {
             payment_amount: money(1_800),
             refunded_at: None,
             attempts,
+            trace: None,
         }
     }
 
@@ -278,6 +282,17 @@ mod tests {
             let relay = relay(first, 0, MockDataPlatform::new());
             assert_eq!(relay.execute(10).await.unwrap().dropped, 1, "{status:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_goes_out_in_the_trace_of_the_request_that_caused_it() {
+        let trace = crate::trace::TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let mut first = FakeWork::default();
+        first.outbox.expect_lock_due().return_once(move |_| Ok(Some(DueEvent { trace, ..due_refund() })));
+        first.outbox.expect_remove().times(1).returning(|_, _| Ok(()));
+        let mut platform = MockDataPlatform::new();
+        platform.expect_send().withf(move |_| crate::scope::traceparent() == trace).times(1).returning(|_| Ok(()));
+        assert_eq!(relay(first, 0, platform).execute(10).await.unwrap().delivered, 1);
     }
 
     #[tokio::test]

@@ -14,4 +14,5 @@ mod lifecycle;
 mod orders;
 mod payments;
 mod points;
+mod trace;
 mod voids;

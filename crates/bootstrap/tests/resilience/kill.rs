@@ -397,3 +397,89 @@ pub async fn drain_on_sigterm() {
     assert!(signalled.elapsed() >= Duration::from_millis(1_500), "not before the drain ended");
     assert!(status("/health/live").await.is_none(), "the listener is closed");
 }
+
+/// Every log line written while a request is handled carries its trace id — those of
+/// the HTTP layer and those of the use case, which runs on another runtime — and the
+/// logs are plain JSON, without terminal colour codes, when they go to a pipe.
+pub async fn logs_carry_the_trace() {
+    use tokio::io::AsyncReadExt;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let platform = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&platform).await;
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
+        .arg("serve")
+        .env("DATABASE_URL", db.url())
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("AUTH_JWT_SECRET", USER_TOKEN_SECRET)
+        .env("DATA_PLATFORM_URL", platform.uri())
+        .env("SHUTDOWN_DRAIN_MS", "0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(ready(&base).await);
+    let client = client();
+    let user =
+        post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone();
+    let product = post(&client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 10, "stock": 5}))
+        .await
+        .unwrap()["productId"]
+        .clone();
+    post_as(&client, Some(&user), format!("{base}/api/v1/points/{user}"), json!({"amount": 100})).await.unwrap();
+    let order = post_as(
+        &client,
+        Some(&user),
+        format!("{base}/api/v1/orders"),
+        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await
+    .unwrap()["orderId"]
+        .clone();
+    // The platform refuses with a 500: the payment is rolled back, with warnings logged
+    // by the use case (main runtime) and by the data platform's adapter.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let refused = client
+        .post(format!("{base}/api/v1/payments"))
+        .bearer_auth(token(user.as_i64().unwrap()))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": user, "orderId": order}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut output = String::new();
+    let mut stdout = server.stdout.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_string(&mut output)).await.unwrap().unwrap();
+    let _ = server.wait().await;
+
+    assert!(!output.contains('\u{1b}'), "no terminal colour codes in piped logs");
+    let lines: Vec<Value> =
+        output.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
+    let traced: Vec<&Value> = lines.iter().filter(|line| line.to_string().contains(trace_id)).collect();
+    let warnings: Vec<&&Value> = traced.iter().filter(|line| line["level"] == "WARN").collect();
+    assert!(
+        warnings.iter().any(|line| line["target"].as_str().is_some_and(|t| t.starts_with("adapter_data_platform"))),
+        "the data platform adapter's warning carries the trace: {traced:#?}\n{output}"
+    );
+    // Every line written inside a request's span carries a trace id.
+    for line in &lines {
+        let in_request =
+            line["spans"].as_array().is_some_and(|spans| spans.iter().any(|s| s["name"] == "HTTP request"));
+        if in_request {
+            let id = line["spans"][0]["trace_id"].as_str().unwrap_or_default();
+            assert_eq!(id.len(), 32, "{line}");
+        }
+    }
+}

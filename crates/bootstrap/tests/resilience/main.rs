@@ -393,6 +393,12 @@ async fn sigterm_drains_readiness_first_serving_everything_else_then_stops_clean
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_log_line_of_a_request_carries_its_trace_id_and_piped_logs_have_no_colour_codes() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    kill::logs_carry_the_trace().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_stop_signal_exits_at_once_abandoning_what_is_in_flight() {
     let _one = ONE_AT_A_TIME.lock().await;
     kill::second_signal().await;
