@@ -75,6 +75,26 @@ pub struct Load {
     applied: Mutex<HashMap<i64, Applied>>,
 }
 
+/// One request as the clients send it (and send it again, the same, on a failure).
+struct Call<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    token: Option<&'a str>,
+    body: Option<&'a Value>,
+    key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    fn get(path: &'a str, token: Option<&'a str>) -> Self {
+        Self { method: reqwest::Method::GET, path, token, body: None, key: None }
+    }
+
+    /// A keyed POST as a user.
+    fn post(path: &'a str, token: &'a str, body: &'a Value, key: &'a str) -> Self {
+        Self { method: reqwest::Method::POST, path, token: Some(token), body: Some(body), key: Some(key) }
+    }
+}
+
 /// How one attempt ended.
 enum Attempt {
     Ok(Value),
@@ -131,20 +151,16 @@ impl Load {
             let key = format!("drill-{id}-{step}");
             match step % 4 {
                 0 => {
-                    self.call(reqwest::Method::GET, "/api/v1/products?limit=20", None, None, None).await;
+                    self.call(Call::get("/api/v1/products?limit=20", None)).await;
                 }
                 1 => {
                     let path = format!("/api/v1/points/{}", user.id);
-                    self.call(reqwest::Method::GET, &path, Some(&user.token), None, None).await;
+                    self.call(Call::get(&path, Some(&user.token))).await;
                 }
                 2 => {
                     let path = format!("/api/v1/points/{}", user.id);
                     let body = json!({"amount": 100});
-                    if self
-                        .call(reqwest::Method::POST, &path, Some(&user.token), Some(&body), Some(&key))
-                        .await
-                        .is_some()
-                    {
+                    if self.call(Call::post(&path, &user.token, &body, &key)).await.is_some() {
                         self.record(user.id, |a| a.charged += 100);
                     }
                 }
@@ -158,20 +174,14 @@ impl Load {
         let product = self.products[step % self.products.len()];
         let body = json!({"userId": user.id, "items": [{"productId": product, "quantity": 1}]});
         let order_key = format!("{key}-order");
-        let Some(order) =
-            self.call(reqwest::Method::POST, "/api/v1/orders", Some(&user.token), Some(&body), Some(&order_key)).await
-        else {
+        let Some(order) = self.call(Call::post("/api/v1/orders", &user.token, &body, &order_key)).await else {
             return;
         };
         self.record(user.id, |a| a.orders += 1);
         let Some(order) = order["orderId"].as_i64() else { return };
         let body = json!({"userId": user.id, "orderId": order});
         let pay_key = format!("{key}-pay");
-        if self
-            .call(reqwest::Method::POST, "/api/v1/payments", Some(&user.token), Some(&body), Some(&pay_key))
-            .await
-            .is_some()
-        {
+        if self.call(Call::post("/api/v1/payments", &user.token, &body, &pay_key)).await.is_some() {
             self.record(user.id, |a| a.payments += 1);
         }
     }
@@ -184,17 +194,10 @@ impl Load {
 
     /// Sends a request; on a failure, sends it again with the same key until it
     /// succeeds (or [`RETRY_FOR`] passes). Returns the successful body.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> Option<Value> {
+    async fn call(&self, call: Call<'_>) -> Option<Value> {
         let phase = self.phase.load(Ordering::SeqCst);
         let started = Instant::now();
-        let first = self.attempt(&method, path, token, body, key).await;
+        let first = self.attempt(&call).await;
         let took = started.elapsed();
         let (result, conflict, failure) = match first {
             Attempt::Ok(value) => (Some(value), None, None),
@@ -203,7 +206,7 @@ impl Load {
         };
         let resolved = match &failure {
             None => None,
-            Some(_) => Some(self.retry(&method, path, token, body, key).await),
+            Some(_) => Some(self.retry(&call).await),
         };
         if let Ok(mut tallies) = self.tallies.lock()
             && let Some(tally) = tallies.get_mut(phase)
@@ -230,18 +233,11 @@ impl Load {
         result.or(resolved.flatten())
     }
 
-    async fn retry(
-        &self,
-        method: &reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> Option<Value> {
+    async fn retry(&self, call: &Call<'_>) -> Option<Value> {
         let started = Instant::now();
         while started.elapsed() < RETRY_FOR {
             tokio::time::sleep(RETRY_PAUSE).await;
-            match self.attempt(method, path, token, body, key).await {
+            match self.attempt(call).await {
                 Attempt::Ok(value) => return Some(value),
                 Attempt::Conflict(_) => return None,
                 Attempt::Failed(..) => {}
@@ -250,22 +246,15 @@ impl Load {
         None
     }
 
-    async fn attempt(
-        &self,
-        method: &reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> Attempt {
-        let mut request = self.client.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(token) = token {
+    async fn attempt(&self, call: &Call<'_>) -> Attempt {
+        let mut request = self.client.request(call.method.clone(), format!("{}{}", self.base, call.path));
+        if let Some(token) = call.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
+        if let Some(body) = call.body {
             request = request.json(body);
         }
-        if let Some(key) = key {
+        if let Some(key) = call.key {
             request = request.header("Idempotency-Key", key);
         }
         let Ok(response) = request.timeout(Duration::from_secs(30)).send().await else {

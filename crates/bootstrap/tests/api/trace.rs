@@ -62,26 +62,30 @@ async fn received(platform: &MockServer, kind: &str) -> Vec<wiremock::Request> {
     all.into_iter().filter(|r| r.body_json::<Value>().is_ok_and(|b| b["type"] == kind)).collect()
 }
 
+/// A user with 5,000 points and their unpaid order of one product at 1,000.
+async fn unpaid_order(app: &TestApp) -> (i64, i64) {
+    let user = app.create_user().await;
+    let product = app.create_product(1_000, 5).await;
+    assert_eq!(app.charge(user, 5_000).await.status, 200);
+    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
+    (user, order)
+}
+
+/// The user's payment of the order, sent with the caller's `traceparent`.
+async fn pay_in_the_callers_trace(app: &TestApp, user: i64, order: i64) -> crate::helpers::Reply {
+    let request = app.client.post(app.url("/api/v1/payments")).bearer_auth(token(user));
+    let body = json!({"userId": user, "orderId": order});
+    app.send(request.header("traceparent", traceparent()).json(&body)).await
+}
+
 #[tokio::test]
 async fn a_payment_and_its_refund_reach_the_platform_in_the_trace_of_their_requests() {
     let platform = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
     let url = platform.uri();
     let app = TestApp::spawn_with(&[("DATA_PLATFORM_URL", &url)]).await;
-    let user = app.create_user().await;
-    let product = app.create_product(1_000, 5).await;
-    assert_eq!(app.charge(user, 5_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
-
-    let paid = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/payments"))
-                .bearer_auth(token(user))
-                .header("traceparent", traceparent())
-                .json(&json!({"userId": user, "orderId": order})),
-        )
-        .await;
+    let (user, order) = unpaid_order(&app).await;
+    let paid = pay_in_the_callers_trace(&app, user, order).await;
     assert_eq!(paid.status, 201, "{}", paid.body);
     let sent = received(&platform, "ORDER_PAID").await;
     assert_eq!(sent.len(), 1);
@@ -119,19 +123,8 @@ async fn a_void_reaches_the_platform_in_the_trace_of_the_payment_it_voids() {
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
     let url = platform.uri();
     let app = TestApp::spawn_with(&[("DATA_PLATFORM_URL", &url)]).await;
-    let user = app.create_user().await;
-    let product = app.create_product(1_000, 5).await;
-    assert_eq!(app.charge(user, 5_000).await.status, 200);
-    let order = app.order(user, None, &[(product, 1)]).await.body["orderId"].as_i64().unwrap();
-    let refused = app
-        .send(
-            app.client
-                .post(app.url("/api/v1/payments"))
-                .bearer_auth(token(user))
-                .header("traceparent", traceparent())
-                .json(&json!({"userId": user, "orderId": order})),
-        )
-        .await;
+    let (user, order) = unpaid_order(&app).await;
+    let refused = pay_in_the_callers_trace(&app, user, order).await;
     refused.assert_problem(503, "DATA_PLATFORM_UNAVAILABLE");
     let cancelled = app.post(&format!("/api/v1/orders/{order}/cancel"), &json!({"userId": user})).await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);

@@ -63,6 +63,28 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Valu
     post_as(client, None, url, body).await
 }
 
+/// A user with 100 points and an unpaid order of one product at 10, created through
+/// the API of the instance at `base`: (user id, order id).
+async fn user_with_an_unpaid_order(client: &reqwest::Client, base: &str) -> (Value, Value) {
+    let user =
+        post(client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone();
+    let product = post(client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 10, "stock": 5}))
+        .await
+        .unwrap()["productId"]
+        .clone();
+    post_as(client, Some(&user), format!("{base}/api/v1/points/{user}"), json!({"amount": 100})).await.unwrap();
+    let order = post_as(
+        client,
+        Some(&user),
+        format!("{base}/api/v1/orders"),
+        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await
+    .unwrap()["orderId"]
+        .clone();
+    (user, order)
+}
+
 pub async fn run() {
     let db = TestDatabase::new().await.unwrap();
     let port = free_port();
@@ -232,22 +254,7 @@ pub async fn second_signal() {
     let mut server = start_with(db.url(), port, &vars);
     assert!(ready(&base).await);
     let client = client();
-    let user =
-        post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone();
-    let product = post(&client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 10, "stock": 5}))
-        .await
-        .unwrap()["productId"]
-        .clone();
-    post_as(&client, Some(&user), format!("{base}/api/v1/points/{user}"), json!({"amount": 100})).await.unwrap();
-    let order = post_as(
-        &client,
-        Some(&user),
-        format!("{base}/api/v1/orders"),
-        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
-    )
-    .await
-    .unwrap()["orderId"]
-        .clone();
+    let (user, order) = user_with_an_unpaid_order(&client, &base).await;
     // A payment that will wait 20 s on the platform.
     let paying = tokio::spawn({
         let (client, base, user) = (client.clone(), base.clone(), user.clone());
@@ -428,22 +435,7 @@ pub async fn logs_carry_the_trace() {
         .unwrap();
     assert!(ready(&base).await);
     let client = client();
-    let user =
-        post(&client, format!("{base}/api/v1/admin/users"), json!({"name": "u"})).await.unwrap()["userId"].clone();
-    let product = post(&client, format!("{base}/api/v1/admin/products"), json!({"name": "p", "price": 10, "stock": 5}))
-        .await
-        .unwrap()["productId"]
-        .clone();
-    post_as(&client, Some(&user), format!("{base}/api/v1/points/{user}"), json!({"amount": 100})).await.unwrap();
-    let order = post_as(
-        &client,
-        Some(&user),
-        format!("{base}/api/v1/orders"),
-        json!({"userId": user, "items": [{"productId": product, "quantity": 1}]}),
-    )
-    .await
-    .unwrap()["orderId"]
-        .clone();
+    let (user, order) = user_with_an_unpaid_order(&client, &base).await;
     // The platform refuses with a 500: the payment is rolled back, with warnings logged
     // by the use case (main runtime) and by the data platform's adapter.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

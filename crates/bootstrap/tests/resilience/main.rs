@@ -252,17 +252,30 @@ async fn an_order_that_cannot_be_expired_does_not_stop_the_others_from_expiring(
     assert_eq!(app.stock(product).await, 10);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it_heals() {
-    let _one = ONE_AT_A_TIME.lock().await;
+/// An instance on a database of its own reached through a [`Proxy`], with
+/// `DATABASE_STATEMENT_TIMEOUT_MS` as given: the database (dropped last), the proxy,
+/// and what [`TestApp::start_on`] returns.
+async fn behind_a_proxy(
+    statement_timeout_ms: &str,
+) -> (
+    adapter_postgres::testing::TestDatabase,
+    Proxy,
+    (String, actix_web::dev::ServerHandle, tokio::task::JoinHandle<anyhow::Result<()>>),
+) {
     let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
     let url = url::Url::parse(db.url()).unwrap();
     let proxy = Proxy::start(url.port().unwrap_or(5432)).await;
     let mut via_proxy = url.clone();
     via_proxy.set_port(Some(proxy.port)).unwrap();
+    let app = TestApp::start_on(via_proxy.as_str(), &[("DATABASE_STATEMENT_TIMEOUT_MS", statement_timeout_ms)]).await;
+    (db, proxy, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_database_answers_503_promptly_and_the_service_recovers_once_it_heals() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // The pool's own wait stays at its default (5 s): the request's deadline covers it.
-    let (address, handle, stopped) =
-        TestApp::start_on(via_proxy.as_str(), &[("DATABASE_STATEMENT_TIMEOUT_MS", "2000")]).await;
+    let (_db, proxy, (address, handle, stopped)) = behind_a_proxy("2000").await;
     let client = crate::helpers::client();
     let user = new_user(&client, &address).await;
     let charge = async || {
@@ -322,14 +335,8 @@ async fn answer(response: reqwest::Response, at: Instant) -> (u16, String, bool,
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deadline_while_a_write_or_its_commit_is_in_flight_answers_outcome_unknown_and_closes_that_connection() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let db = adapter_postgres::testing::TestDatabase::new().await.unwrap();
-    let url = url::Url::parse(db.url()).unwrap();
-    let proxy = Proxy::start(url.port().unwrap_or(5432)).await;
-    let mut via_proxy = url.clone();
-    via_proxy.set_port(Some(proxy.port)).unwrap();
     // The request's deadline: 1 s statement timeout + 1 s.
-    let (address, handle, stopped) =
-        TestApp::start_on(via_proxy.as_str(), &[("DATABASE_STATEMENT_TIMEOUT_MS", "1000")]).await;
+    let (_db, proxy, (address, handle, stopped)) = behind_a_proxy("1000").await;
     let client = crate::helpers::client();
     let user = new_user(&client, &address).await;
     let charge = async |amount: i64, key: Option<&str>| {
