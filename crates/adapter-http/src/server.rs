@@ -65,8 +65,8 @@ pub fn serve(
             .wrap(from_fn(idempotency::fingerprint))
             .wrap(problem_for_every_error())
             .wrap(from_fn(track))
-            .wrap(TracingLogger::<trace::TracedRootSpan>::new())
             .wrap(from_fn(trace::trace_context))
+            .wrap(TracingLogger::<trace::TracedRootSpan>::new())
     })
     .listen(listener)?
     .disable_signals()

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use tracing::Span;
 
 /// What is in flight on a connection now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +47,29 @@ impl InFlight {
 
 /// The instrumentation every pooled connection carries. diesel owns it; the work that
 /// holds the connection reads what it publishes through a [`FlightWatch`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Flight {
     published: Arc<AtomicU8>,
+    /// The statement in flight, as a span (target `sql`, level TRACE: only an exporter
+    /// of spans enables it; otherwise it costs nothing).
+    statement: Span,
     in_transaction: bool,
     /// The outermost transaction's `COMMIT` is the next statement.
     committing: bool,
     /// The outermost transaction ends with the next statement's answer.
     ending: bool,
+}
+
+impl Default for Flight {
+    fn default() -> Self {
+        Self {
+            published: Arc::default(),
+            statement: Span::none(),
+            in_transaction: false,
+            committing: false,
+            ending: false,
+        }
+    }
 }
 
 impl Instrumentation for Flight {
@@ -65,13 +81,22 @@ impl Instrumentation for Flight {
                 self.ending = true;
             }
             InstrumentationEvent::RollbackTransaction { depth, .. } if depth.get() == 1 => self.ending = true,
-            InstrumentationEvent::StartQuery { .. } => {
+            InstrumentationEvent::StartQuery { query, .. } => {
                 let in_flight =
                     if self.in_transaction && !self.committing { InFlight::Discardable } else { InFlight::MayApply };
                 self.published.store(in_flight.encode(), Ordering::Release);
+                self.statement = tracing::trace_span!(target: "sql", "statement", db.system = "postgresql", db.statement = tracing::field::Empty);
+                if !self.statement.is_disabled() {
+                    // The SQL without its bind values (amounts, ids, keys stay out of traces).
+                    let text = query.to_string();
+                    let sql = text.split(" -- binds:").next().unwrap_or_default();
+                    self.statement.record("db.statement", sql);
+                }
             }
             InstrumentationEvent::FinishQuery { .. } => {
                 self.published.store(InFlight::Nothing.encode(), Ordering::Release);
+                // Closes the statement's span.
+                self.statement = Span::none();
                 if self.ending {
                     // Committed, rolled back or failed: the server's transaction is over.
                     self.in_transaction = false;

@@ -19,6 +19,23 @@ impl TraceParent {
         (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, parent_id: span_id, flags: 1 })
     }
 
+    /// A context from its parts, as an exporter assigned them; `None` for all-zero ids.
+    pub fn of(trace_id: [u8; 16], span_id: [u8; 8], flags: u8) -> Option<Self> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, parent_id: span_id, flags })
+    }
+
+    pub const fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    pub const fn parent_id_bytes(&self) -> [u8; 8] {
+        self.parent_id
+    }
+
+    pub const fn flags(&self) -> u8 {
+        self.flags
+    }
+
     /// The same trace one span further: `span_id` (not all zeros) becomes the parent of
     /// what this span calls.
     #[must_use]

@@ -52,6 +52,11 @@ pub struct Config {
     pub max_unpaid_orders_per_user: u32,
     /// After SIGTERM: how long readiness answers 503 before the listener closes.
     pub shutdown_drain: Duration,
+    /// Where spans are exported over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, without
+    /// a trailing slash); none when unset.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (`OTEL_SERVICE_NAME`).
+    pub service_name: String,
 }
 
 /// How log lines are written.
@@ -112,6 +117,8 @@ impl std::fmt::Debug for Config {
             .field("idempotency_key_ttl", &self.idempotency_key_ttl)
             .field("max_unpaid_orders_per_user", &self.max_unpaid_orders_per_user)
             .field("shutdown_drain", &self.shutdown_drain)
+            .field("otlp_endpoint", &self.otlp_endpoint.as_ref().map(|_| "***"))
+            .field("service_name", &self.service_name)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +220,17 @@ pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, Confi
         idempotency_key_ttl: Duration::from_secs(number("IDEMPOTENCY_KEY_TTL_SECS", 86_400, 60..=2_592_000)?),
         max_unpaid_orders_per_user: u32::try_from(number("MAX_UNPAID_ORDERS_PER_USER", 5, 1..=1_000)?).unwrap_or(5),
         shutdown_drain: Duration::from_millis(number("SHUTDOWN_DRAIN_MS", 3_000, 0..=300_000)?),
+        otlp_endpoint: non_empty("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|raw| {
+                let endpoint = raw.trim().trim_end_matches('/').to_owned();
+                let host = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
+                match host {
+                    Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(endpoint),
+                    _ => Err(error("OTEL_EXPORTER_OTLP_ENDPOINT", "expected an http:// or https:// URL with a host")),
+                }
+            })
+            .transpose()?,
+        service_name: non_empty("OTEL_SERVICE_NAME").map_or_else(|| "ecommerce".to_owned(), |n| n.trim().to_owned()),
     })
 }
 
@@ -385,6 +403,15 @@ mod tests {
         assert_eq!(config.idempotency_key_ttl, Duration::from_secs(86_400));
         assert_eq!(config.max_unpaid_orders_per_user, 5);
         assert_eq!(config.shutdown_drain, Duration::from_secs(3));
+        assert_eq!(config.otlp_endpoint, None, "nothing is exported unless asked");
+        assert_eq!(config.service_name, "ecommerce");
+        let exporting = super::from_lookup(|name| match name {
+            "DATABASE_URL" => Some("postgres://localhost/shop".to_owned()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318/".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(exporting.otlp_endpoint.as_deref(), Some("http://collector:4318"));
     }
 
     #[test]
@@ -420,6 +447,7 @@ mod tests {
             ("IDEMPOTENCY_KEY_TTL_SECS", "59"),
             ("MAX_UNPAID_ORDERS_PER_USER", "0"),
             ("SHUTDOWN_DRAIN_MS", "300001"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ] {
             let error = config(&[DB, (variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable);

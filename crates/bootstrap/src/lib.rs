@@ -6,6 +6,7 @@ mod bulkhead;
 pub mod config;
 mod jobs;
 mod observability;
+pub mod telemetry;
 
 use std::net::TcpListener;
 use std::sync::Arc;

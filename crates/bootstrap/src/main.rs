@@ -1,7 +1,5 @@
 //! `ecommerce`: serve the shop, migrate its database, or load the demo catalog.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use bootstrap::{Application, config};
 use clap::{Parser, Subcommand};
@@ -49,12 +47,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    // Colour codes only for a person at a terminal: a file or the journal gets plain text.
-    let logs = tracing_subscriber::fmt().with_env_filter(log_filter).with_ansi(std::io::stdout().is_terminal());
-    match config.log_format {
-        config::LogFormat::Text => logs.init(),
-        config::LogFormat::Json => logs.json().init(),
-    }
+    let spans = match bootstrap::telemetry::init(&config, log_filter) {
+        Ok(spans) => spans,
+        Err(error) => {
+            eprintln!("ecommerce: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     if let (Command::Serve, Err(error)) = (&cli.command, config.require_user_tokens()) {
         eprintln!("ecommerce: {error}");
         return std::process::ExitCode::from(2);
@@ -66,7 +65,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, &config)) {
+    let outcome = runtime.block_on(run(cli.command, &config));
+    // The spans still buffered go out before the process ends.
+    if let Some(spans) = spans
+        && let Err(error) = spans.shutdown()
+    {
+        eprintln!("ecommerce: exporting the last spans failed: {error}");
+    }
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ecommerce: {error:#}");

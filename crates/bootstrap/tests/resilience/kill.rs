@@ -475,3 +475,61 @@ pub async fn logs_carry_the_trace() {
         }
     }
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans of a request — the request, its use
+/// case, its SQL statements — reach an OTLP/HTTP receiver in the caller's trace, and the
+/// span the data platform is told is the parent of its event is one of them.
+pub async fn spans_exported_over_otlp() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/traces")).respond_with(ResponseTemplate::new(200)).mount(&receiver).await;
+    let platform = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&platform).await;
+    let db = TestDatabase::new().await.unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (receiver_url, platform_url) = (receiver.uri(), platform.uri());
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver_url.as_str()),
+        ("DATA_PLATFORM_URL", platform_url.as_str()),
+        ("SHUTDOWN_DRAIN_MS", "0"),
+    ];
+    let mut server = start_with(db.url(), port, &vars);
+    assert!(ready(&base).await);
+    let client = client();
+    let (user, order) = user_with_an_unpaid_order(&client, &base).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let payment = client
+        .post(format!("{base}/api/v1/payments"))
+        .bearer_auth(token(user.as_i64().unwrap()))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": user, "orderId": order}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), 201);
+    // Stopping flushes what the exporter still buffers.
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), server.wait()).await.expect("stops").unwrap();
+    assert!(exit.success());
+
+    let exports = receiver.received_requests().await.unwrap_or_default();
+    assert!(!exports.is_empty(), "spans were exported");
+    assert!(exports.iter().all(|r| r.headers.get("content-type").is_some_and(|v| v == "application/x-protobuf")));
+    let body: Vec<u8> = exports.iter().flat_map(|r| r.body.clone()).collect();
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let bytes = |hex: &str| -> Vec<u8> {
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    };
+    assert!(contains(&bytes(trace_id)), "the request's spans are in the caller's trace");
+    for name in [&b"POST /api/v1/payments"[..], b"execute_keyed", b"statement", b"ecommerce"] {
+        assert!(contains(name), "a span or resource named {:?} was exported", String::from_utf8_lossy(name));
+    }
+    let sent = platform.received_requests().await.unwrap_or_default();
+    let header = sent[0].headers.get("traceparent").unwrap().to_str().unwrap().to_owned();
+    let parent = header.split('-').nth(2).unwrap().to_owned();
+    assert!(contains(&bytes(&parent)), "the platform's parent span {parent} is an exported span");
+}

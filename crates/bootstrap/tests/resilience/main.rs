@@ -406,6 +406,12 @@ async fn every_log_line_of_a_request_carries_its_trace_id_and_piped_logs_have_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_an_otlp_endpoint_the_spans_of_a_request_are_exported_in_its_trace() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    kill::spans_exported_over_otlp().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_stop_signal_exits_at_once_abandoning_what_is_in_flight() {
     let _one = ONE_AT_A_TIME.lock().await;
     kill::second_signal().await;
