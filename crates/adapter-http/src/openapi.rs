@@ -2,10 +2,11 @@
 //! what is said once for the whole API, and the operations come from the same list
 //! that registers their routes (`operations::operations`).
 
-use utoipa::openapi::RefOr;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::problem::Problem;
@@ -87,6 +88,36 @@ impl Modify for ReplayHeader {
                 if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
                     response.headers.insert("Idempotent-Replayed".to_owned(), header.clone());
                 }
+            }
+        }
+    }
+}
+
+/// Documents the optional `traceparent` request header (W3C Trace Context) on every
+/// operation: the request continues the caller's trace.
+pub(crate) struct TraceParentHeader;
+
+impl Modify for TraceParentHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let parameter = ParameterBuilder::new()
+            .name("traceparent")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "W3C Trace Context (`00-<trace id>-<parent id>-<flags>`): the request continues this trace. \
+                 Any value is accepted: one that does not read starts a new trace, as an absent one does. \
+                 The trace id is in every problem's `traceId`.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .examples(["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]),
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                operation.parameters.get_or_insert_with(Vec::new).push(parameter.clone());
             }
         }
     }

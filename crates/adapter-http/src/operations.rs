@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::openapi::{ApiDoc, ReplayHeader};
+use crate::openapi::{ApiDoc, ReplayHeader, TraceParentHeader};
 
 use crate::handlers::{admin, best_products, coupons, health, orders, payments, points, products};
 
@@ -31,6 +31,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(operations).split_for_parts();
     // After the operations are in: it reads their responses.
     ReplayHeader.modify(&mut document);
+    TraceParentHeader.modify(&mut document);
     document
 }
 
