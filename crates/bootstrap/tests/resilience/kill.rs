@@ -63,6 +63,28 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Option<Valu
     post_as(client, None, url, body).await
 }
 
+/// The trace id of the caller in the trace tests.
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// The user's payment of the order, sent in the caller's trace: the status.
+async fn pay_in_the_callers_trace(client: &reqwest::Client, base: &str, user: &Value, order: &Value) -> u16 {
+    let response = client
+        .post(format!("{base}/api/v1/payments"))
+        .bearer_auth(token(user.as_i64().unwrap()))
+        .header("traceparent", format!("00-{CALLER_TRACE}-00f067aa0ba902b7-01"))
+        .json(&json!({"userId": user, "orderId": order}))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// Sends SIGTERM to `server`, as a supervisor stopping it does.
+fn sigterm(server: &Child) {
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+}
+
 /// A user with 100 points and an unpaid order of one product at 10, created through
 /// the API of the instance at `base`: (user id, order id).
 async fn user_with_an_unpaid_order(client: &reqwest::Client, base: &str) -> (Value, Value) {
@@ -384,9 +406,8 @@ pub async fn drain_on_sigterm() {
     let fresh = || reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let status = async |path: &str| fresh().get(format!("{base}{path}")).send().await.ok().map(|r| r.status().as_u16());
 
-    let pid = server.id().unwrap().to_string();
     let signalled = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    sigterm(&server);
     let unready = eventually(Duration::from_millis(500), async || status("/health/ready").await == Some(503)).await;
     assert!(unready, "readiness answers 503 at once");
     let mut rounds = 0;
@@ -438,19 +459,8 @@ pub async fn logs_carry_the_trace() {
     let (user, order) = user_with_an_unpaid_order(&client, &base).await;
     // The platform refuses with a 500: the payment is rolled back, with warnings logged
     // by the use case (main runtime) and by the data platform's adapter.
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let refused = client
-        .post(format!("{base}/api/v1/payments"))
-        .bearer_auth(token(user.as_i64().unwrap()))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"userId": user, "orderId": order}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
-
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(pay_in_the_callers_trace(&client, &base, &user, &order).await, 503);
+    sigterm(&server);
     let mut output = String::new();
     let mut stdout = server.stdout.take().unwrap();
     tokio::time::timeout(Duration::from_secs(10), stdout.read_to_string(&mut output)).await.unwrap().unwrap();
@@ -459,7 +469,7 @@ pub async fn logs_carry_the_trace() {
     assert!(!output.contains('\u{1b}'), "no terminal colour codes in piped logs");
     let lines: Vec<Value> =
         output.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
-    let traced: Vec<&Value> = lines.iter().filter(|line| line.to_string().contains(trace_id)).collect();
+    let traced: Vec<&Value> = lines.iter().filter(|line| line.to_string().contains(CALLER_TRACE)).collect();
     let warnings: Vec<&&Value> = traced.iter().filter(|line| line["level"] == "WARN").collect();
     assert!(
         warnings.iter().any(|line| line["target"].as_str().is_some_and(|t| t.starts_with("adapter_data_platform"))),
@@ -500,19 +510,9 @@ pub async fn spans_exported_over_otlp() {
     assert!(ready(&base).await);
     let client = client();
     let (user, order) = user_with_an_unpaid_order(&client, &base).await;
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let payment = client
-        .post(format!("{base}/api/v1/payments"))
-        .bearer_auth(token(user.as_i64().unwrap()))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"userId": user, "orderId": order}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(payment.status(), 201);
+    assert_eq!(pay_in_the_callers_trace(&client, &base, &user, &order).await, 201);
     // Stopping flushes what the exporter still buffers.
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    sigterm(&server);
     let exit = tokio::time::timeout(Duration::from_secs(15), server.wait()).await.expect("stops").unwrap();
     assert!(exit.success());
 
@@ -524,7 +524,7 @@ pub async fn spans_exported_over_otlp() {
     let bytes = |hex: &str| -> Vec<u8> {
         (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
     };
-    assert!(contains(&bytes(trace_id)), "the request's spans are in the caller's trace");
+    assert!(contains(&bytes(CALLER_TRACE)), "the request's spans are in the caller's trace");
     for name in [&b"POST /api/v1/payments"[..], b"execute_keyed", b"statement", b"ecommerce"] {
         assert!(contains(name), "a span or resource named {:?} was exported", String::from_utf8_lossy(name));
     }
